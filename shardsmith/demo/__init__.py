@@ -1,0 +1,1 @@
+"""Sample data in the native layouts of each source, for `make demo` and tests."""

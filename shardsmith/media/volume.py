@@ -1,0 +1,268 @@
+"""Volumes (NIfTI, DICOM series) -> one canonical orientation, resampling, intensity windows.
+
+Conventions (every volumetric source goes through here, so they hold for all of them):
+
+* **Canonical orientation is LPS+** (the DICOM/ITK patient system): after
+  :func:`to_canonical` the image index axes (i, j, k) point as closely as possible to patient
+  Left, Posterior and Superior (``sitk.DICOMOrient(img, "LPS")``, a pure axis permutation/flip,
+  no interpolation). ``sitk.GetArrayFromImage`` then gives arrays indexed ``[z, y, x]`` with
+  z running inferior -> superior, y anterior -> posterior and x patient-right -> patient-left,
+  so an axial slice ``arr[z]`` is already in radiological display convention (anterior at the
+  top, the patient's right on the image's left).
+* NIfTI is read with nibabel (``get_best_affine`` semantics: sform when set, else qform, which
+  handles KiTS's ``sform_code=2, qform_code=0`` permuted affines) and converted to a SimpleITK
+  image by hand: RAS -> LPS flips the first two world axes, spacing is the column norm of the
+  affine, direction the normalised columns. Arrays are never transposed "by eye".
+* Resampling (:func:`resample`) keeps the physical extent (edge-aligned grids), uses linear
+  interpolation for intensities and nearest neighbour for label maps, and keeps the direction.
+* :func:`affine_zyx` gives the 4x4 matrix from array index ``(z, y, x, 1)`` to LPS world mm,
+  which is what the volumes table stores so a 3D loader can place every voxel in the world.
+
+Every failure raises :class:`VolumeError` with a short ``reason`` for quarantine tables.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+
+__all__ = [
+    "CANONICAL_ORIENTATION",
+    "CT_WINDOWS",
+    "VolumeError",
+    "Window",
+    "affine_zyx",
+    "check_finite",
+    "check_same_grid",
+    "ct_window",
+    "from_array",
+    "percentile_window",
+    "read_dicom_series",
+    "read_nifti",
+    "read_nifti_labels",
+    "resample",
+    "to_canonical",
+]
+
+CANONICAL_ORIENTATION = "LPS"
+_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
+GRID_TOLERANCE_MM = 1e-2  # image and label affines may differ by float noise, not by a voxel
+
+
+class VolumeError(Exception):
+    """A volume could not be used; ``reason`` is a short code (non_finite_voxels, label_shape_mismatch…)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.reason, str(self)))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _load_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        img = nib.load(str(path))
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types on truncated/corrupt files
+        raise VolumeError("unreadable_nifti", f"{path.name}: cannot read NIfTI ({exc.__class__.__name__}: {exc})") from exc
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.isfinite(affine).all():
+        raise VolumeError("bad_affine", f"{path.name}: affine has non-finite values")
+    return data, affine
+
+
+def from_array(arr_ijk: np.ndarray, affine_ras: np.ndarray, name: str = "<array>") -> sitk.Image:
+    """A SimpleITK image from a nibabel-ordered array ``[i, j, k]`` and its RAS affine."""
+    if arr_ijk.ndim != 3:
+        raise VolumeError("bad_dimensions", f"{name}: expected a 3D array, got shape {arr_ijk.shape}")
+    m = _RAS_TO_LPS @ affine_ras[:3, :3]
+    spacing = np.linalg.norm(m, axis=0)
+    if (spacing <= 0).any() or not np.isfinite(spacing).all():
+        raise VolumeError("bad_affine", f"{name}: affine has a zero-length axis (spacing {spacing.tolist()})")
+    direction = m / spacing
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-3):
+        raise VolumeError("sheared_affine", f"{name}: affine axes are not orthogonal (sheared volume)")
+    img = sitk.GetImageFromArray(np.ascontiguousarray(arr_ijk.transpose(2, 1, 0)))
+    img.SetSpacing([float(s) for s in spacing])
+    img.SetDirection([float(v) for v in direction.ravel()])
+    img.SetOrigin([float(v) for v in _RAS_TO_LPS @ affine_ras[:3, 3]])
+    return img
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """NaN/inf voxels would poison windows and resampling: reject the file instead."""
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise VolumeError("non_finite_voxels", f"{name}: {bad} voxels are NaN or infinite")
+
+
+def read_nifti(path: Path) -> tuple[list[sitk.Image], np.ndarray]:
+    """Intensity volume(s) as float32 SimpleITK images (one per channel of a 4D file) + the RAS affine."""
+    data, affine = _load_nifti(path)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim == 3:
+        chans = [data]
+    elif data.ndim == 4:
+        chans = [data[..., c] for c in range(data.shape[3])]
+    else:
+        raise VolumeError("bad_dimensions", f"{path.name}: expected a 3D or 4D image, got shape {data.shape}")
+    out = []
+    for c in chans:
+        arr = np.asarray(c, dtype=np.float32)
+        check_finite(arr, path.name)
+        out.append(from_array(arr, affine, path.name))
+    return out, affine
+
+
+def read_nifti_labels(path: Path) -> tuple[sitk.Image, np.ndarray]:
+    """An integer label map (uint8/uint16) + its RAS affine; fractional or negative values are errors."""
+    data, affine = _load_nifti(path)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise VolumeError("bad_dimensions", f"{path.name}: expected a 3D label map, got shape {data.shape}")
+    arr = np.asarray(data)
+    if np.issubdtype(arr.dtype, np.floating):
+        check_finite(arr, path.name)
+        rounded = np.rint(arr)
+        if np.abs(arr - rounded).max(initial=0.0) > 1e-3:
+            raise VolumeError("label_not_integer", f"{path.name}: label map has fractional values")
+        arr = rounded
+    if arr.size and arr.min() < 0:
+        raise VolumeError("label_negative", f"{path.name}: label map has negative values")
+    top = int(arr.max(initial=0))
+    dtype = np.uint8 if top <= 255 else np.uint16
+    if top > 65535:
+        raise VolumeError("label_out_of_range", f"{path.name}: label value {top} exceeds 65535")
+    return from_array(arr.astype(dtype), affine, path.name), affine
+
+
+def read_dicom_series(files: list[Path]) -> sitk.Image:
+    """A CT series (already sorted by position) as a float32 image in HU (modality LUT applied by GDCM)."""
+    if not files:
+        raise VolumeError("empty_series", "DICOM series has no files")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(f) for f in files])
+    try:
+        img = reader.Execute()
+    except RuntimeError as exc:
+        raise VolumeError("unreadable_dicom_series", f"cannot read DICOM series of {len(files)} files ({exc})") from exc
+    img = sitk.Cast(img, sitk.sitkFloat32)
+    check_finite(sitk.GetArrayViewFromImage(img), files[0].parent.name)
+    return img
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def check_same_grid(ref: sitk.Image, other: sitk.Image, what: str) -> None:
+    """Labels and extra sequences must share the image's voxel grid (shape first, then the world mapping)."""
+    if ref.GetSize() != other.GetSize():
+        raise VolumeError(
+            f"{what}_shape_mismatch",
+            f"{what} has voxel shape {list(other.GetSize())} but the image has {list(ref.GetSize())}",
+        )
+    for getter, label in ((sitk.Image.GetSpacing, "spacing"), (sitk.Image.GetOrigin, "origin"),
+                          (sitk.Image.GetDirection, "direction")):
+        a, b = np.asarray(getter(ref)), np.asarray(getter(other))
+        if not np.allclose(a, b, atol=GRID_TOLERANCE_MM):
+            raise VolumeError(
+                f"{what}_geometry_mismatch",
+                f"{what} {label} {np.round(b, 4).tolist()} differs from the image's {np.round(a, 4).tolist()}",
+            )
+
+
+def to_canonical(img: sitk.Image) -> sitk.Image:
+    """Reorient to LPS+ by permuting/flipping axes only (voxel values are untouched)."""
+    return sitk.DICOMOrient(img, CANONICAL_ORIENTATION)
+
+
+def affine_zyx(img: sitk.Image) -> np.ndarray:
+    """4x4 matrix mapping array index (z, y, x, 1) of ``GetArrayFromImage(img)`` to LPS world mm."""
+    d = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
+    m = d * np.asarray(img.GetSpacing(), dtype=np.float64)  # columns: world step per i, j, k
+    out = np.eye(4)
+    out[:3, :3] = m[:, ::-1]  # array order is (k, j, i)
+    out[:3, 3] = img.GetOrigin()
+    return out
+
+
+def resample(img: sitk.Image, spacing_mm: float | tuple[float, float, float], *, label: bool,
+             default: float = 0.0) -> sitk.Image:
+    """Resample onto an isotropic (or given x, y, z) grid covering the same physical extent."""
+    new_spacing = np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,))
+    old_spacing = np.asarray(img.GetSpacing(), dtype=np.float64)
+    old_size = np.asarray(img.GetSize(), dtype=np.float64)
+    new_size = np.maximum(1, np.round(old_size * old_spacing / new_spacing)).astype(int)
+    d = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
+    # Edge-aligned: the first voxel's outer corner stays where it was.
+    corner = np.asarray(img.GetOrigin()) - d @ (old_spacing / 2)
+    origin = corner + d @ (new_spacing / 2)
+    interp = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
+    return sitk.Resample(
+        img, [int(s) for s in new_size], sitk.Transform(), interp,
+        [float(v) for v in origin], [float(v) for v in new_spacing], img.GetDirection(),
+        float(default), img.GetPixelID(),
+    )
+
+
+# --------------------------------------------------------------------------- intensity
+
+
+@dataclass(frozen=True)
+class Window:
+    """Display range [lo, hi] and the words that go into a record's ``intensity``."""
+
+    lo: float
+    hi: float
+    description: str
+
+
+# Named CT presets (level, width) in HU; values follow common radiology practice.
+CT_WINDOWS: dict[str, tuple[float, float]] = {
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "soft_tissue": (40.0, 400.0),
+    "abdomen": (40.0, 400.0),
+    "liver": (60.0, 160.0),
+    "brain": (40.0, 80.0),
+    "bone": (400.0, 1800.0),
+}
+
+
+def ct_window(spec: str) -> Window:
+    """A named preset (``lung``, ``abdomen`` …) or ``"L,W"`` in HU."""
+    if spec in CT_WINDOWS:
+        level, width = CT_WINDOWS[spec]
+        name = spec
+    else:
+        try:
+            level, width = (float(v) for v in spec.split(","))
+        except ValueError:
+            raise ValueError(f"CT window {spec!r} is neither a preset {sorted(CT_WINDOWS)} nor 'level,width'") from None
+        name = "custom"
+    if width <= 0:
+        raise ValueError(f"CT window width must be positive, got {width}")
+    return Window(level - width / 2, level + width / 2, f"CT window {name} L{level:g} W{width:g} HU")
+
+
+def percentile_window(arr: np.ndarray, lo_pct: float, hi_pct: float, label: str = "MR") -> Window:
+    """Robust MR scaling from percentiles of the non-zero voxels of the whole volume (one range per volume,
+    so every slice of a sequence is scaled alike); zero background is excluded so it cannot dominate."""
+    values = arr[arr != 0]
+    if values.size == 0:
+        values = arr.ravel()
+    lo, hi = (float(v) for v in np.percentile(values, [lo_pct, hi_pct]))
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        hi = lo + 1.0
+    return Window(lo, hi, f"{label} percentile {lo_pct:g}-{hi_pct:g} of non-zero voxels per volume [{lo:.4g}, {hi:.4g}]")

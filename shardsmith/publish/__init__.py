@@ -1,0 +1,1 @@
+"""Release writer: Parquet + WebDataset shards, manifest, dataset card, validation results."""

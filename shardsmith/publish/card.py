@@ -1,0 +1,88 @@
+"""The dataset card (README.md) of a release, with the front matter Hugging Face reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shardsmith.schemas.vocabulary import load_vocabulary
+
+LICENCES = {
+    "vindr_cxr": "PhysioNet Credentialed Health Data License 1.5.0 (VinDr-CXR)",
+    "nih_cxr14": "NIH Clinical Center public release (no restrictions stated; cite Wang et al. 2017)",
+    "rsna_pneumonia": "RSNA Pneumonia Detection Challenge terms (Kaggle)",
+    "siim_acr": "SIIM-ACR Pneumothorax Segmentation terms (Kaggle)",
+    "chestx_det": "CC BY-NC-SA 4.0 (ChestX-Det annotations; images from NIH ChestX-ray14)",
+    "chexpert": "Stanford University School of Medicine CheXpert Dataset Research Use Agreement",
+    "ms_cxr": "PhysioNet Credentialed Health Data License 1.5.0 (MS-CXR over MIMIC-CXR-JPG)",
+    "msd": "CC BY-SA 4.0 (Medical Segmentation Decathlon)",
+    "brats": "BraTS challenge data terms (Synapse)",
+    "kits": "CC BY-NC-SA 4.0 (KiTS19 / KiTS23)",
+    "lidc_idri": "CC BY 3.0 (LIDC-IDRI, TCIA)",
+    "totalsegmentator": "CC BY 4.0 (TotalSegmentator)",
+    "werebench": "see the WereBench repository",
+    "werewolf_among_us": "Apache-2.0 (Werewolf Among Us)",
+    "werewolf_video": "your own recordings",
+}
+
+
+def _front_matter(manifest: dict) -> str:
+    lines = ["---", "configs:"]
+    for table, splits in manifest["row_counts"].items():
+        if not splits:
+            continue
+        lines += [f"- config_name: {table}", "  data_files:"]
+        for split in splits:
+            lines += [f"  - split: {split}", f"    path: data/{table}/{split}/*.parquet"]
+    lines += ["---", ""]
+    return "\n".join(lines)
+
+
+def render_card(manifest: dict, stats: dict[str, Any] | None = None) -> str:
+    stats = stats or {}
+    vocab = load_vocabulary()
+    out = [_front_matter(manifest)]
+    out.append(f"# shardsmith {manifest['collection']} release {manifest['version']}\n")
+    out.append(f"Content digest `{manifest['content_digest']}`; parent `{manifest.get('parent')}`; "
+               f"code {manifest['code_version']}; schemas {json.dumps(manifest['schema_versions'])}.\n")
+    out.append("## Rows\n\n| table | split | rows |\n| --- | --- | ---: |")
+    for table, splits in manifest["row_counts"].items():
+        for split, n in splits.items():
+            out.append(f"| {table} | {split} | {n} |")
+    sources = sorted(manifest.get("input_fingerprints", {}))
+    out.append("\n## Sources and licences\n\n| source | licence | input fingerprint |\n| --- | --- | --- |")
+    for s in sources:
+        out.append(f"| {s} | {LICENCES.get(s, 'see the source')} | `{manifest['input_fingerprints'][s][:16]}` |")
+    findings = stats.get("findings") or {}
+    targets = stats.get("targets") or {}
+    if findings or targets:
+        srcs = sorted({s for c in list(findings.values()) + list(targets.values()) for s in c})
+        out.append("\n## Labels (canonical vocabulary, per source)\n")
+        out.append("Present findings per source (targets in brackets).\n")
+        out.append("| label | parent | " + " | ".join(srcs) + " |")
+        out.append("| --- | --- | " + " | ".join("---:" for _ in srcs) + " |")
+        for label in sorted(set(findings) | set(targets)):
+            c = vocab.canonical.get(label)
+            cells = [f"{findings.get(label, {}).get(s, 0)} ({targets.get(label, {}).get(s, 0)})" for s in srcs]
+            out.append(f"| {label} | {c.parent if c and c.parent else ''} | " + " | ".join(cells) + " |")
+        out.append("\nSource label mapping:\n\n| source | source label | canonical | kind |\n| --- | --- | --- | --- |")
+        for m in vocab.source_rows():
+            if m.source in sources:
+                out.append(f"| {m.source} | {m.source_label} | {m.canonical or ''} | {m.kind} |")
+    out.append("""
+## How to load
+
+```python
+from shardsmith.loaders import open_release
+rel = open_release("RELEASES_ROOT", "%s")       # version="latest" by default
+rel.verify()                                  # re-hash every file against manifest.json
+df = rel.pandas("%s", split="train")
+for sample in rel.webdataset("%s", split="train"):
+    ...
+```
+
+or `datasets.load_dataset("parquet", data_dir="<release>/data/<table>")`; the front matter above
+lists the Parquet files per split for `load_dataset("<release folder>")`.
+""" % (manifest["collection"], next(iter(manifest["row_counts"]), "records"),
+       next(iter(manifest["row_counts"]), "records")))
+    return "\n".join(out)

@@ -1,0 +1,399 @@
+"""Immutable, atomic, reproducible releases (DESIGN section 6).
+
+A release is built in a hidden temporary folder beside the others, verified, renamed into
+place, and only then does ``LATEST`` change (write-temp + ``os.replace``). A process killed at
+any moment therefore leaves ``LATEST`` on a complete release; leftovers are hidden ``.tmp-*``
+folders that the next build removes. A lock file refuses a second concurrent publisher.
+
+Reproducibility: rows are written in staging order (sources sorted, each staging file already
+ordered), Parquet carries no timestamps, and tar members have fixed mtime/owner/mode, so the
+same inputs give byte-identical shards. The content digest covers ``data/`` and ``wds/`` only;
+publishing a digest that already exists returns that version instead of a new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import tarfile
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
+
+from shardsmith import __version__
+from shardsmith.pseudonym import stable_id
+from shardsmith.schemas.tables import TABLES, TableSpec
+
+log = logging.getLogger(__name__)
+
+PARQUET_ROW_GROUP_BYTES = 64 << 20
+PARQUET_FILE_BYTES = 512 << 20
+WDS_SHARD_BYTES = 256 << 20
+WDS_SHARD_COUNT = 10_000
+LOCK_TIMEOUT_S = 5.0
+_KEY_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class ReleaseLockedError(RuntimeError):
+    """Another build is publishing this collection right now."""
+
+
+@dataclass
+class PublishResult:
+    collection: str
+    version: str
+    path: Path
+    created: bool  # False when identical content already existed
+    content_digest: str
+    row_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def wds_key(value: Any) -> str:
+    """WebDataset splits keys at the first dot, so keys keep only [A-Za-z0-9_-]."""
+    return _KEY_SAFE.sub("_", str(value))
+
+
+class _SplitWriter:
+    """Parquet parts and tar shards for one (table, split), rolled over by size."""
+
+    def __init__(self, root: Path, spec: TableSpec, split: str, schema: pa.Schema):
+        self.root, self.spec, self.split, self.schema = root, spec, split, schema
+        self.pq_dir = root / "data" / spec.name / split
+        self.wds_dir = root / "wds" / spec.name / split
+        self.pq_dir.mkdir(parents=True, exist_ok=True)
+        self.wds_dir.mkdir(parents=True, exist_ok=True)
+        self.part = -1
+        self.shard = -1
+        self.writer: pq.ParquetWriter | None = None
+        self.tar: tarfile.TarFile | None = None
+        self.pending: list[dict] = []
+        self.pending_bytes = 0
+        self.file_bytes = 0
+        self.shard_bytes = 0
+        self.shard_count = 0
+        self.rows = 0
+        media = set(spec.media)
+        self.no_compress = [c for c in schema.names if c in media]
+
+    # parquet ---------------------------------------------------------------------------------
+    def _open_part(self) -> None:
+        self.part += 1
+        path = self.pq_dir / f"part-{self.part:05d}.parquet"
+        compression = {c: ("none" if c in self.no_compress else "zstd") for c in self.schema.names}
+        self.writer = pq.ParquetWriter(
+            path, self.schema, compression=compression,
+            use_dictionary=[c for c in self.schema.names if c not in self.no_compress],
+            write_statistics=True, store_schema=True,
+        )
+        self.file_bytes = 0
+
+    def _flush_group(self) -> None:
+        if not self.pending:
+            return
+        if self.writer is None or self.file_bytes >= PARQUET_FILE_BYTES:
+            if self.writer is not None:
+                self.writer.close()
+            self._open_part()
+        self.writer.write_table(pa.Table.from_pylist(self.pending, schema=self.schema))
+        self.file_bytes += self.pending_bytes
+        self.pending, self.pending_bytes = [], 0
+
+    # webdataset ------------------------------------------------------------------------------
+    def _open_shard(self) -> None:
+        if self.tar is not None:
+            self.tar.close()
+        self.shard += 1
+        path = self.wds_dir / f"shard-{self.shard:06d}.tar"
+        self.tar = tarfile.open(path, "w", format=tarfile.USTAR_FORMAT)
+        self.shard_bytes = 0
+        self.shard_count = 0
+
+    def _add_member(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = 0
+        info.mode = 0o444
+        info.uid = info.gid = 0
+        info.uname = info.gname = "shardsmith"
+        self.tar.addfile(info, io.BytesIO(data))
+
+    def add(self, row: dict, size_hint: int) -> None:
+        self.pending.append(row)
+        self.pending_bytes += size_hint
+        if self.pending_bytes >= PARQUET_ROW_GROUP_BYTES:
+            self._flush_group()
+        if self.tar is None or self.shard_bytes >= WDS_SHARD_BYTES or self.shard_count >= WDS_SHARD_COUNT:
+            self._open_shard()
+        key = wds_key(row.get(self.spec.key_column) or stable_id(json.dumps(row, sort_keys=True, default=str)))
+        meta = {}
+        for col, value in row.items():
+            if col in self.spec.media:
+                continue
+            meta[col] = value
+        self._add_member(f"{key}.json", json.dumps(meta, sort_keys=True, ensure_ascii=False,
+                                                     default=_json_default).encode())
+        for col, ext in self.spec.media.items():
+            value = row.get(col)
+            data = value.get("bytes") if isinstance(value, dict) else value
+            if data:
+                self._add_member(f"{key}.{ext}", data)
+        self.shard_bytes += size_hint
+        self.shard_count += 1
+        self.rows += 1
+
+    def close(self) -> None:
+        self._flush_group()
+        if self.writer is not None:
+            self.writer.close()
+        if self.tar is not None:
+            self.tar.close()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return None
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _row_size(row: dict, spec: TableSpec) -> int:
+    size = 512
+    for col in spec.media:
+        v = row.get(col)
+        data = v.get("bytes") if isinstance(v, dict) else v
+        size += len(data or b"")
+    return size
+
+
+@dataclass
+class TableInput:
+    """One table to publish: staging Parquet files in the order they are to be written."""
+
+    spec: TableSpec
+    files: list[Path]
+
+
+def _write_table(root: Path, table: TableInput, stats_hook: Callable[[dict], None] | None) -> dict[str, int]:
+    spec = table.spec
+    schema = spec.schema
+    writers: dict[str, _SplitWriter] = {}
+    for path in table.files:
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=64):
+            for row in pa.Table.from_batches([batch]).cast(schema).to_pylist():
+                split = str(row.get(spec.split_column) or "all") if spec.split_column else "all"
+                w = writers.get(split)
+                if w is None:
+                    w = writers[split] = _SplitWriter(root, spec, split, schema)
+                w.add(row, _row_size(row, spec))
+                if stats_hook:
+                    stats_hook(row)
+    for w in writers.values():
+        w.close()
+    return {split: w.rows for split, w in sorted(writers.items())}
+
+
+def _file_entries(root: Path, prefixes: Iterable[str]) -> list[dict]:
+    out = []
+    for prefix in prefixes:
+        base = root / prefix
+        if not base.exists():
+            continue
+        for p in sorted(base.rglob("*")):
+            if p.is_file():
+                out.append({"path": p.relative_to(root).as_posix(), "sha256": sha256_file(p), "size": p.stat().st_size})
+    return out
+
+
+def content_digest(entries: list[dict]) -> str:
+    h = hashlib.sha256()
+    for e in sorted(entries, key=lambda e: e["path"]):
+        if e["path"].startswith(("data/", "wds/")):
+            h.update(f"{e['path']}\0{e['sha256']}\n".encode())
+    return h.hexdigest()
+
+
+def list_versions(collection_dir: Path) -> list[str]:
+    if not collection_dir.is_dir():
+        return []
+    versions = [p.name for p in collection_dir.iterdir() if p.is_dir() and re.fullmatch(r"v\d+", p.name)]
+    return sorted(versions, key=lambda v: int(v[1:]))
+
+
+def read_latest(collection_dir: Path) -> str | None:
+    p = collection_dir / "LATEST"
+    return p.read_text().strip() if p.is_file() else None
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    with tmp.open("w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _clean_stale(collection_dir: Path) -> None:
+    for p in collection_dir.glob(".tmp-*"):
+        log.warning("removing leftover of an interrupted build: %s", p)
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def verify_tree(root: Path, manifest: dict) -> list[str]:
+    """Problems found when re-hashing every file the manifest lists (empty list = verified)."""
+    problems = []
+    listed = set()
+    for entry in manifest["files"]:
+        listed.add(entry["path"])
+        p = root / entry["path"]
+        if not p.is_file():
+            problems.append(f"missing: {entry['path']}")
+        elif p.stat().st_size != entry["size"] or sha256_file(p) != entry["sha256"]:
+            problems.append(f"checksum mismatch: {entry['path']}")
+    for prefix in ("data", "wds"):
+        base = root / prefix
+        if base.exists():
+            for p in base.rglob("*"):
+                if p.is_file() and p.relative_to(root).as_posix() not in listed:
+                    problems.append(f"unlisted file: {p.relative_to(root).as_posix()}")
+    return problems
+
+
+def publish(
+    releases_root: Path,
+    collection: str,
+    tables: list[TableInput],
+    *,
+    input_fingerprints: dict[str, str],
+    card: Callable[[dict], str],
+    validation_dir: Path | None = None,
+    stats_hooks: dict[str, Callable[[dict], None]] | None = None,
+    extra_manifest: dict | None = None,
+    crash_hook: Callable[[str], None] | None = None,
+) -> PublishResult:
+    """Write a release; return the existing version if identical content is already published.
+
+    ``card(manifest)`` renders README.md; ``validation_dir`` (suite results and Data Docs)
+    is copied to ``validation/``. ``crash_hook(stage)`` is a test seam to kill the process at
+    named moments.
+    """
+    hook = crash_hook or (lambda stage: None)
+    coll_dir = releases_root / collection
+    coll_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(coll_dir / ".publish.lock"))
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT_S)
+    except Timeout:
+        raise ReleaseLockedError(
+            f"another build is publishing {collection!r} (lock {coll_dir / '.publish.lock'} held); try later"
+        ) from None
+    try:
+        _clean_stale(coll_dir)
+        tmp = coll_dir / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        hook("started")
+        row_counts: dict[str, dict[str, int]] = {}
+        for t in tables:
+            hook(f"table:{t.spec.name}")
+            row_counts[t.spec.name] = _write_table(tmp, t, (stats_hooks or {}).get(t.spec.name))
+        hook("tables_written")
+        entries = _file_entries(tmp, ("data", "wds"))
+        digest = content_digest(entries)
+        for version in reversed(list_versions(coll_dir)):
+            m = _read_manifest(coll_dir / version)
+            if m and m.get("content_digest") == digest:
+                shutil.rmtree(tmp)
+                log.info("content already published as %s/%s; nothing new", collection, version)
+                if read_latest(coll_dir) != version:
+                    _atomic_write_text(coll_dir / "LATEST", version + "\n")
+                return PublishResult(collection, version, coll_dir / version, False, digest, row_counts)
+        versions = list_versions(coll_dir)
+        version = f"v{int(versions[-1][1:]) + 1 if versions else 1}"
+        if validation_dir is not None and validation_dir.exists():
+            shutil.copytree(validation_dir, tmp / "validation")
+        manifest = {
+            "collection": collection,
+            "version": version,
+            "parent": read_latest(coll_dir),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "code_version": __version__,
+            "schema_versions": {t.spec.name: t.spec.schema_version for t in tables},
+            "input_fingerprints": dict(sorted(input_fingerprints.items())),
+            "row_counts": row_counts,
+            "content_digest": digest,
+            **(extra_manifest or {}),
+        }
+        (tmp / "README.md").write_text(card(manifest))
+        manifest["files"] = _file_entries(tmp, ("data", "wds", "validation")) + [
+            {"path": "README.md", "sha256": sha256_file(tmp / "README.md"), "size": (tmp / "README.md").stat().st_size}
+        ]
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        hook("manifest_written")
+        problems = verify_tree(tmp, manifest)
+        if problems:
+            raise RuntimeError(f"release failed verification before publishing: {problems[:5]}")
+        final = coll_dir / version
+        os.rename(tmp, final)
+        _fsync_dir(coll_dir)
+        hook("renamed")
+        _atomic_write_text(coll_dir / "LATEST", version + "\n")
+        hook("latest_written")
+        log.info("published %s/%s (%s)", collection, version, digest[:12])
+        return PublishResult(collection, version, final, True, digest, row_counts)
+    finally:
+        lock.release()
+
+
+def _read_manifest(path: Path) -> dict | None:
+    p = path / "manifest.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def label_counter() -> tuple[Callable[[dict], None], dict]:
+    """A stats hook for records: present findings and targets per (source, label), per split."""
+    stats: dict[str, Any] = {"findings": defaultdict(Counter), "targets": defaultdict(Counter),
+                             "splits": defaultdict(Counter), "abnormal": defaultdict(Counter)}
+
+    def hook(row: dict) -> None:
+        src = row.get("source")
+        stats["splits"][src][row.get("split")] += 1
+        stats["abnormal"][src][str(row.get("abnormal")).lower()] += 1
+        for f in row.get("findings") or ():
+            if f["status"] == "present":
+                stats["findings"][f["label"]][src] += 1
+        for t in row.get("targets") or ():
+            stats["targets"][t["label"]][src] += 1
+
+    return hook, stats

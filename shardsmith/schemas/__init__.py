@@ -1,0 +1,1 @@
+"""Record contracts: Arrow schemas, vocabularies and their versions."""

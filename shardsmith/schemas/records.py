@@ -1,0 +1,76 @@
+"""The medical record contract (DESIGN section 3): one row per 2D image or volume slice.
+
+Bump RECORDS_SCHEMA_VERSION on any change a reader would notice.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+RECORDS_SCHEMA_VERSION = "1.0.0"
+
+IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+
+FINDING_TYPE = pa.struct(
+    [
+        pa.field("label", pa.string()),  # canonical label (schemas/vocabulary)
+        pa.field("source_label", pa.string()),  # verbatim from the source
+        pa.field("status", pa.string()),  # present | absent | uncertain
+        pa.field("readers", pa.list_(pa.string())),  # readers who asserted this status, if known
+    ]
+)
+
+MASK_RLE_TYPE = pa.struct(
+    [pa.field("size", pa.list_(pa.int32())), pa.field("counts", pa.string())]
+)
+
+TARGET_TYPE = pa.struct(
+    [
+        pa.field("target_id", pa.string()),
+        pa.field("label", pa.string()),
+        pa.field("kind", pa.string()),  # abnormality | anatomy
+        pa.field("box_xyxy", pa.list_(pa.float32())),  # absolute corners in stored-image pixels
+        pa.field("mask_rle", MASK_RLE_TYPE),  # COCO compressed RLE over the stored image
+        pa.field("area_px", pa.float64()),  # mask area if a mask, else box area
+        pa.field("reader", pa.string()),
+        pa.field("source_geometry", pa.string()),  # e.g. xywh@1024, xyxy@native, siim-rle, polygon
+    ]
+)
+
+RECORDS_SCHEMA = pa.schema(
+    [
+        pa.field("record_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("native_id", pa.string(), nullable=False),
+        pa.field("patient_id", pa.string()),
+        pa.field("study_id", pa.string()),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("modality", pa.string()),
+        pa.field("body_part", pa.string()),
+        pa.field("view", pa.string()),
+        pa.field("sequence", pa.string()),
+        pa.field("channel_names", pa.list_(pa.string())),
+        pa.field("sex", pa.string()),
+        pa.field("age_band", pa.string()),
+        pa.field("image", IMAGE_TYPE),
+        pa.field("height", pa.int32()),
+        pa.field("width", pa.int32()),
+        pa.field("pixel_spacing_mm", pa.list_(pa.float32())),  # [row, col] after resizing
+        pa.field("slice_index", pa.int32()),
+        pa.field("num_slices", pa.int32()),
+        pa.field("intensity", pa.string()),
+        pa.field("abnormal", pa.bool_()),
+        pa.field("complete", pa.bool_(), nullable=False),
+        pa.field("findings", pa.list_(FINDING_TYPE)),
+        pa.field("targets", pa.list_(TARGET_TYPE)),
+        pa.field("text", pa.string()),
+        pa.field("raw_path", pa.string()),
+        pa.field("raw_sha256", pa.string()),
+        pa.field("adapter_version", pa.string()),
+    ],
+    metadata={"shardsmith.schema": "records", "shardsmith.schema_version": RECORDS_SCHEMA_VERSION},
+)
+
+SPLITS = ("train", "val", "test")
+FINDING_STATUSES = ("present", "absent", "uncertain")
+TARGET_KINDS = ("abnormality", "anatomy")

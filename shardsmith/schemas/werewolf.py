@@ -1,0 +1,148 @@
+"""The Werewolf record contracts (DESIGN section 4): games, utterances and votes.
+
+Three tables so that a reader can join them by ``game_id``. Every adapter (werebench,
+werewolf_among_us, werewolf_video) writes rows of exactly these schemas; the version goes into
+the Arrow schema metadata so a release can tell readers which contract its Parquet follows.
+Bump WEREWOLF_SCHEMA_VERSION on any change a reader would notice.
+
+Conventions:
+- times are seconds from the start of the game's media (or transcript clock), float64;
+- ``role`` / ``faction`` are canonical ids from ``schemas/vocabulary/roles.csv``; ``role_source``
+  and ``speaker_label`` keep the source's verbatim strings;
+- ``speaker_seat`` is null for the host (``is_host`` true) and for speakers nobody resolved;
+- JSON-in-a-string columns (``extra``, ``settings``) hold source-specific details that do not
+  deserve a column, serialised with sorted keys so that bytes are deterministic.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+WEREWOLF_SCHEMA_VERSION = "1.0.0"
+
+SPEAKER_SOURCES = ("annotation", "transcript_label", "diarization", "turns")
+FACTIONS = ("werewolf", "village", "neutral", "host")
+VOTE_SOURCES = ("mvp_record", "sidecar", "voting_outcome")
+
+SEAT_TYPE = pa.struct(
+    [
+        pa.field("seat", pa.int32()),
+        pa.field("player", pa.string()),  # keyed pseudonym; null when the source names no player
+        pa.field("role", pa.string()),  # canonical role id (dealt card)
+        pa.field("role_source", pa.string()),  # verbatim role string
+        pa.field("faction", pa.string()),  # werewolf | village | neutral | host
+        pa.field("final_role", pa.string()),  # canonical role at the end, where the game swaps cards
+    ]
+)
+
+PHASE_TYPE = pa.struct(
+    [
+        pa.field("name", pa.string()),  # canonical: night_1, sheriff_election, day_1, ...
+        pa.field("name_source", pa.string()),  # verbatim (e.g. WereBench's `sheiff_election`)
+        pa.field("start_s", pa.float64()),
+        pa.field("end_s", pa.float64()),
+    ]
+)
+
+TRANSCRIPTION_TYPE = pa.struct(
+    [
+        pa.field("backend", pa.string()),  # faster-whisper | whisperx | source (human transcript)
+        pa.field("model", pa.string()),
+        pa.field("device", pa.string()),
+        pa.field("compute_type", pa.string()),
+        pa.field("language", pa.string()),
+        pa.field("settings", pa.string()),  # JSON: beam size, VAD, diarization method, ...
+    ]
+)
+
+WORD_TYPE = pa.struct(
+    [
+        pa.field("word", pa.string()),
+        pa.field("start_s", pa.float64()),
+        pa.field("end_s", pa.float64()),
+        pa.field("confidence", pa.float32()),
+    ]
+)
+
+AUDIO_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+
+
+def _with_version(schema: pa.Schema, table: str) -> pa.Schema:
+    return schema.with_metadata(
+        {"shardsmith.collection": "werewolf", "shardsmith.table": table,
+         "shardsmith.schema_version": WEREWOLF_SCHEMA_VERSION}
+    )
+
+
+GAMES_SCHEMA = _with_version(
+    pa.schema(
+        [
+            pa.field("game_id", pa.string(), nullable=False),
+            pa.field("source", pa.string(), nullable=False),
+            pa.field("native_id", pa.string()),  # e.g. Season_1/01, Youtube/train.json#3
+            pa.field("split", pa.string()),  # the source's official split where it has one
+            pa.field("language", pa.string()),
+            pa.field("rule_variant", pa.string()),  # canonical id (the board's sorted role ids)
+            pa.field("rule_variant_text", pa.string()),  # verbatim rules / board description
+            pa.field("seats", pa.list_(SEAT_TYPE)),
+            pa.field("has_host", pa.bool_()),
+            pa.field("winner", pa.string()),  # faction, null where the source does not say
+            pa.field("phases", pa.list_(PHASE_TYPE)),
+            pa.field("media_sha256", pa.string()),
+            pa.field("media_duration_s", pa.float64()),
+            pa.field("transcription", TRANSCRIPTION_TYPE),
+            pa.field("raw_path", pa.string()),
+            pa.field("raw_sha256", pa.string()),  # of the label file(s) the game came from
+            pa.field("adapter_version", pa.string()),
+            pa.field("warnings", pa.list_(pa.string())),  # data problems fixed or tolerated, in words
+            pa.field("extra", pa.string()),  # JSON
+        ]
+    ),
+    "games",
+)
+
+UTTERANCES_SCHEMA = _with_version(
+    pa.schema(
+        [
+            pa.field("utterance_id", pa.string(), nullable=False),
+            pa.field("game_id", pa.string(), nullable=False),
+            pa.field("source", pa.string(), nullable=False),
+            pa.field("order", pa.int32(), nullable=False),
+            pa.field("start_s", pa.float64()),
+            pa.field("end_s", pa.float64()),  # null where the source gives only start times
+            pa.field("speaker_seat", pa.int32()),
+            pa.field("is_host", pa.bool_(), nullable=False),
+            pa.field("speaker_label", pa.string()),  # verbatim (说话人 3) or pseudonym / cluster id
+            pa.field("speaker_role", pa.string()),
+            pa.field("speaker_faction", pa.string()),
+            pa.field("phase", pa.string()),  # canonical phase, pre_game / post_game outside the game
+            pa.field("text", pa.string()),
+            pa.field("words", pa.list_(WORD_TYPE)),
+            pa.field("speaker_source", pa.string(), nullable=False),  # see SPEAKER_SOURCES
+            pa.field("speaker_confidence", pa.float32()),
+            pa.field("asr_model", pa.string()),  # null for human transcripts
+            pa.field("asr_confidence", pa.float32()),
+            pa.field("verified", pa.bool_(), nullable=False),  # a person verified the speaker
+            pa.field("strategies", pa.list_(pa.string())),  # Werewolf Among Us persuasion labels
+            pa.field("extra", pa.string()),  # JSON: srt ids, Rec_Id, cluster ids ...
+            pa.field("audio", AUDIO_TYPE),  # FLAC clip; null when the source has no audio
+        ]
+    ),
+    "utterances",
+)
+
+VOTES_SCHEMA = _with_version(
+    pa.schema(
+        [
+            pa.field("game_id", pa.string(), nullable=False),
+            pa.field("day", pa.int32()),
+            pa.field("voter_seat", pa.int32()),
+            pa.field("target_seat", pa.int32()),  # null: abstained / no target recorded
+            pa.field("source", pa.string(), nullable=False),  # mvp_record | sidecar | voting_outcome
+            pa.field("cut_off_utterance_id", pa.string()),  # WereBench: where the vote was decided
+        ]
+    ),
+    "votes",
+)
+
+TABLES: dict[str, pa.Schema] = {"games": GAMES_SCHEMA, "utterances": UTTERANCES_SCHEMA, "votes": VOTES_SCHEMA}

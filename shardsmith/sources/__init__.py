@@ -1,0 +1,1 @@
+"""One adapter per public dataset: native layout -> harmonised rows."""

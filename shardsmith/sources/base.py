@@ -1,0 +1,295 @@
+"""What every medical source adapter provides, and the machinery they share.
+
+An adapter splits its work in two so that label statistics never need pixels:
+
+* ``read_labels(root)`` parses only the label files into :class:`LabelledItem` objects
+  (findings and targets still in the source's own geometry) plus quarantine rows for label rows
+  that cannot be used;
+* ``find_images(root)`` maps native ids to image files on disk.
+
+The catalog joins the two (a labelled item without an image is quarantined, never published);
+``build_records`` then decodes pixels and turns each item into one or more record rows of
+``schemas.records.RECORDS_SCHEMA`` (one for a 2D image, one per slice for volumes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from shardsmith.config import Settings
+from shardsmith.pseudonym import pseudonymise, split_for, stable_id
+from shardsmith.schemas.quarantine import quarantine_row
+from shardsmith.schemas.vocabulary import UnknownLabelError, Vocabulary, load_vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Finding:
+    """Level 2: one canonical label with its status as the source states it."""
+
+    label: str
+    source_label: str
+    status: str  # present | absent | uncertain
+    readers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SourceTarget:
+    """Level 3 in the source's own geometry; rendered onto the stored image at record time.
+
+    ``geometry`` is one of:
+      {"type": "box_xyxy", "coords": [x0, y0, x1, y1], "space": [w, h] | None}
+      {"type": "box_xywh", "coords": [x, y, w, h], "space": [w, h] | None}
+      {"type": "siim_rle", "rle": "...", "size": [h, w] | None}
+      {"type": "polygon", "points": [[x, y], ...], "space": [w, h] | None}
+      {"type": "coco_rle", "rle": {"size": [h, w], "counts": "..."}}
+      {"type": "mask_ref", ...}   (adapter-specific, handled by the adapter itself)
+    ``space`` None means "native pixel grid of the image as decoded"; otherwise the coordinates
+    are in that fixed space (NIH boxes are in 1024x1024 even when the PNG is smaller).
+    """
+
+    label: str
+    source_label: str
+    kind: str  # abnormality | anatomy
+    geometry: dict[str, Any]
+    source_geometry: str  # e.g. "xyxy@native", "xywh@1024", "siim-rle", "polygon@1024"
+    reader: str | None = None
+    text: str | None = None
+
+
+@dataclass
+class LabelledItem:
+    """Everything the label files say about one image (or volume), before any pixel is read."""
+
+    native_id: str
+    image_relpath: str | None = None  # relative to the source root, if the label file names it
+    patient_raw: str | None = None  # raw ids: pseudonymised before they reach a record
+    study_raw: str | None = None
+    split: str | None = None  # the source's official split, if any
+    view: str | None = None
+    modality: str | None = None
+    body_part: str | None = None
+    sex: str | None = None
+    age_band: str | None = None
+    abnormal: bool | None = None
+    complete: bool = False
+    findings: list[Finding] = field(default_factory=list)
+    targets: list[SourceTarget] = field(default_factory=list)
+    text: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> LabelledItem:
+        d = json.loads(text)
+        d["findings"] = [Finding(**f) for f in d.get("findings", [])]
+        d["targets"] = [SourceTarget(**t) for t in d.get("targets", [])]
+        return cls(**d)
+
+
+@dataclass
+class LabelResult:
+    items: list[LabelledItem]
+    quarantine: list[dict] = field(default_factory=list)
+    label_files: list[str] = field(default_factory=list)
+    rows_read: int = 0  # label-file rows consumed; reconciles with items + quarantine at row level
+
+
+@dataclass
+class CatalogEntry:
+    item: LabelledItem
+    raw_path: str  # relative to the source root
+    raw_sha256: str
+    size: int
+
+
+@dataclass
+class Catalog:
+    entries: list[CatalogEntry]
+    quarantine: list[dict]
+    label_files: list[str]
+    images_on_disk: int
+
+    @property
+    def inputs(self) -> int:
+        return len(self.entries) + len(self.quarantine)
+
+
+class RecordError(Exception):
+    """An item that cannot become a record; becomes a quarantine row with ``reason``."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class MedicalSource:
+    """Base class for one public dataset. Subclasses set the class attributes and override hooks."""
+
+    name: ClassVar[str]
+    adapter_version: ClassVar[str] = "1"
+    collection: ClassVar[str] = "medical"
+    # When the dataset's own image id is a patient identifier (RSNA's patientId), native ids and
+    # paths are pseudonymised before they reach a record.
+    native_id_identifies_patient: ClassVar[bool] = False
+    # Images on disk without any label row: "quarantine" (default) or "unlabelled" (published
+    # with abnormal=None and no findings, e.g. SIIM images without a CSV row).
+    unlabelled_images: ClassVar[str] = "quarantine"
+
+    def __init__(self, vocabulary: Vocabulary | None = None):
+        self.vocab = vocabulary or load_vocabulary()
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def detect(self, root: Path) -> bool:
+        """True if ``root`` holds this dataset in a layout the adapter understands."""
+        raise NotImplementedError
+
+    def read_labels(self, root: Path) -> LabelResult:
+        raise NotImplementedError
+
+    def find_images(self, root: Path) -> dict[str, Path]:
+        raise NotImplementedError
+
+    def build_records(self, entry: CatalogEntry, root: Path, settings: Settings) -> Iterator[dict]:
+        """Decode one catalog entry into record rows. Raise RecordError for a quarantine."""
+        raise NotImplementedError
+
+    def extra_tables(self) -> dict[str, Any]:
+        """Further tables this source writes beside ``records`` (name -> Arrow schema), e.g.
+        ``{"volumes": VOLUMES_SCHEMA}`` for 3D sources. Rows come from ``build_extra``."""
+        return {}
+
+    def build_extra(self, table: str, entry: CatalogEntry, root: Path, settings: Settings) -> Iterator[dict]:
+        """Rows of an extra table for one entry; raising RecordError quarantines the whole entry."""
+        raise NotImplementedError(f"{self.name} declares table {table!r} but does not build it")
+
+    # -- shared machinery ----------------------------------------------------------------------
+    def map_label(self, source_label: str):
+        """Vocabulary lookup for this source; raises UnknownLabelError naming the label."""
+        return self.vocab.lookup(self.name, source_label)
+
+    def unknown_label_row(self, err: UnknownLabelError, native_id: str | None, label_file: str) -> dict:
+        return quarantine_row(self.name, "labels", "unknown_label", str(err), native_id, label_file)
+
+    def catalog(self, root: Path, checksum: bool = True) -> Catalog:
+        """Join labels with images on disk; checksum the images (no pixel decoding)."""
+        labels = self.read_labels(root)
+        images = self.find_images(root)
+        entries: list[CatalogEntry] = []
+        quarantine = list(labels.quarantine)
+        seen: set[str] = set()
+        for item in labels.items:
+            seen.add(item.native_id)
+            path = images.get(item.native_id)
+            if path is None and item.image_relpath:
+                candidate = root / item.image_relpath
+                path = candidate if candidate.is_file() else None
+            if path is None:
+                quarantine.append(
+                    quarantine_row(
+                        self.name, "catalog", "image_missing",
+                        f"label rows name {item.native_id!r} but no image file is on disk",
+                        self._public_id(item.native_id), item.image_relpath,
+                    )
+                )
+                continue
+            entries.append(self._entry(item, path, root, checksum))
+        for native_id, path in sorted(images.items()):
+            if native_id in seen:
+                continue
+            rel = str(path.relative_to(root))
+            if self.unlabelled_images == "unlabelled":
+                entries.append(self._entry(LabelledItem(native_id=native_id), path, root, checksum))
+            else:
+                quarantine.append(
+                    quarantine_row(
+                        self.name, "catalog", "unlabelled_image",
+                        "image on disk has no row in any label file", self._public_id(native_id), rel,
+                    )
+                )
+        entries.sort(key=lambda e: e.item.native_id)
+        return Catalog(entries, quarantine, labels.label_files, len(images))
+
+    def _entry(self, item: LabelledItem, path: Path, root: Path, checksum: bool) -> CatalogEntry:
+        return CatalogEntry(
+            item=item,
+            raw_path=str(path.relative_to(root)),
+            raw_sha256=sha256_file(path) if checksum else "",
+            size=path.stat().st_size,
+        )
+
+    def _public_id(self, native_id: str) -> str:
+        if self.native_id_identifies_patient:
+            return pseudonymise(native_id, self.name + ":native") or native_id
+        return native_id
+
+    def record_base(self, entry: CatalogEntry, slice_index: int | None = None) -> dict:
+        """Fields every record of this entry shares: ids, pseudonyms, split, provenance."""
+        item = entry.item
+        native_id = self._public_id(item.native_id)
+        patient = pseudonymise(item.patient_raw, self.name) if item.patient_raw else None
+        study = pseudonymise(item.study_raw, self.name) if item.study_raw else None
+        split = item.split or split_for(patient or stable_id(self.name, item.native_id))
+        raw_path = entry.raw_path
+        if self.native_id_identifies_patient:
+            raw_path = raw_path.replace(item.native_id, native_id)
+        return {
+            "record_id": stable_id(self.name, item.native_id, "" if slice_index is None else slice_index),
+            "source": self.name,
+            "native_id": native_id,
+            "patient_id": patient,
+            "study_id": study,
+            "split": split,
+            "modality": item.modality,
+            "body_part": item.body_part,
+            "view": item.view,
+            "sequence": None,
+            "channel_names": None,
+            "sex": item.sex,
+            "age_band": item.age_band,
+            "slice_index": slice_index,
+            "num_slices": None,
+            "abnormal": item.abnormal,
+            "complete": item.complete,
+            "findings": [asdict(f) for f in item.findings],
+            "text": item.text,
+            "raw_path": raw_path,
+            "raw_sha256": entry.raw_sha256,
+            "adapter_version": f"{self.name}/{self.adapter_version}",
+        }
+
+
+def age_band(age: int | float | str | None, width: int = 10) -> str | None:
+    """Ages become decade bands (e.g. 40-49); 90 and over collapse into one band (HIPAA)."""
+    if age is None or age == "":
+        return None
+    try:
+        value = int(str(age).strip().rstrip("YyMmWwDd") or "x")
+    except ValueError:
+        return None
+    if str(age).strip()[-1:] in {"M", "m", "W", "w", "D", "d"}:
+        return "0-9"
+    if value < 0:
+        return None
+    if value >= 90:
+        return "90+"
+    lo = value // width * width
+    return f"{lo}-{lo + width - 1}"

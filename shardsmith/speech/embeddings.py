@@ -1,0 +1,144 @@
+"""Speaker embeddings on the CPU from weights that ship inside a PyPI package (Resemblyzer).
+
+Resemblyzer's wheel carries ``pretrained.pt``, a GE2E d-vector encoder (3-layer LSTM over
+40-channel mel frames, 256-dim L2-normalised output). We load those weights into the same small
+network written here and compute the mel frames with numpy, instead of importing the
+``resemblyzer`` package: its import pulls librosa and webrtcvad (which needs ``pkg_resources``,
+gone from current setuptools). The package is located with ``importlib.util.find_spec`` so its
+``__init__`` never runs. Only torch is imported, lazily.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shardsmith.speech.base import TranscriberUnavailable
+
+SAMPLE_RATE = 16_000
+N_FFT = 400  # 25 ms window
+HOP = 160  # 10 ms step
+N_MELS = 40
+PARTIAL_FRAMES = 160  # 1.6 s per partial embedding, as the encoder was trained
+WEIGHTS_ENV = "SHARDSMITH_SPEAKER_ENCODER"
+
+
+def encoder_weights_path() -> Path:
+    configured = os.environ.get(WEIGHTS_ENV)
+    if configured:
+        return Path(configured)
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        raise TranscriberUnavailable(
+            "diarization on the CPU needs the Resemblyzer encoder weights: pip install resemblyzer "
+            f"(its pretrained.pt is used, the package is not imported) or set {WEIGHTS_ENV}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    if not path.is_file():
+        raise TranscriberUnavailable(f"{path} is missing from the resemblyzer package")
+    return path
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney mel scale: linear below 1 kHz, logarithmic above."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    logstep = np.log(6.4) / 27.0
+    mel = f / f_sp
+    return np.where(f >= min_log_hz, min_log_hz / f_sp + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, mel)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+@lru_cache(maxsize=1)
+def mel_filterbank() -> np.ndarray:
+    """Triangular, area-normalised mel filters (the convention the encoder was trained with)."""
+    fft_freqs = np.linspace(0, SAMPLE_RATE / 2, 1 + N_FFT // 2)
+    mel_pts = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2))
+    fdiff = np.diff(mel_pts)
+    ramps = mel_pts[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_pts[2 : N_MELS + 2] - mel_pts[:N_MELS]))[:, None]
+    return weights.astype(np.float32)
+
+
+def mel_frames(wav: np.ndarray) -> np.ndarray:
+    """(frames, 40) power mel spectrogram: centred frames, periodic Hann window."""
+    wav = np.asarray(wav, dtype=np.float32)
+    padded = np.pad(wav, N_FFT // 2)
+    n = 1 + max(0, (len(padded) - N_FFT) // HOP)
+    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
+    spec = np.abs(np.fft.rfft(padded[idx] * window, axis=1)) ** 2
+    return (spec @ mel_filterbank().T).astype(np.float32)
+
+
+class VoiceEmbedder:
+    """d-vectors for short speech windows; one shared instance per process (see ``get_embedder``)."""
+
+    def __init__(self, weights: Path | None = None):
+        try:
+            import torch
+        except ImportError as exc:
+            raise TranscriberUnavailable("diarization on the CPU needs torch (pip install torch)") from exc
+        self._torch = torch
+        self.weights = weights or encoder_weights_path()
+        self.lstm = torch.nn.LSTM(N_MELS, 256, 3, batch_first=True)
+        self.linear = torch.nn.Linear(256, 256)
+        state = torch.load(str(self.weights), map_location="cpu", weights_only=True)
+        state = state.get("model_state", state)
+        self.lstm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("lstm.")})
+        self.linear.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("linear.")})
+        self.lstm.eval()
+        self.linear.eval()
+        self._lock = threading.Lock()
+
+    def _forward(self, mels: list[np.ndarray]) -> np.ndarray:
+        torch = self._torch
+        out = []
+        with self._lock, torch.inference_mode():
+            for m in mels:  # variable lengths: one sequence at a time keeps it simple and exact
+                _, (hidden, _) = self.lstm(torch.from_numpy(m[None]))
+                e = torch.relu(self.linear(hidden[-1]))[0].numpy()
+                out.append(e / max(float(np.linalg.norm(e)), 1e-9))
+        return np.stack(out) if out else np.zeros((0, 256), np.float32)
+
+    def embed(self, wav: np.ndarray) -> np.ndarray:
+        """One L2-normalised embedding: the mean of 1.6 s partials (50 % overlap) over the window."""
+        frames = mel_frames(wav)
+        if len(frames) <= PARTIAL_FRAMES:
+            parts = [frames]
+        else:
+            starts = list(range(0, len(frames) - PARTIAL_FRAMES + 1, PARTIAL_FRAMES // 2))
+            parts = [frames[s : s + PARTIAL_FRAMES] for s in starts]
+        e = self._forward(parts).mean(axis=0)
+        return e / max(float(np.linalg.norm(e)), 1e-9)
+
+    def embed_many(self, wavs: list[np.ndarray]) -> np.ndarray:
+        return np.stack([self.embed(w) for w in wavs]) if wavs else np.zeros((0, 256), np.float32)
+
+
+_EMBEDDER: Any = None
+_EMBEDDER_LOCK = threading.Lock()
+
+
+def get_embedder() -> VoiceEmbedder:
+    global _EMBEDDER
+    with _EMBEDDER_LOCK:
+        if _EMBEDDER is None:
+            _EMBEDDER = VoiceEmbedder()
+        return _EMBEDDER

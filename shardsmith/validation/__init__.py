@@ -1,0 +1,1 @@
+"""Great Expectations suites, multi-row checks as code, and quarantine reconciliation."""
