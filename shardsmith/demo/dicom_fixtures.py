@@ -108,15 +108,18 @@ def make_cxr_dicom(
     """Write a single-frame grayscale CR/DX DICOM file and return its path.
 
     ``pixels`` are display-oriented values (bright = dense) in stored-value units within
-    ``bits_stored``; ``None`` synthesises ``chest_phantom``. For MONOCHROME1 the stored values are
-    the inverse (``2**bits_stored - 1 - pixels``), as a MONOCHROME1 modality would write them.
+    ``bits_stored``; their shape overrides rows/columns. ``None`` synthesises ``chest_phantom``.
+    For MONOCHROME1 the stored values are the inverse (``2**bits_stored - 1 - pixels``), as a
+    MONOCHROME1 modality would write them.
     ``signed`` stores ``pixels - 2**(bits_stored-1)`` with PixelRepresentation 1. ``window`` is
     (center, width) and ``rescale`` (slope, intercept), written as tags only: the stored values do
     not change. ``jpeg_baseline`` needs ``bits_stored == 8`` and is lossy (Pillow, quality 95).
     """
     path = Path(path)
     if transfer_syntax not in _TRANSFER_SYNTAXES:
-        raise ValueError(f"unknown transfer_syntax {transfer_syntax!r}; use one of {sorted(_TRANSFER_SYNTAXES)}")
+        raise ValueError(
+            f"unknown transfer_syntax {transfer_syntax!r}; use one of {sorted(_TRANSFER_SYNTAXES)}"
+        )
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise ValueError(f"photometric must be MONOCHROME1 or MONOCHROME2, got {photometric!r}")
     if transfer_syntax == "jpeg_baseline" and (bits_stored != 8 or signed):
@@ -136,7 +139,9 @@ def make_cxr_dicom(
     if signed:
         stored = stored - 2 ** (bits_stored - 1)
     bits_allocated = 8 if bits_stored <= 8 else 16
-    dtype = {(8, False): "u1", (8, True): "i1", (16, False): "<u2", (16, True): "<i2"}[(bits_allocated, signed)]
+    dtype = {(8, False): "u1", (8, True): "i1", (16, False): "<u2", (16, True): "<i2"}[
+        (bits_allocated, signed)
+    ]
 
     study_uid = study_uid or generate_uid(entropy_srcs=[patient_id, "study"])
     series_uid = series_uid or generate_uid(entropy_srcs=[study_uid, "series"])

@@ -139,7 +139,9 @@ def _load_bytes(source: Source, name: str) -> bytes:
         try:
             data = Path(source).read_bytes()
         except OSError as exc:
-            raise MediaError("unreadable", f"{name}: cannot read file ({exc.__class__.__name__}: {exc})") from exc
+            raise MediaError(
+                "unreadable", f"{name}: cannot read file ({exc.__class__.__name__}: {exc})"
+            ) from exc
     if not data:
         raise MediaError("empty_file", f"{name}: file is empty (0 bytes)")
     return data
@@ -152,11 +154,17 @@ def _read_dataset(fileobj: Any, name: str, *, stop_before_pixels: bool) -> Datas
         raise MediaError("not_dicom", f"{name}: not a DICOM file (no 'DICM' preamble / file meta)") from exc
     except EOFError as exc:
         raise MediaError("truncated", f"{name}: file ends inside the DICOM header ({exc})") from exc
+    except OSError as exc:
+        raise MediaError("unreadable", f"{name}: cannot read file ({exc.__class__.__name__}: {exc})") from exc
     except Exception as exc:  # pydicom raises many types on malformed headers
-        raise MediaError("bad_header", f"{name}: cannot parse DICOM header ({exc.__class__.__name__}: {exc})") from exc
+        raise MediaError(
+            "bad_header", f"{name}: cannot parse DICOM header ({exc.__class__.__name__}: {exc})"
+        ) from exc
     if len(ds) == 0:
         # pydicom stops silently at EOF; an image file with no data set at all was cut short.
-        raise MediaError("truncated", f"{name}: DICOM file meta present but the data set is empty or cut short")
+        raise MediaError(
+            "truncated", f"{name}: DICOM file meta present but the data set is empty or cut short"
+        )
     _check_last_element(ds, name)
     return ds
 
@@ -169,7 +177,7 @@ def _check_last_element(ds: Dataset, name: str) -> None:
         if isinstance(raw.value, (bytes, bytearray)) and len(raw.value) < raw.length:
             raise MediaError(
                 "truncated",
-                f"{name}: element {last_tag} declares {raw.length} bytes but the file ends after {len(raw.value)}",
+                f"{name}: element {last_tag} declares {raw.length} bytes, file ends after {len(raw.value)}",
             )
 
 
@@ -294,13 +302,12 @@ def read_dicom_header(source: Source, *, name: str | None = None) -> dict[str, A
         try:
             size = Path(source).stat().st_size
         except OSError as exc:
-            raise MediaError("unreadable", f"{label}: cannot read file ({exc.__class__.__name__}: {exc})") from exc
+            raise MediaError(
+                "unreadable", f"{label}: cannot read file ({exc.__class__.__name__}: {exc})"
+            ) from exc
         if size == 0:
             raise MediaError("empty_file", f"{label}: file is empty (0 bytes)")
-        try:
-            ds = _read_dataset(str(source), label, stop_before_pixels=True)
-        except OSError as exc:
-            raise MediaError("unreadable", f"{label}: cannot read file ({exc})") from exc
+        ds = _read_dataset(str(source), label, stop_before_pixels=True)
     return {
         "meta": _header_meta(ds),
         "identifiers": _identifiers(ds),
@@ -339,7 +346,9 @@ def _check_supported(ds: Dataset, data: bytes, name: str) -> None:
     try:
         decoder = get_decoder(tsyntax)
     except NotImplementedError as exc:
-        raise UnsupportedTransferSyntaxError(f"{name}: no pixel decoder for {tsyntax.name} ({tsyntax})") from exc
+        raise UnsupportedTransferSyntaxError(
+            f"{name}: no pixel decoder for {tsyntax.name} ({tsyntax})"
+        ) from exc
     if not decoder.is_available:
         raise UnsupportedTransferSyntaxError(
             f"{name}: {tsyntax.name} ({tsyntax}) needs a pixel plugin that is not installed "
@@ -352,14 +361,18 @@ def _stored_pixels(ds: Dataset, name: str) -> np.ndarray:
         arr = ds.pixel_array
     except ValueError as exc:
         if "less than expected" in str(exc) or "truncat" in str(exc).lower():
-            raise MediaError("truncated", f"{name}: pixel data shorter than Rows x Columns x bits ({exc})") from exc
+            raise MediaError(
+                "truncated", f"{name}: pixel data shorter than Rows x Columns x bits ({exc})"
+            ) from exc
         raise MediaError("decode_failed", f"{name}: pixel decoding failed ({exc})") from exc
     except (RuntimeError, NotImplementedError) as exc:
         if "plugin" in str(exc).lower() or "decoder" in str(exc).lower():
             raise UnsupportedTransferSyntaxError(f"{name}: {exc}") from exc
         raise MediaError("decode_failed", f"{name}: pixel decoding failed ({exc})") from exc
     except Exception as exc:
-        raise MediaError("decode_failed", f"{name}: pixel decoding failed ({exc.__class__.__name__}: {exc})") from exc
+        raise MediaError(
+            "decode_failed", f"{name}: pixel decoding failed ({exc.__class__.__name__}: {exc})"
+        ) from exc
     if arr.ndim != 2:
         raise UnsupportedImageError(f"{name}: decoded pixel array has shape {arr.shape}, expected 2D")
     # pydicom 3 already drops bits above BitsStored (legacy overlays) and sign-extends signed data.
@@ -426,9 +439,9 @@ def decode_dicom(
     its first window) -> invert MONOCHROME1. ``lo``/``hi`` are the VOI output range. When the file has
     no usable VOI information: unsigned <=8-bit data without a modality transform keeps its nominal
     range 0..2**bits-1 (already display data); otherwise ``fallback="minmax"`` (default) uses the
-    image's own min..max, which loses nothing; ``"percentile"`` uses the 0.5th..99.5th percentiles, better contrast when collimator
-    edges or burned-in text dominate, at the price of clipping the extremes. ``name`` labels bytes
-    input in error messages.
+    image's own min..max, which loses nothing; ``"percentile"`` uses the 0.5th..99.5th percentiles,
+    better contrast when collimator edges or burned-in text dominate, at the price of clipping the
+    extremes. ``name`` labels bytes input in error messages.
     """
     label = _name(source, name)
     data = _load_bytes(source, label)
@@ -487,7 +500,9 @@ def decode_dicom(
     except MediaError:
         raise
     except Exception as exc:
-        raise MediaError("decode_failed", f"{label}: VOI LUT / window failed ({exc.__class__.__name__}: {exc})") from exc
+        raise MediaError(
+            "decode_failed", f"{label}: VOI LUT / window failed ({exc.__class__.__name__}: {exc})"
+        ) from exc
 
     pixels = np.asarray(out, dtype=np.float32)
     if lo > hi:

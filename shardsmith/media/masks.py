@@ -90,7 +90,7 @@ def siim_rle_decode(rle: str, height: int, width: int) -> np.ndarray:
     if int(ends[-1]) > n_pixels:
         raise MaskError(
             "rle_out_of_bounds",
-            f"SIIM RLE run ends at pixel {int(ends[-1])}, past the {height}x{width} image ({n_pixels} pixels)",
+            f"SIIM RLE run ends at pixel {int(ends[-1])}, past the {height}x{width} image ({n_pixels} px)",
         )
     flat = np.zeros(n_pixels, dtype=bool)
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
@@ -142,8 +142,13 @@ def _to_coco_native(rle: dict[str, Any]) -> dict[str, Any]:
         return {"size": size, "counts": counts}
     if isinstance(counts, (list, tuple)):
         # Uncompressed RLE (list of ints): check the total so pycocotools is not handed garbage.
-        if any((not isinstance(c, (int, np.integer))) or c < 0 for c in counts) or sum(counts) != size[0] * size[1]:
-            raise MaskError("coco_rle_malformed", "uncompressed COCO RLE counts must be non-negative and sum to h*w")
+        if (
+            any((not isinstance(c, (int, np.integer))) or c < 0 for c in counts)
+            or sum(counts) != size[0] * size[1]
+        ):
+            raise MaskError(
+                "coco_rle_malformed", "uncompressed COCO RLE counts must be non-negative and sum to h*w"
+            )
         return coco_mask.frPyObjects({"size": size, "counts": list(counts)}, size[0], size[1])
     raise MaskError("coco_rle_malformed", f"COCO RLE counts has unsupported type {type(counts).__name__}")
 

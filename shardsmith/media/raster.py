@@ -51,7 +51,9 @@ def _load(source: str | Path | bytes | bytearray | memoryview) -> tuple[bytes, s
         try:
             data = Path(source).read_bytes()
         except OSError as exc:
-            raise MediaError("unreadable", f"{name}: cannot read file ({exc.__class__.__name__}: {exc})") from exc
+            raise MediaError(
+                "unreadable", f"{name}: cannot read file ({exc.__class__.__name__}: {exc})"
+            ) from exc
     if not data:
         raise MediaError("empty_file", f"{name}: file is empty (0 bytes)")
     return data, name
@@ -94,7 +96,9 @@ def read_raster(source: str | Path | bytes | bytearray | memoryview) -> DecodedI
     else:
         raise MediaError("unsupported_image", f"{name}: pixel type {arr.dtype} is not 8- or 16-bit unsigned")
     meta = dict.fromkeys(META_KEYS)
-    meta.update(photometric="MONOCHROME2", bits_stored=bits, rows=int(arr.shape[0]), columns=int(arr.shape[1]))
+    meta.update(
+        photometric="MONOCHROME2", bits_stored=bits, rows=int(arr.shape[0]), columns=int(arr.shape[1])
+    )
     return DecodedImage(
         pixels=arr.astype(np.float32),
         lo=lo,

@@ -182,7 +182,7 @@ def build_records(
     write_parquet_atomic(pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA),
                          settings.quarantine_dir(source.name) / qname)
     reasons = Counter(q["reason"] for q in quarantine)
-    return StageCounts(
+    counts = StageCounts(
         source=source.name,
         inputs=len(entries) + len(catalog_quarantine),
         records=writers["records"].count,
@@ -192,6 +192,9 @@ def build_records(
         label_distribution=dict(sorted(labels.items())),
         extra_tables={n: writers[n].count for n in extra_schemas},
     )
+    cname = "counts.json" if part == "records" else f"counts-{part}.json"
+    (staging / cname).write_text(json.dumps(asdict(counts), indent=2, sort_keys=True))
+    return counts
 
 
 def run_source(settings: Settings, source: MedicalSource, progress: Progress | None = None) -> StageCounts:

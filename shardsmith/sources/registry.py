@@ -10,6 +10,11 @@ from shardsmith.sources.base import MedicalSource
 MEDICAL_SOURCES: dict[str, str] = {
     "vindr_cxr": "shardsmith.sources.vindr_cxr:VinDrCxr",
     "nih_cxr14": "shardsmith.sources.nih_cxr14:NihCxr14",
+    "rsna_pneumonia": "shardsmith.sources.rsna_pneumonia:RsnaPneumonia",
+    "siim_acr": "shardsmith.sources.siim_acr:SiimAcr",
+    "chestx_det": "shardsmith.sources.chestx_det:ChestXDet",
+    "chexpert": "shardsmith.sources.chexpert:CheXpert",
+    "ms_cxr": "shardsmith.sources.ms_cxr:MsCxr",
 }
 
 WEREWOLF_SOURCES: tuple[str, ...] = ()

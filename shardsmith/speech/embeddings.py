@@ -110,7 +110,8 @@ class VoiceEmbedder:
     def _forward(self, mels: list[np.ndarray]) -> np.ndarray:
         torch = self._torch
         out = []
-        with self._lock, torch.inference_mode():
+        # oneDNN's LSTM spends seconds warming up on first use; the plain kernel is fast for one sequence
+        with self._lock, torch.inference_mode(), torch.backends.mkldnn.flags(enabled=False):
             for m in mels:  # variable lengths: one sequence at a time keeps it simple and exact
                 _, (hidden, _) = self.lstm(torch.from_numpy(m[None]))
                 e = torch.relu(self.linear(hidden[-1]))[0].numpy()

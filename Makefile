@@ -1,0 +1,28 @@
+.PHONY: demo test ui bench lint clean
+
+VENV := .venv
+BOOT := $(VENV)/.bootstrap-stamp
+export SHARDSMITH_REAL_SAMPLES ?= $(abspath ../shared/real)
+
+$(BOOT): pyproject.toml requirements-extra.txt scripts/bootstrap.sh
+	./scripts/bootstrap.sh
+
+demo: $(BOOT)
+	SHARDSMITH_DEMO=1 $(VENV)/bin/shardsmith demo --home demo-home
+
+test: $(BOOT)
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
+
+ui: $(BOOT)
+	mkdir -p .dagster_home && cp dagster.yaml .dagster_home/dagster.yaml
+	DAGSTER_HOME=$(abspath .dagster_home) SHARDSMITH_HOME=$(abspath demo-home) SHARDSMITH_DEMO=1 \
+		$(VENV)/bin/dagster dev
+
+bench: $(BOOT)
+	$(VENV)/bin/python -m bench.run_all
+
+lint: $(BOOT)
+	$(VENV)/bin/ruff check shardsmith tests bench
+
+clean:
+	rm -rf demo-home .dagster_home

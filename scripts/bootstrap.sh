@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Make .venv from the project's own files: Debian tools the tests use, then the package with
+# its dev extra. Safe to re-run: each step is skipped when already satisfied.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+
+need_apt=()
+for tool in espeak-ng:espeak-ng sox:sox; do
+  bin=${tool%%:*}; pkg=${tool##*:}
+  command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "bootstrap: please install Debian packages: ${need_apt[*]}" >&2
+  fi
+fi
+
+stamp=.venv/.bootstrap-stamp
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-extra.txt -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements-extra.txt
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch "$stamp"
+fi

@@ -1,0 +1,1 @@
+"""Dagster assets: thin wiring of library calls into the asset graph."""

@@ -1,0 +1,183 @@
+"""``shardsmith``: build, demo, releases, verify, labels."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from shardsmith.config import HOME_ENV, settings_from_env
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("great_expectations", "dagster", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True)
+def main(verbose: bool) -> None:
+    """Build research datasets from public medical images and Werewolf games."""
+    _setup_logging(verbose)
+
+
+def enabled_medical(settings) -> list[str]:
+    from shardsmith.sources.registry import get_source, medical_source_names
+
+    out = []
+    for name in medical_source_names():
+        root = settings.raw_dir(name)
+        if root.is_dir() and get_source(name).detect(root):
+            out.append(name)
+    return out
+
+
+def run_build(home: Path) -> dict:
+    """Materialise every enabled source and the releases in-process through Dagster."""
+    import dagster as dg
+
+    from shardsmith.assets.resources import ShardsmithResource
+    from shardsmith.pipelines.definitions import graph_parts
+
+    os.environ[HOME_ENV] = str(home)
+    settings = settings_from_env(home)
+    medical = enabled_medical(settings)
+    keys: list[dg.AssetKey] = []
+    for name in medical:
+        keys += [dg.AssetKey(f"{name}_catalog"), dg.AssetKey(f"{name}_records")]
+    if medical:
+        keys.append(dg.AssetKey("medical_release"))
+    extra = _werewolf_selection(settings)
+    keys += extra
+    if not keys:
+        raise click.ClickException(f"nothing to build: no known source under {settings.raw}")
+    click.echo(f"building {', '.join(medical)}{' + werewolf' if extra else ''} under {home}", err=True)
+    assets, checks = graph_parts()
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    t0 = time.monotonic()
+    result = dg.materialize(
+        [*assets, *checks],
+        selection=dg.AssetSelection.assets(*keys),
+        resources={"shardsmith": ShardsmithResource(home=str(home))},
+        instance=instance,
+        raise_on_error=False,
+    )
+    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    summary = {"success": result.success and not failed_checks, "seconds": round(time.monotonic() - t0, 1),
+               "failed_checks": [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in failed_checks]}
+    return summary
+
+
+def _werewolf_selection(settings) -> list:
+    try:
+        from shardsmith.assets.werewolf import werewolf_selection
+    except ImportError:
+        return []
+    return werewolf_selection(settings)
+
+
+def print_releases(home: Path) -> None:
+    from shardsmith.publish.release import list_versions, read_latest
+
+    root = home / "releases"
+    if not root.is_dir():
+        click.echo("no releases")
+        return
+    for coll in sorted(p for p in root.iterdir() if p.is_dir()):
+        latest = read_latest(coll)
+        for v in list_versions(coll):
+            m = json.loads((coll / v / "manifest.json").read_text())
+            counts = ", ".join(f"{t}: " + "/".join(f"{s}={n}" for s, n in sp.items())
+                               for t, sp in m["row_counts"].items() if sp)
+            mark = "*" if v == latest else " "
+            click.echo(f"{mark} {coll.name}/{v}  {m['created']}  digest {m['content_digest'][:12]}  {counts}")
+            click.echo(f"    {coll / v}")
+
+
+@main.command()
+@click.option("--home", type=click.Path(path_type=Path), default=None, help="SHARDSMITH_HOME")
+def build(home: Path | None) -> None:
+    """Materialise everything enabled under HOME/raw/ and publish the releases."""
+    home = (home or settings_from_env().home).resolve()
+    summary = run_build(home)
+    click.echo(json.dumps(summary))
+    if not summary["success"]:
+        raise SystemExit(1)
+    print_releases(home)
+
+
+@main.command()
+@click.option("--home", type=click.Path(path_type=Path), default=Path("demo-home"))
+@click.option("--fresh/--keep", default=True, help="Start from an empty home")
+def demo(home: Path, fresh: bool) -> None:
+    """Write sample data for every source in its native layout, build it, print the releases."""
+    import shutil
+
+    from shardsmith.demo.generate import write_all
+
+    os.environ.setdefault("SHARDSMITH_DEMO", "1")
+    home = home.resolve()
+    if fresh and home.exists():
+        shutil.rmtree(home)
+    sources = write_all(home)
+    click.echo(f"demo data written for: {', '.join(sources)}", err=True)
+    summary = run_build(home)
+    click.echo(json.dumps(summary))
+    print_releases(home)
+    if not summary["success"]:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--home", type=click.Path(path_type=Path), default=None)
+def releases(home: Path | None) -> None:
+    """List published releases (* marks LATEST)."""
+    print_releases((home or settings_from_env().home).resolve())
+
+
+@main.command()
+@click.argument("collection", default="medical")
+@click.option("--home", type=click.Path(path_type=Path), default=None)
+@click.option("--version", default="latest")
+def verify(collection: str, home: Path | None, version: str) -> None:
+    """Re-hash every file of a release against its manifest."""
+    from shardsmith.loaders import open_release
+
+    home = (home or settings_from_env().home).resolve()
+    rel = open_release(home / "releases", collection, version)
+    report = rel.verify(raise_on_error=False)
+    click.echo(json.dumps({"release": f"{collection}/{rel.version}", "ok": report.ok, "files": report.files,
+                           "problems": report.problems}))
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("source")
+@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def labels(source: str, root: Path, as_json: bool) -> None:
+    """Harmonised label statistics from the label files under ROOT (no pixels)."""
+    from shardsmith.sources.registry import get_source
+    from shardsmith.sources.stats import label_stats
+
+    stats = label_stats(source, get_source(source).read_labels(root))
+    if as_json:
+        click.echo(json.dumps(stats, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{source}: {stats['images']} images; abnormal {stats['abnormal']}")
+    for label, c in stats["findings"].items():
+        click.echo(f"  {label:32s} present {c['present']:7d}  absent {c['absent']:7d}  uncertain {c['uncertain']:7d}")
+    for label, n in stats["targets"].items():
+        click.echo(f"  target {label:25s} {n}")
+
+
+if __name__ == "__main__":
+    main()
