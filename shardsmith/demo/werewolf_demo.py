@@ -30,11 +30,11 @@ SR = 16_000
 GAP_S = 0.6  # silence between turns, as between speakers at a table
 
 # speaker -> (espeak voice, pitch 0-99, words per minute)
-VOICES: dict[str, tuple[str, int, int]] = {
-    "host": ("en-us+m1", 35, 150),
+VOICES: dict[str, tuple[str, int, int]] = {  # chosen for low d-vector similarity between speakers
+    "host": ("en+klatt", 30, 150),
     "1": ("en+f3", 85, 160),
-    "2": ("en+m3", 15, 145),
-    "3": ("en-gb+f4", 65, 170),
+    "2": ("en+m2", 5, 140),
+    "3": ("en-us+whisper", 50, 150),
     "4": ("en-us+m7", 45, 155),
 }
 

@@ -15,6 +15,11 @@ MEDICAL_SOURCES: dict[str, str] = {
     "chestx_det": "shardsmith.sources.chestx_det:ChestXDet",
     "chexpert": "shardsmith.sources.chexpert:CheXpert",
     "ms_cxr": "shardsmith.sources.ms_cxr:MsCxr",
+    "msd": "shardsmith.sources.msd:Msd",
+    "brats": "shardsmith.sources.brats:Brats",
+    "kits": "shardsmith.sources.kits:Kits",
+    "lidc_idri": "shardsmith.sources.lidc_idri:LidcIdri",
+    "totalsegmentator": "shardsmith.sources.totalsegmentator:TotalSegmentator",
 }
 
 WEREWOLF_SOURCES: tuple[str, ...] = ()
