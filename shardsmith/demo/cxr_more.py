@@ -89,7 +89,7 @@ def write_rsna(root: Path) -> None:
             labels.append([pid, "", "", "", "", 0])
             classes.append([pid, cls])
         make_cxr_dicom(root / "stage_2_train_images" / f"{pid}.dcm", rows=256, columns=256, bits_stored=8,
-                       modality="CR", patient_id=pid, view=view, age="51", seed=len(labels))
+                       modality="CR", patient_id=pid, view=view, age="051Y", seed=len(labels))
     _write_csv(root / "stage_2_train_labels.csv", ["patientId", "x", "y", "width", "height", "Target"], labels)
     _write_csv(root / "stage_2_detailed_class_info.csv", ["patientId", "class"], classes)
 
@@ -123,7 +123,7 @@ def write_siim(root: Path) -> None:
         make_cxr_dicom(root / "dicom-images-train" / study / series / f"{uid}.dcm", rows=SIIM_SIZE,
                        columns=SIIM_SIZE, bits_stored=8, transfer_syntax="jpeg_baseline", modality="CR",
                        patient_id=f"5c7b8a1e-0d4f-4c2a-9e3b-{i:012d}", study_uid=study, series_uid=series,
-                       sop_uid=uid, age="38", seed=10 + i)
+                       sop_uid=uid, age="038Y", seed=10 + i)
 
 
 # --------------------------------------------------------------------------- ChestX-Det

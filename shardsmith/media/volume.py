@@ -68,10 +68,18 @@ class VolumeError(Exception):
 # --------------------------------------------------------------------------- reading
 
 
-def _load_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _load_nifti(path: Path, dtype: type | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels with the header's scl_slope/scl_inter applied in ``dtype`` (float32 for images: nibabel
+    would scale in float64, which costs seconds and gigabytes on a full CT) and the RAS affine."""
     try:
         img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)
+        proxy = img.dataobj
+        data = np.asanyarray(proxy.get_unscaled()) if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
+        slope, inter = float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0))
+        if dtype is not None and data.dtype != dtype:
+            data = data.astype(dtype)
+        if slope != 1.0 or inter != 0.0:
+            data = data.astype(dtype or np.float32, copy=False) * np.float32(slope) + np.float32(inter)
     except Exception as exc:  # nibabel raises many types on truncated/corrupt files
         raise VolumeError("unreadable_nifti", f"{path.name}: cannot read NIfTI ({exc.__class__.__name__}: {exc})") from exc
     affine = np.asarray(img.affine, dtype=np.float64)
@@ -107,7 +115,7 @@ def check_finite(arr: np.ndarray, name: str) -> None:
 
 def read_nifti(path: Path) -> tuple[list[sitk.Image], np.ndarray]:
     """Intensity volume(s) as float32 SimpleITK images (one per channel of a 4D file) + the RAS affine."""
-    data, affine = _load_nifti(path)
+    data, affine = _load_nifti(path, np.float32)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim == 3:
@@ -183,8 +191,35 @@ def check_same_grid(ref: sitk.Image, other: sitk.Image, what: str) -> None:
 
 
 def to_canonical(img: sitk.Image) -> sitk.Image:
-    """Reorient to LPS+ by permuting/flipping axes only (voxel values are untouched)."""
-    return sitk.DICOMOrient(img, CANONICAL_ORIENTATION)
+    """Reorient to LPS+ by permuting/flipping axes only (voxel values are untouched).
+
+    Same result as ``sitk.DICOMOrient(img, "LPS")`` (the closest axis wins for oblique volumes),
+    done as a numpy transpose/flip: ITK's axis permutation is slow on KiTS's permuted arrays.
+    """
+    if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
+        return sitk.DICOMOrient(img, CANONICAL_ORIENTATION)
+    d = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
+    perm = [int(a) for a in np.argmax(np.abs(d), axis=1)]  # world axis w <- index axis perm[w]
+    if sorted(perm) != [0, 1, 2]:
+        return sitk.DICOMOrient(img, CANONICAL_ORIENTATION)
+    signs = [float(np.sign(d[w, perm[w]])) for w in range(3)]
+    if perm == [0, 1, 2] and all(sg > 0 for sg in signs):
+        return img
+    size = np.asarray(img.GetSize())
+    arr_ijk = sitk.GetArrayViewFromImage(img).transpose(2, 1, 0)
+    new = arr_ijk.transpose(perm)
+    start = [0, 0, 0]
+    for w in range(3):
+        if signs[w] < 0:
+            new = np.flip(new, axis=w)
+            start[perm[w]] = int(size[perm[w]]) - 1
+    out = sitk.GetImageFromArray(np.ascontiguousarray(new.transpose(2, 1, 0)))
+    spacing = img.GetSpacing()
+    out.SetSpacing([float(spacing[perm[w]]) for w in range(3)])
+    new_dir = np.stack([d[:, perm[w]] * signs[w] for w in range(3)], axis=1)
+    out.SetDirection([float(v) for v in new_dir.ravel()])
+    out.SetOrigin(img.TransformIndexToPhysicalPoint(start))
+    return out
 
 
 def affine_zyx(img: sitk.Image) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-RECORDS_SCHEMA_VERSION = "1.0.0"
+RECORDS_SCHEMA_VERSION = "1.1.0"
 
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 
@@ -34,6 +34,7 @@ TARGET_TYPE = pa.struct(
         pa.field("area_px", pa.float64()),  # mask area if a mask, else box area
         pa.field("reader", pa.string()),
         pa.field("source_geometry", pa.string()),  # e.g. xywh@1024, xyxy@native, siim-rle, polygon
+        pa.field("text", pa.string()),  # grounding phrase tied to this target (MS-CXR), if any
     ]
 )
 

@@ -252,7 +252,9 @@ class MedicalSource:
         if self.native_id_identifies_patient:
             raw_path = raw_path.replace(item.native_id, native_id)
         return {
-            "record_id": stable_id(self.name, item.native_id, "" if slice_index is None else slice_index),
+            # keyed pseudonym, not the raw id, when the native id identifies a patient (RSNA)
+            "record_id": stable_id(self.name, native_id if self.native_id_identifies_patient else item.native_id,
+                                   "" if slice_index is None else slice_index),
             "source": self.name,
             "native_id": native_id,
             "patient_id": patient,

@@ -82,6 +82,10 @@ def render_target(
         rle = M.coco_rle_encode(mask)
         area = float(M.coco_rle_area(rle))
         box = M.mask_bbox_xyxy(mask)
+        if g.get("box"):  # an annotated box beside the mask (ChestX-Det) wins over the mask's extent
+            sw, sh = _space(g, nw, nh)
+            box = M.clip_box_xyxy(M.scale_box_xyxy([float(c) for c in g["box"]], enc.width / sw,
+                                                   enc.height / sh), enc.width, enc.height)
     else:
         area = float((box[2] - box[0]) * (box[3] - box[1]))
     return {
@@ -93,6 +97,7 @@ def render_target(
         "area_px": area,
         "reader": target.reader,
         "source_geometry": target.source_geometry,
+        "text": target.text,
     }
 
 
