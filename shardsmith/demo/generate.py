@@ -8,12 +8,12 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# Each module exposes write_demo(raw_root); families are independent of one another.
+# module -> function(raw_root) writing that family's sources; families are independent.
 DEMO_WRITERS = (
-    "shardsmith.demo.cxr_core",
-    "shardsmith.demo.cxr_more",
-    "shardsmith.demo.volumes_demo",
-    "shardsmith.demo.werewolf_demo",
+    ("shardsmith.demo.cxr_core", "write_demo"),
+    ("shardsmith.demo.cxr_more", "write_demo"),
+    ("shardsmith.demo.volumes_demo", "write_demo"),
+    ("shardsmith.demo.werewolf_demo", "write_werewolf_demo"),
 )
 
 
@@ -21,8 +21,8 @@ def write_all(home: Path) -> list[str]:
     raw = home / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in DEMO_WRITERS:
-        module = importlib.import_module(name)
-        module.write_demo(raw)
-        written.append(name)
+    for module_name, func in DEMO_WRITERS:
+        log.info("writing demo data: %s", module_name)
+        getattr(importlib.import_module(module_name), func)(raw)
+        written.append(module_name)
     return sorted(p.name for p in raw.iterdir() if p.is_dir())

@@ -31,10 +31,10 @@ GAP_S = 0.6  # silence between turns, as between speakers at a table
 
 # speaker -> (espeak voice, pitch 0-99, words per minute)
 VOICES: dict[str, tuple[str, int, int]] = {  # chosen for low d-vector similarity between speakers
-    "host": ("en+klatt", 30, 150),
-    "1": ("en+f3", 85, 160),
-    "2": ("en+m2", 5, 140),
-    "3": ("en-us+whisper", 50, 150),
+    "host": ("en+f3", 85, 160),
+    "1": ("en-us+m1", 35, 150),
+    "2": ("en+klatt", 30, 150),
+    "3": ("en+m2", 5, 140),
     "4": ("en-us+m7", 45, 155),
 }
 
@@ -47,19 +47,36 @@ SEATS = [
 
 # (speaker, text, phase)
 SCRIPT: list[tuple[str, str, str]] = [
-    ("host", "Night falls. Everyone, close your eyes. Werewolves, open your eyes and choose a victim.", "night_1"),
+    (
+        "host",
+        "Night falls. Everyone, close your eyes. Werewolves, open your eyes and choose a victim.",
+        "night_1",
+    ),
     ("host", "Day breaks. Nobody died last night. Seat one, please speak.", "day_1"),
-    ("1", "Seat one here. I am the seer. Last night I checked seat two, and seat two is a werewolf. "
-          "Please vote for seat two.", "day_1"),
-    ("host", "Seat two, please speak.", "day_1"),
-    ("2", "Seat two here. I am only a villager. Seat one is lying to all of you, so do not trust her.",
-     "day_1"),
-    ("host", "Seat three, please speak.", "day_1"),
-    ("3", "Seat three here. I believe seat one, because her story sounds right. I will vote for seat two.",
-     "day_1"),
-    ("host", "Seat four, please speak.", "day_1"),
-    ("4", "Seat four here. I am the witch. I had my potion ready, and I trust the seer. Seat two must go.",
-     "day_1"),
+    (
+        "1",
+        "Seat one here. I am the seer. Last night I checked seat two, and seat two is a werewolf. "
+        "Please vote for seat two.",
+        "day_1",
+    ),
+    ("host", "Thank you. Seat two, it is your turn now, please speak.", "day_1"),
+    (
+        "2",
+        "Seat two here. I am only a villager. Seat one is lying to all of you, so do not trust that seer.",
+        "day_1",
+    ),
+    ("host", "Thank you. Seat three, it is your turn now, please speak.", "day_1"),
+    (
+        "3",
+        "Seat three here. I believe seat one, because that story sounds right. I will vote for seat two.",
+        "day_1",
+    ),
+    ("host", "Thank you. Seat four, it is your turn now, please speak.", "day_1"),
+    (
+        "4",
+        "Seat four here. I am the witch. I had my potion ready, and I trust the seer. Seat two must go.",
+        "day_1",
+    ),
     ("host", "Time to vote. Seat two is voted out. The werewolf is gone, and the village wins.", "day_1"),
 ]
 
@@ -77,8 +94,11 @@ def _espeak_wav(text: str, voice: str, pitch: int, speed: int) -> bytes:
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise RuntimeError("the werewolf video demo needs espeak-ng (Debian: apt-get install espeak-ng)")
-    return subprocess.run([exe, "-v", voice, "-p", str(pitch), "-s", str(speed), "--stdout", text],
-                          check=True, capture_output=True).stdout
+    return subprocess.run(
+        [exe, "-v", voice, "-p", str(pitch), "-s", str(speed), "--stdout", text],
+        check=True,
+        capture_output=True,
+    ).stdout
 
 
 def _wav_to_16k(wav: bytes) -> np.ndarray:
@@ -111,8 +131,15 @@ def synthesize_game() -> tuple[np.ndarray, list[DemoTurn]]:
     return np.concatenate(pieces), turns
 
 
-def write_video(path: Path, samples: np.ndarray | None, sr: int = SR, *, fps: int = 2,
-                size: tuple[int, int] = (64, 48), duration_s: float | None = None) -> Path:
+def write_video(
+    path: Path,
+    samples: np.ndarray | None,
+    sr: int = SR,
+    *,
+    fps: int = 2,
+    size: tuple[int, int] = (64, 48),
+    duration_s: float | None = None,
+) -> Path:
     """An MP4 with a black video stream and (unless ``samples`` is None) an AAC audio stream."""
     import av
 
@@ -137,8 +164,9 @@ def write_video(path: Path, samples: np.ndarray | None, sr: int = SR, *, fps: in
             pcm = np.asarray(samples, np.float32).reshape(1, -1)
             step = 1024
             for i in range(0, pcm.shape[1], step):
-                fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i : i + step]), format="flt",
-                                                layout="mono")
+                fr = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(pcm[:, i : i + step]), format="flt", layout="mono"
+                )
                 fr.sample_rate, fr.pts = sr, i
                 for p in a.encode(fr):
                     out.mux(p)
@@ -150,24 +178,33 @@ def write_video(path: Path, samples: np.ndarray | None, sr: int = SR, *, fps: in
 def demo_sidecar(game_id: str, turns: list[DemoTurn], include_turns: bool) -> dict:
     """The sidecar JSON (see schemas/werewolf_sidecar.schema.json) for the demo video game."""
     phases = []
-    for name in ("night_1", "day_1"):
-        ts = [t for t in turns if t.phase == name]
-        if ts:
-            phases.append({"name": name, "start": ts[0].start, "end": ts[-1].end})
+    names = list(dict.fromkeys(t.phase for t in turns))
+    for k, name in enumerate(names):  # phase boundaries sit in the middle of the pause between turns
+        first = next(t for t in turns if t.phase == name)
+        last = [t for t in turns if t.phase == name][-1]
+        start = 0.0 if k == 0 else round(first.start - GAP_S / 2, 3)
+        end = round(last.end + (GAP_S / 2 if k + 1 < len(names) else 1.0), 3)
+        phases.append({"name": name, "start": start, "end": end})
     side: dict = {
         "game_id": game_id,
         "language": "en",
         "rule_variant": "seer+witch+werewolf+villager (demo)",
         "host": True,
         "seats": SEATS,
-        "votes": [{"day": 1, "voter": 1, "target": 2}, {"day": 1, "voter": 2, "target": 1},
-                  {"day": 1, "voter": 3, "target": 2}, {"day": 1, "voter": 4, "target": 2}],
+        "votes": [
+            {"day": 1, "voter": 1, "target": 2},
+            {"day": 1, "voter": 2, "target": 1},
+            {"day": 1, "voter": 3, "target": 2},
+            {"day": 1, "voter": 4, "target": 2},
+        ],
         "winner": "village",
         "phases": phases,
     }
     if include_turns:
-        side["turns"] = [{"start": t.start, "end": t.end, "seat": "host" if t.speaker == "host" else int(t.speaker)}
-                         for t in turns]
+        side["turns"] = [
+            {"start": t.start, "end": t.end, "seat": "host" if t.speaker == "host" else int(t.speaker)}
+            for t in turns
+        ]
     return side
 
 
@@ -205,7 +242,7 @@ WEREBENCH_SRT = """\ufeff1\r
 说话人 3: 游戏结束，好人胜利\r
 """
 
-WEREBENCH_CONFIG = '''GAME_CONFIG = {
+WEREBENCH_CONFIG = """GAME_CONFIG = {
     "metadata": {
         "game_id": 1,
         "source": "Demo Season 9, Episode 1",
@@ -225,53 +262,95 @@ WEREBENCH_CONFIG = '''GAME_CONFIG = {
     "sheriff_appointments": {},
     "summary_id_range": (8, 8),
 }
-'''
+"""
 
-WEREBENCH_TEMPLATE = '''GAME_CONFIG = {
+WEREBENCH_TEMPLATE = """GAME_CONFIG = {
     "metadata": {
         "game_id": "",
         "game_status": OrderedDict([("first_night", ""), ("end_time", "")]),
         "MVP": {"id": "", "votes": {"first_day_votes": {"vote_to": "", "cut_off_time": }}},
     }
 }
-'''
+"""
 
 
 def werewolf_among_us_games() -> list[dict]:
     """Two small games in Werewolf Among Us' JSON layout (one with an NA vote)."""
     return [
         {
-            "video_name": "demoGame01", "Game_ID": "1",
+            "video_name": "demoGame01",
+            "Game_ID": "1",
             "playerNames": ["Alice", "Bob", "Carol", "Dave"],
             "startRoles": ["Seer", "Werewolf", "Robber", "Villager"],
             "endRoles": ["Seer", "Villager", "Werewolf", "Villager"],
             "votingOutcome": [1, 2, 1, 1],
             "Dialogue": [
-                {"Rec_Id": 1, "speaker": "Moderator", "timestamp": "00:01", "utterance": "Everyone, wake up!",
-                 "annotation": ["No Strategy"]},
-                {"Rec_Id": 2, "speaker": "Alice", "timestamp": "00:04", "utterance": "I'm the seer, Bob is a wolf.",
-                 "annotation": ["Identity Declaration", "Accusation"]},
-                {"Rec_Id": 3, "speaker": "Bob", "timestamp": "00:09", "utterance": "Why would you say that?",
-                 "annotation": ["Interrogation", "Defense"]},
-                {"Rec_Id": 4, "speaker": "Game Audio", "timestamp": "00:15", "utterance": "One minute left.",
-                 "annotation": []},
-                {"Rec_Id": 5, "speaker": "Eve", "timestamp": "00:20", "utterance": "(a voice from off camera)",
-                 "annotation": ["No Strategy"]},
-                {"Rec_Id": 6, "speaker": "Dave", "timestamp": "0:2x", "utterance": "Vote Bob.",
-                 "annotation": ["Call for Action"]},
+                {
+                    "Rec_Id": 1,
+                    "speaker": "Moderator",
+                    "timestamp": "00:01",
+                    "utterance": "Everyone, wake up!",
+                    "annotation": ["No Strategy"],
+                },
+                {
+                    "Rec_Id": 2,
+                    "speaker": "Alice",
+                    "timestamp": "00:04",
+                    "utterance": "I'm the seer, Bob is a wolf.",
+                    "annotation": ["Identity Declaration", "Accusation"],
+                },
+                {
+                    "Rec_Id": 3,
+                    "speaker": "Bob",
+                    "timestamp": "00:09",
+                    "utterance": "Why would you say that?",
+                    "annotation": ["Interrogation", "Defense"],
+                },
+                {
+                    "Rec_Id": 4,
+                    "speaker": "Game Audio",
+                    "timestamp": "00:15",
+                    "utterance": "One minute left.",
+                    "annotation": [],
+                },
+                {
+                    "Rec_Id": 5,
+                    "speaker": "Eve",
+                    "timestamp": "00:20",
+                    "utterance": "(a voice from off camera)",
+                    "annotation": ["No Strategy"],
+                },
+                {
+                    "Rec_Id": 6,
+                    "speaker": "Dave",
+                    "timestamp": "0:2x",
+                    "utterance": "Vote Bob.",
+                    "annotation": ["Call for Action"],
+                },
             ],
         },
         {
-            "video_name": "demoGame02", "Game_ID": "2",
+            "video_name": "demoGame02",
+            "Game_ID": "2",
             "playerNames": ["Alice", "Bob", "Carol"],
             "startRoles": ["Werewolf", "Troublemaker", "Tanner"],
             "endRoles": ["Werewolf", "Troublemaker", "Tanner"],
             "votingOutcome": "NA",
             "Dialogue": [
-                {"Rec_Id": 1, "speaker": "Carol", "timestamp": "01:02", "utterance": "I am the tanner, vote me.",
-                 "annotation": ["Identity Declaration", "Call for Action"]},
-                {"Rec_Id": 2, "speaker": "Alice", "timestamp": "01:05", "utterance": "Nice try.",
-                 "annotation": ["No Strategy"]},
+                {
+                    "Rec_Id": 1,
+                    "speaker": "Carol",
+                    "timestamp": "01:02",
+                    "utterance": "I am the tanner, vote me.",
+                    "annotation": ["Identity Declaration", "Call for Action"],
+                },
+                {
+                    "Rec_Id": 2,
+                    "speaker": "Alice",
+                    "timestamp": "01:05",
+                    "utterance": "Nice try.",
+                    "annotation": ["No Strategy"],
+                },
             ],
         },
     ]
@@ -285,15 +364,19 @@ def write_werewolf_demo(raw_root: str | Path, *, video: bool = True) -> dict[str
 
     wb = raw_root / "werebench" / "Season_9"
     wb.mkdir(parents=True, exist_ok=True)
-    for name, text in (("01.srt", WEREBENCH_SRT), ("01-GAME_CONFIG.py", WEREBENCH_CONFIG),
-                       ("00-GAME_CONFIG_template.py", WEREBENCH_TEMPLATE)):
+    for name, text in (
+        ("01.srt", WEREBENCH_SRT),
+        ("01-GAME_CONFIG.py", WEREBENCH_CONFIG),
+        ("00-GAME_CONFIG_template.py", WEREBENCH_TEMPLATE),
+    ):
         (wb / name).write_bytes(text.encode("utf-8"))
         written["werebench"].append(wb / name)
 
     wau = raw_root / "werewolf_among_us" / "data" / "Youtube"
     wau.mkdir(parents=True, exist_ok=True)
-    (wau / "train.json").write_text(json.dumps(werewolf_among_us_games(), indent=1, ensure_ascii=False) + "\n",
-                                    encoding="utf-8")
+    (wau / "train.json").write_text(
+        json.dumps(werewolf_among_us_games(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     written["werewolf_among_us"].append(wau / "train.json")
 
     if video:
@@ -303,8 +386,9 @@ def write_werewolf_demo(raw_root: str | Path, *, video: bool = True) -> dict[str
         for game_id, with_turns in (("demo-village-turns", True), ("demo-village-diarize", False)):
             mp4 = write_video(vid_root / f"{game_id}.mp4", samples)
             side = vid_root / f"{game_id}.json"
-            side.write_text(json.dumps(demo_sidecar(game_id, turns, with_turns), indent=1) + "\n",
-                            encoding="utf-8")
+            side.write_text(
+                json.dumps(demo_sidecar(game_id, turns, with_turns), indent=1) + "\n", encoding="utf-8"
+            )
             written["werewolf_video"] += [mp4, side]
     return written
 

@@ -94,9 +94,10 @@ def encode_flac(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     return buf.getvalue()
 
 
-def slice_seconds(samples: np.ndarray, start_s: float, end_s: float, sample_rate: int = SAMPLE_RATE,
-                  pad_s: float = 0.0) -> np.ndarray:
+def slice_seconds(
+    samples: np.ndarray, start_s: float, end_s: float, sample_rate: int = SAMPLE_RATE, pad_s: float = 0.0
+) -> np.ndarray:
     """Samples between two times (clamped to the signal), with optional padding on both sides."""
     a = max(0, int(round((start_s - pad_s) * sample_rate)))
     b = min(len(samples), int(round((end_s + pad_s) * sample_rate)))
-    return samples[a:max(a, b)]
+    return samples[a : max(a, b)]

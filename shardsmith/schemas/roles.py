@@ -48,9 +48,8 @@ class RoleTable:
         try:
             return self._rows[normalise_role_text(text)]
         except KeyError:
-            raise UnknownRoleError(
-                f"role {text!r} is not in the role table (add it to {ROLES_CSV.relative_to(ROLES_CSV.parents[3])})"
-            ) from None
+            where = ROLES_CSV.relative_to(ROLES_CSV.parents[3])
+            raise UnknownRoleError(f"role {text!r} is not in the role table (add it to {where})") from None
 
     def has(self, text: str) -> bool:
         return normalise_role_text(text) in self._rows
@@ -70,8 +69,13 @@ def load_roles(path: Path = ROLES_CSV) -> RoleTable:
     faction_of: dict[str, str] = {}
     with path.open(newline="", encoding="utf-8") as fh:
         for lineno, rec in enumerate(csv.DictReader(fh), start=2):
-            role = Role(rec["source_label"], rec["role"].strip(), rec["faction"].strip(),
-                        rec.get("language") or "", rec.get("note") or "")
+            role = Role(
+                rec["source_label"],
+                rec["role"].strip(),
+                rec["faction"].strip(),
+                rec.get("language") or "",
+                rec.get("note") or "",
+            )
             if not role.source_label.strip() or not role.role:
                 raise ValueError(f"{path.name}:{lineno}: empty source_label or role")
             if role.faction not in FACTIONS:

@@ -46,7 +46,7 @@ TABLES: dict[str, TableSpec] = {
         version_ref="shardsmith.schemas.volumes:VOLUMES_SCHEMA_VERSION",
     ),
     "games": TableSpec(
-        "games", "shardsmith.schemas.werewolf:GAMES_SCHEMA", "game_id", split_column=None,
+        "games", "shardsmith.schemas.werewolf:GAMES_SCHEMA", "game_id",
         version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
     ),
     "utterances": TableSpec(

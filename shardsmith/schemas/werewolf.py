@@ -69,8 +69,11 @@ AUDIO_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.stri
 
 def _with_version(schema: pa.Schema, table: str) -> pa.Schema:
     return schema.with_metadata(
-        {"shardsmith.collection": "werewolf", "shardsmith.table": table,
-         "shardsmith.schema_version": WEREWOLF_SCHEMA_VERSION}
+        {
+            "shardsmith.collection": "werewolf",
+            "shardsmith.table": table,
+            "shardsmith.schema_version": WEREWOLF_SCHEMA_VERSION,
+        }
     )
 
 

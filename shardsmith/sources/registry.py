@@ -22,8 +22,6 @@ MEDICAL_SOURCES: dict[str, str] = {
     "totalsegmentator": "shardsmith.sources.totalsegmentator:TotalSegmentator",
 }
 
-WEREWOLF_SOURCES: tuple[str, ...] = ()
-
 
 def get_source(name: str) -> MedicalSource:
     try:

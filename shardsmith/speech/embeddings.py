@@ -51,7 +51,9 @@ def _hz_to_mel(f: np.ndarray) -> np.ndarray:
     f_sp, min_log_hz = 200.0 / 3, 1000.0
     logstep = np.log(6.4) / 27.0
     mel = f / f_sp
-    return np.where(f >= min_log_hz, min_log_hz / f_sp + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, mel)
+    return np.where(
+        f >= min_log_hz, min_log_hz / f_sp + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, mel
+    )
 
 
 def _mel_to_hz(m: np.ndarray) -> np.ndarray:
@@ -118,19 +120,43 @@ class VoiceEmbedder:
                 out.append(e / max(float(np.linalg.norm(e)), 1e-9))
         return np.stack(out) if out else np.zeros((0, 256), np.float32)
 
-    def embed(self, wav: np.ndarray) -> np.ndarray:
-        """One L2-normalised embedding: the mean of 1.6 s partials (50 % overlap) over the window."""
+    def _partials(self, wav: np.ndarray) -> list[np.ndarray]:
         frames = mel_frames(wav)
         if len(frames) <= PARTIAL_FRAMES:
-            parts = [frames]
-        else:
-            starts = list(range(0, len(frames) - PARTIAL_FRAMES + 1, PARTIAL_FRAMES // 2))
-            parts = [frames[s : s + PARTIAL_FRAMES] for s in starts]
-        e = self._forward(parts).mean(axis=0)
-        return e / max(float(np.linalg.norm(e)), 1e-9)
+            return [frames]
+        starts = list(range(0, len(frames) - PARTIAL_FRAMES + 1, PARTIAL_FRAMES // 2))
+        if starts[-1] + PARTIAL_FRAMES < len(frames):
+            starts.append(len(frames) - PARTIAL_FRAMES)
+        return [frames[s : s + PARTIAL_FRAMES] for s in starts]
+
+    def embed(self, wav: np.ndarray) -> np.ndarray:
+        """One L2-normalised embedding: the mean of 1.6 s partials (50 % overlap) over the window."""
+        return self.embed_many([wav])[0]
 
     def embed_many(self, wavs: list[np.ndarray]) -> np.ndarray:
-        return np.stack([self.embed(w) for w in wavs]) if wavs else np.zeros((0, 256), np.float32)
+        """Embeddings of many windows; full-length partials run as one batch (fast on the CPU)."""
+        if not wavs:
+            return np.zeros((0, 256), np.float32)
+        parts = [self._partials(w) for w in wavs]
+        flat = [(i, p) for i, ps in enumerate(parts) for p in ps]
+        full = [k for k, (_, p) in enumerate(flat) if len(p) == PARTIAL_FRAMES]
+        emb = np.zeros((len(flat), 256), np.float32)
+        if full:
+            emb[full] = self._forward_batch(np.stack([flat[k][1] for k in full]))
+        for k, (_, p) in enumerate(flat):
+            if len(p) != PARTIAL_FRAMES and len(p):
+                emb[k] = self._forward([p])[0]
+        out = np.zeros((len(wavs), 256), np.float32)
+        for k, (i, _) in enumerate(flat):
+            out[i] += emb[k]
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    def _forward_batch(self, mels: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with self._lock, torch.inference_mode(), torch.backends.mkldnn.flags(enabled=False):
+            _, (hidden, _) = self.lstm(torch.from_numpy(np.ascontiguousarray(mels)))
+            e = torch.relu(self.linear(hidden[-1])).numpy()
+        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
 
 
 _EMBEDDER: Any = None

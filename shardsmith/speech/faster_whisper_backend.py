@@ -94,8 +94,11 @@ class FasterWhisperTranscriber(Transcriber):
                 from faster_whisper import WhisperModel
 
                 self._model = WhisperModel(
-                    str(self.model_dir), device=self.device, compute_type=self.compute_type,
-                    cpu_threads=self.cpu_threads, local_files_only=True,
+                    str(self.model_dir),
+                    device=self.device,
+                    compute_type=self.compute_type,
+                    cpu_threads=self.cpu_threads,
+                    local_files_only=True,
                 )
             return self._model
 
@@ -112,16 +115,28 @@ class FasterWhisperTranscriber(Transcriber):
     def transcribe(self, samples16k: np.ndarray) -> Transcript:
         samples = np.asarray(samples16k, dtype=np.float32)
         segments_iter, info = self.model.transcribe(
-            samples, language=self.language, beam_size=self.beam_size, word_timestamps=True,
-            vad_filter=self.vad_filter, condition_on_previous_text=False, temperature=0.0,
+            samples,
+            language=self.language,
+            beam_size=self.beam_size,
+            word_timestamps=True,
+            vad_filter=self.vad_filter,
+            condition_on_previous_text=False,
+            temperature=0.0,
         )
         segments = []
         for seg in segments_iter:  # a lazy generator: decoding happens here
             words = tuple(
                 Word(w.word, float(w.start), float(w.end), float(w.probability)) for w in (seg.words or [])
             )
-            segments.append(Segment(float(seg.start), float(seg.end), seg.text, words, float(seg.avg_logprob)))
+            segments.append(
+                Segment(float(seg.start), float(seg.end), seg.text, words, float(seg.avg_logprob))
+            )
         return Transcript(
-            segments=tuple(segments), language=info.language, backend=self.backend, model=self.model_name,
-            device=self.device, compute_type=self.compute_type, settings=self.settings(),
+            segments=tuple(segments),
+            language=info.language,
+            backend=self.backend,
+            model=self.model_name,
+            device=self.device,
+            compute_type=self.compute_type,
+            settings=self.settings(),
         )

@@ -29,8 +29,8 @@ from shardsmith.speech.base import Transcript, Word
 
 SR = 16_000
 MAX_GAP_S = 1.5
-WINDOW_S = 1.6
-HOP_S = 0.8
+WINDOW_S = 3.0
+HOP_S = 1.5
 HOST = "host"
 
 
@@ -116,12 +116,22 @@ def attribute_turns(transcript: Transcript, turns: list[Turn]) -> list[Attribute
         t = turns[ti]
         words = [units[i] for i in idx]
         share = float(np.mean([overlapped[i] for i in idx]))
-        out.append(AttributedUtterance(
-            start=words[0].start, end=words[-1].end, text=_join(words), words=words, seat=t.seat,
-            is_host=t.is_host, label=HOST if t.is_host else f"seat {t.seat}", speaker_source="turns",
-            confidence=round(share, 4), verified=share >= 0.5, asr_confidence=_asr_conf(words),
-            extra={"turn_index": ti, "words_inside_turn": round(share, 4)},
-        ))
+        out.append(
+            AttributedUtterance(
+                start=words[0].start,
+                end=words[-1].end,
+                text=_join(words),
+                words=words,
+                seat=t.seat,
+                is_host=t.is_host,
+                label=HOST if t.is_host else f"seat {t.seat}",
+                speaker_source="turns",
+                confidence=round(share, 4),
+                verified=share >= 0.5,
+                asr_confidence=_asr_conf(words),
+                extra={"turn_index": ti, "words_inside_turn": round(share, 4)},
+            )
+        )
     return out
 
 
@@ -141,7 +151,9 @@ def speech_regions(samples: np.ndarray, sr: int = SR) -> list[tuple[float, float
     """Speech regions in seconds from Silero VAD; short pauses split turns apart."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    opts = VadOptions(threshold=0.5, min_silence_duration_ms=300, speech_pad_ms=30, min_speech_duration_ms=200)
+    opts = VadOptions(
+        threshold=0.5, min_silence_duration_ms=300, speech_pad_ms=30, min_speech_duration_ms=200
+    )
     return [(c["start"] / sr, c["end"] / sr) for c in get_speech_timestamps(samples, opts, sampling_rate=sr)]
 
 
@@ -209,19 +221,47 @@ def _unit_cluster(d: Diarization, u: Word) -> tuple[int | None, float]:
     return c, float(np.average(d.margin[sel], weights=ov[sel]))
 
 
-_NUM_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-              "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "first": 1, "second": 2, "third": 3,
-              "fourth": 4, "fifth": 5, "sixth": 6, "to": 2, "too": 2, "for": 4, "won": 1}
+_NUM_WORDS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "to": 2,
+    "too": 2,
+    "for": 4,
+    "won": 1,
+}
 _NUM = r"(\d{1,2}|" + "|".join(sorted(_NUM_WORDS, key=len, reverse=True)) + r")"
 _SEATWORD = r"(?:seat|sit|set|player|number|no\.?)"
-_SELF_EN = re.compile(rf"^\W*(?:(?:hi|hello|ok|okay|so|well)\W+)?(?:i'?m\s+|i\s+am\s+|this\s+is\s+)?{_SEATWORD}\s+{_NUM}\b",
-                      re.I)
+_SELF_EN = re.compile(
+    rf"^\W*(?:(?:hi|hello|ok|okay|so|well)\W+)?(?:i'?m\s+|i\s+am\s+|this\s+is\s+)?{_SEATWORD}\s+{_NUM}\b",
+    re.I,
+)
 _SELF_EN2 = re.compile(rf"\b(?:i'?m|i\s+am|this\s+is)\s+{_SEATWORD}\s+{_NUM}\b", re.I)
 _SELF_ZH = re.compile(r"^\W*(?:我是\s*)?(\d{1,2})\s*号")
-_CALL_EN = re.compile(rf"\b{_SEATWORD}\s+{_NUM}\W+(?:please\s+)?(?:speak|go\s+ahead|your\s+turn)", re.I)
+_CALL_EN = re.compile(
+    rf"\b{_SEATWORD}\s+{_NUM}\W+(?:it\s+is\s+|it'?s\s+)?(?:please\s+)?(?:speak|go\s+ahead|your\s+turn)", re.I
+)
 _CALL_ZH = re.compile(r"(?:请\s*)?(\d{1,2})\s*号(?:玩家)?\s*(?:请)?发言")
-_HOST_EN = re.compile(r"\b(?:night\s+falls|close\s+your\s+eyes|open\s+your\s+eyes|day\s+breaks|time\s+to\s+vote|"
-                      r"is\s+voted\s+out|village\s+wins|werewolves\s+win)\b", re.I)
+_HOST_EN = re.compile(
+    r"\b(?:night\s+falls|close\s+your\s+eyes|open\s+your\s+eyes|day\s+breaks|time\s+to\s+vote|"
+    r"is\s+voted\s+out|village\s+wins|werewolves\s+win)\b",
+    re.I,
+)
 _HOST_ZH = re.compile(r"天黑请闭眼|天亮了|请睁眼|请闭眼|开始投票|游戏结束")
 
 
@@ -243,8 +283,11 @@ def self_reference(text: str) -> int | None:
 
 def host_calls(text: str) -> list[int]:
     """Seats the host calls on to speak in this text."""
-    return [n for m in list(_CALL_EN.finditer(text)) + list(_CALL_ZH.finditer(text))
-            if (n := _num(m.group(1))) is not None]
+    return [
+        n
+        for m in list(_CALL_EN.finditer(text)) + list(_CALL_ZH.finditer(text))
+        if (n := _num(m.group(1))) is not None
+    ]
 
 
 def is_host_speech(text: str) -> bool:
@@ -289,7 +332,11 @@ def map_clusters_to_seats(
 
 
 def attribute_diarization(
-    transcript: Transcript, samples: np.ndarray, seats: list[int], has_host: bool, sr: int = SR,
+    transcript: Transcript,
+    samples: np.ndarray,
+    seats: list[int],
+    has_host: bool,
+    sr: int = SR,
     embedder: Any = None,
 ) -> tuple[list[AttributedUtterance], Diarization, dict[int, tuple[int | str, float]]]:
     """Diarize, group words by cluster, map clusters to seats; utterances are unverified."""
@@ -303,13 +350,26 @@ def attribute_diarization(
         words = [units[i] for i in idx]
         target, share = mapping.get(c, (None, 0.0)) if c is not None else (None, 0.0)
         margin = float(np.mean([assigned[i][1] for i in idx]))
-        out.append(AttributedUtterance(
-            start=words[0].start, end=words[-1].end, text=_join(words), words=words,
-            seat=target if isinstance(target, int) else None, is_host=target == HOST,
-            label=None if c is None else f"SPEAKER_{c:02d}", speaker_source="diarization",
-            confidence=round(share * (0.5 + 0.5 * margin), 4), verified=False, asr_confidence=_asr_conf(words),
-            extra={"cluster": c, "cluster_margin": round(margin, 4), "seat_evidence_share": round(share, 4)},
-        ))
+        out.append(
+            AttributedUtterance(
+                start=words[0].start,
+                end=words[-1].end,
+                text=_join(words),
+                words=words,
+                seat=target if isinstance(target, int) else None,
+                is_host=target == HOST,
+                label=None if c is None else f"SPEAKER_{c:02d}",
+                speaker_source="diarization",
+                confidence=round(share * (0.5 + 0.5 * margin), 4),
+                verified=False,
+                asr_confidence=_asr_conf(words),
+                extra={
+                    "cluster": c,
+                    "cluster_margin": round(margin, 4),
+                    "seat_evidence_share": round(share, 4),
+                },
+            )
+        )
     return out, d, mapping
 
 

@@ -67,8 +67,12 @@ class WhisperXTranscriber(Transcriber):
     def _load(self) -> Any:
         if self._model is None:
             self._model = self._whisperx.load_model(
-                str(self.model_dir), self.device, compute_type=self.compute_type, language=self.language,
-                vad_method=self.vad_method, local_files_only=True,
+                str(self.model_dir),
+                self.device,
+                compute_type=self.compute_type,
+                language=self.language,
+                vad_method=self.vad_method,
+                local_files_only=True,
             )
         return self._model
 
@@ -82,18 +86,34 @@ class WhisperXTranscriber(Transcriber):
             align_model, metadata = wx.load_align_model(
                 language_code=language, device=self.device, model_name=str(self.align_model_path)
             )
-            segments = wx.align(segments, align_model, metadata, samples, self.device,
-                                return_char_alignments=False)["segments"]
+            segments = wx.align(
+                segments, align_model, metadata, samples, self.device, return_char_alignments=False
+            )["segments"]
         out = []
         for seg in segments:
             words = tuple(
                 Word(w["word"], float(w["start"]), float(w["end"]), _maybe_float(w.get("score")))
-                for w in seg.get("words", []) if "start" in w and "end" in w  # unalignable tokens lack times
+                for w in seg.get("words", [])
+                if "start" in w and "end" in w  # unalignable tokens lack times
             )
-            out.append(Segment(float(seg["start"]), float(seg["end"]), seg["text"], words,
-                               _maybe_float(seg.get("avg_logprob"))))
-        return Transcript(tuple(out), language, self.backend, self.model_name, self.device,
-                          self.compute_type, self.settings())
+            out.append(
+                Segment(
+                    float(seg["start"]),
+                    float(seg["end"]),
+                    seg["text"],
+                    words,
+                    _maybe_float(seg.get("avg_logprob")),
+                )
+            )
+        return Transcript(
+            tuple(out),
+            language,
+            self.backend,
+            self.model_name,
+            self.device,
+            self.compute_type,
+            self.settings(),
+        )
 
     def diarize(self, samples16k: np.ndarray, num_speakers: int | None) -> list[tuple[float, float, str]]:
         """pyannote through whisperx, only from a configured local pipeline folder."""
