@@ -31,7 +31,14 @@ from typing import Any
 import numpy as np
 
 from shardsmith.sources.base import CatalogEntry, LabelledItem
-from shardsmith.sources.volumetric import LoadedCase, PreparedCase, TargetDef, VolumeSource, quarantine_case, visible
+from shardsmith.sources.volumetric import (
+    LoadedCase,
+    PreparedCase,
+    TargetDef,
+    VolumeSource,
+    quarantine_case,
+    visible,
+)
 
 CHARACTERISTICS = ("subtlety", "internalStructure", "calcification", "sphericity", "margin",
                    "lobulation", "spiculation", "texture", "malignancy")

@@ -15,6 +15,7 @@ training cases are split train/val deterministically by case, never into test.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,9 @@ def _task_kind(task: str) -> str:
 
 
 def _rel(task_dir: Path, root: Path, path: str) -> Path:
-    p = (task_dir / path).resolve()
-    if not p.is_relative_to(root.resolve()):
+    """Resolve an index path lexically (symlinked files stay inside), refusing ``..`` escapes."""
+    p = Path(os.path.normpath(task_dir.absolute() / path))
+    if not p.is_relative_to(root.absolute()):
         raise ValueError(f"path {path!r} leaves the dataset root")
     return p
 
@@ -93,19 +95,19 @@ class Msd(VolumeSource):
                 if not image.is_file():
                     quarantine.append(quarantine_case(self.name, "image_missing",
                                                       f"dataset.json lists {image_path} but it is not on disk",
-                                                      native_id, str(image.relative_to(root.resolve()))))
+                                                      native_id, str(image.relative_to(root.absolute()))))
                     continue
                 if label is not None and not label.is_file():
                     quarantine.append(quarantine_case(self.name, "label_missing",
                                                       f"dataset.json lists {label_path} but it is not on disk",
-                                                      native_id, str(label.relative_to(root.resolve()))))
+                                                      native_id, str(label.relative_to(root.absolute()))))
                     continue
                 if unknown and label is not None:
                     err = UnknownLabelError(f"labels {unknown} of {task} are not in the vocabulary "
                                             f"(add msd,{task}/<label> to source_labels*.csv)")
                     quarantine.append(self.quarantine_unknown(err, native_id, str(index.relative_to(root))))
                     continue
-                rroot = root.resolve()
+                rroot = root.absolute()
                 rel_files = [str(image.relative_to(rroot))] + ([str(label.relative_to(rroot))] if label else [])
                 items.append(LabelledItem(
                     native_id=native_id, patient_raw=native_id,

@@ -14,7 +14,8 @@ source:
 * **Slice selection** (``VolumeOptions.slices``): ``labelled+empty`` (default) keeps every slice
   where any label is present plus a deterministic share ``empty_fraction`` of the others
   (a slice is kept when a hash of source, case and slice index falls under the fraction, so
-  reruns pick the same slices); ``labelled`` keeps only the former, ``all`` every slice.
+  reruns pick the same slices); ``labelled`` keeps only the former, ``all`` every slice. A case
+  where nothing is selected (e.g. an unlabelled test image) keeps its middle slice.
 * **Multi-sequence MR** becomes one record per slice *and* sequence (``sequence`` set,
   ``channel_names`` = [that sequence]): stored PNGs stay single-channel grayscale, which every
   loader decodes, and the targets are repeated per sequence. The ``volumes`` table packs all
@@ -40,7 +41,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -51,7 +52,14 @@ from shardsmith.pseudonym import stable_id
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
 from shardsmith.schemas.volumes import VOLUMES_SCHEMA
-from shardsmith.sources.base import CatalogEntry, LabelledItem, LabelResult, MedicalSource, RecordError, sha256_file
+from shardsmith.sources.base import (
+    CatalogEntry,
+    LabelledItem,
+    LabelResult,
+    MedicalSource,
+    RecordError,
+    sha256_file,
+)
 
 if TYPE_CHECKING:  # SimpleITK/cv2 load only when pixels are decoded, not for label statistics
     import SimpleITK as sitk
@@ -329,7 +337,7 @@ class VolumeSource(MedicalSource):
             if labelled[z] or (self.options.slices == "labelled+empty" and _keep_empty(
                     self.options.empty_fraction, self.name, prepared.native_id, z)):
                 keep.append(z)
-        return keep
+        return keep or [depth // 2]  # every case shows up in the 2D table at least once
 
     # -- records -------------------------------------------------------------------------------
     def build_records(self, entry: CatalogEntry, root: Path, settings: Settings) -> Iterator[dict]:
@@ -513,14 +521,10 @@ def _finding_groups(defs: list[TargetDef]) -> dict[str, list[TargetDef]]:
     return groups
 
 
-def with_reader(d: TargetDef, reader: str, layer: str) -> TargetDef:
-    return replace(d, reader=reader, layer=layer, values=(), stored_value=False)
-
-
 def visible(name: str) -> bool:
     """macOS AppleDouble (``._x.nii.gz``) and other hidden files are never data."""
     return not name.startswith(".")
 
 
-def quarantine_case(source: str, reason: str, detail: str, native_id: str, rel: str | None) -> dict:
+def quarantine_case(source: str, reason: str, detail: str, native_id: str | None, rel: str | None) -> dict:
     return quarantine_row(source, "catalog", reason, detail, native_id, rel)
