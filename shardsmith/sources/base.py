@@ -14,6 +14,7 @@ The catalog joins the two (a labelled item without an image is quarantined, neve
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -102,6 +103,9 @@ class LabelResult:
     quarantine: list[dict] = field(default_factory=list)
     label_files: list[str] = field(default_factory=list)
     rows_read: int = 0  # label-file rows consumed; reconciles with items + quarantine at row level
+    # Native ids withheld because some of their label rows were quarantined: publishing them would
+    # assert less (or other) than the source says. Their images are not reported again as unlabelled.
+    withheld: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -195,7 +199,7 @@ class MedicalSource:
         images = self.find_images(root)
         entries: list[CatalogEntry] = []
         quarantine = list(labels.quarantine)
-        seen: set[str] = set()
+        seen: set[str] = set(labels.withheld)
         for item in labels.items:
             seen.add(item.native_id)
             path = images.get(item.native_id)
@@ -211,13 +215,13 @@ class MedicalSource:
                     )
                 )
                 continue
-            entries.append(self._entry(item, path, root, checksum))
+            self._add_entry(entries, quarantine, item, path, root, checksum)
         for native_id, path in sorted(images.items()):
             if native_id in seen:
                 continue
             rel = str(path.relative_to(root))
             if self.unlabelled_images == "unlabelled":
-                entries.append(self._entry(LabelledItem(native_id=native_id), path, root, checksum))
+                self._add_entry(entries, quarantine, LabelledItem(native_id=native_id), path, root, checksum)
             else:
                 quarantine.append(
                     quarantine_row(
@@ -227,6 +231,23 @@ class MedicalSource:
                 )
         entries.sort(key=lambda e: e.item.native_id)
         return Catalog(entries, quarantine, labels.label_files, len(images))
+
+    def _add_entry(self, entries: list[CatalogEntry], quarantine: list[dict], item: LabelledItem, path: Path,
+                   root: Path, checksum: bool) -> None:
+        """Checksum one file into the catalog; a file that cannot be read (a symlink loop, a dangling
+        link, no permission) is quarantined here instead of stopping the whole scan."""
+        try:
+            entries.append(self._entry(item, path, root, checksum))
+        except OSError as e:
+            reason = {errno.ELOOP: "symlink_loop", errno.ENOENT: "dangling_link"}.get(e.errno, "unreadable")
+            try:
+                rel = str(path.relative_to(root))
+            except ValueError:
+                rel = str(path)
+            quarantine.append(quarantine_row(
+                self.name, "catalog", reason, f"{rel}: cannot read ({e.strerror or e})",
+                self._public_id(item.native_id), rel,
+            ))
 
     def _entry(self, item: LabelledItem, path: Path, root: Path, checksum: bool) -> CatalogEntry:
         return CatalogEntry(

@@ -68,6 +68,14 @@ def render_target(
         mask = M.resize_mask(native, enc.height, enc.width)
     elif kind == "polygon":
         sw, sh = _space(g, nw, nh)
+        tol = BOX_TOLERANCE_PX
+        outside = [p for p in g["points"] if not (-tol <= float(p[0]) <= sw + tol and -tol <= float(p[1]) <= sh + tol)]
+        if outside:  # rasterising would clip it silently into a smaller, wrong mask
+            raise RecordError(
+                "polygon_outside_image",
+                f"polygon of {target.source_label!r} has {len(outside)} point(s) outside the {sw:g}x{sh:g} "
+                f"image, e.g. {outside[0]}",
+            )
         pts = [[float(x) * enc.width / sw, float(y) * enc.height / sh] for x, y in g["points"]]
         mask = M.polygon_to_mask(pts, enc.height, enc.width)
     elif kind == "coco_rle":

@@ -81,6 +81,7 @@ class SiimAcr(CxrSource):
                 quarantine.append(quarantine_row(self.name, "labels", "contradictory_labels",
                                                  f"{path.name}: image has both -1 and mask rows",
                                                  image_id, path.name))
+                bad.add(image_id)
                 continue
             targets = [
                 SourceTarget(
@@ -99,8 +100,9 @@ class SiimAcr(CxrSource):
                 targets=targets,
                 extra={"components": len(components)},
             ))
+        # images whose label rows were rejected must not come back as "unlabelled" records
         return LabelResult(items=items, quarantine=quarantine, label_files=[str(path.relative_to(root))],
-                           rows_read=rows_read)
+                           rows_read=rows_read, withheld=bad)
 
     def find_images(self, root: Path) -> dict[str, Path]:
         out: dict[str, Path] = {}

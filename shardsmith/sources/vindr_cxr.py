@@ -61,6 +61,7 @@ class VinDrCxr(CxrSource):
         no_finding: dict[str, set[str]] = defaultdict(set)
         boxes: dict[str, list[SourceTarget]] = defaultdict(list)
         quarantine: list[dict] = []
+        tainted: set[str] = set()
         rows_read = 0
         files: list[str] = []
         for path, split in box_files:
@@ -74,6 +75,7 @@ class VinDrCxr(CxrSource):
                     mapping = self.map_label(label)
                 except UnknownLabelError as e:
                     quarantine.append(self.unknown_label_row(e, image_id, f"{path.name}:{lineno}"))
+                    tainted.add(image_id)
                     continue
                 if mapping.kind == "normal":
                     no_finding[image_id].add(rad)
@@ -86,6 +88,7 @@ class VinDrCxr(CxrSource):
                         quarantine.append(quarantine_row(self.name, "labels", "box_not_numeric",
                                                          f"{path.name}:{lineno}: {[row[c] for c in BOX_COLS]}",
                                                          image_id, path.name))
+                        tainted.add(image_id)
                         continue
                     boxes[image_id].append(SourceTarget(
                         label=mapping.canonical, source_label=label, kind="abnormality",
@@ -106,6 +109,7 @@ class VinDrCxr(CxrSource):
                         mapping = self.map_label(col)
                     except UnknownLabelError as e:
                         quarantine.append(self.unknown_label_row(e, image_id, f"{path.name}:{lineno}"))
+                        tainted.add(image_id)
                         continue
                     if mapping.kind == "normal":
                         no_finding[image_id].add(rad)
@@ -113,6 +117,10 @@ class VinDrCxr(CxrSource):
                         marked[image_id][col].add(rad)
         items = []
         for image_id in sorted(readers):
+            if image_id in tainted:
+                # A reader's mark could not be read: the image's findings would claim "absent" (or
+                # miss a box) where the reader said otherwise, so the image is withheld, not guessed.
+                continue
             labels_marked = marked.get(image_id, {})
             abnormal = bool(labels_marked)
             all_normal = not abnormal and no_finding.get(image_id) == readers[image_id]
@@ -133,7 +141,8 @@ class VinDrCxr(CxrSource):
                 targets=boxes.get(image_id, []),
                 extra={"readers": sorted(readers[image_id])},
             ))
-        return LabelResult(items=items, quarantine=quarantine, label_files=files, rows_read=rows_read)
+        return LabelResult(items=items, quarantine=quarantine, label_files=files, rows_read=rows_read,
+                           withheld=tainted)
 
     def find_images(self, root: Path) -> dict[str, Path]:
         out: dict[str, Path] = {}

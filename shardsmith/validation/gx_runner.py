@@ -51,7 +51,14 @@ def _plain(value: Any) -> Any:
         return value.item()
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
     return value
+
+
+def _columns_of(kwargs: dict) -> list[str]:
+    cols = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+    return cols + list(kwargs.get("column_list", ()))
 
 
 def run_suites(
@@ -61,6 +68,18 @@ def run_suites(
     docs_out: Path | None = None,
 ) -> ValidationReport:
     """Validate each frame against its suite; optionally copy rendered Data Docs to ``docs_out``."""
+    return run_tables({table: (frames, suites)}, docs_out)[table]
+
+
+def run_tables(
+    tables: dict[str, tuple[dict[str, pd.DataFrame], dict[str, list[tuple[str, dict]]]]],
+    docs_out: Path | None = None,
+) -> dict[str, ValidationReport]:
+    """Validate several tables in one GX context, so one Data Docs site covers them all.
+
+    An expectation naming a column its frame lacks is skipped (a source may not have it); a frame
+    missing from ``frames`` skips its suite. ``docs_out`` receives the rendered HTML site.
+    """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -69,49 +88,54 @@ def run_suites(
     try:
         ctx = gx.get_context(mode="file", project_root_dir=str(scratch))
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-        ds = ctx.data_sources.add_pandas(name=f"{table}_frames")
-        outcomes: list[SuiteOutcome] = []
-        for frame_name, expectations in suites.items():
-            df = frames.get(frame_name)
-            if df is None:
-                continue
-            suite = ctx.suites.add(gx.ExpectationSuite(name=f"{table}.{frame_name}"))
-            for cls_name, kwargs in expectations:
-                if "column" in kwargs and kwargs["column"] not in df.columns:
+        reports: dict[str, ValidationReport] = {}
+        for table, (frames, suites) in tables.items():
+            ds = ctx.data_sources.add_pandas(name=f"{table}_frames")
+            outcomes: list[SuiteOutcome] = []
+            for frame_name, expectations in suites.items():
+                df = frames.get(frame_name)
+                if df is None:
                     continue
-                suite.add_expectation(getattr(gx.expectations, cls_name)(**kwargs))
-            bd = ds.add_dataframe_asset(name=frame_name).add_batch_definition_whole_dataframe("all")
-            vd = ctx.validation_definitions.add(
-                gx.ValidationDefinition(name=f"{table}.{frame_name}", data=bd, suite=suite)
-            )
-            actions = [gx.checkpoint.UpdateDataDocsAction(name="docs")] if docs_out else []
-            cp = ctx.checkpoints.add(gx.Checkpoint(name=f"{table}.{frame_name}.cp",
-                                                   validation_definitions=[vd], actions=actions,
-                                                   result_format={"result_format": "SUMMARY"}))
-            result = cp.run(batch_parameters={"dataframe": df})
-            for vr in result.run_results.values():
-                failed = []
-                for r in vr.results:
-                    if not r.success:
-                        cfg = r.expectation_config
-                        res = r.result or {}
-                        failed.append({
-                            "expectation": cfg.type,
-                            "column": cfg.kwargs.get("column"),
-                            "unexpected_count": _plain(res.get("unexpected_count")),
-                            "sample": _plain(res.get("partial_unexpected_list", [])[:5]),
-                        })
-                outcomes.append(SuiteOutcome(f"{table}.{frame_name}", bool(vr.success),
-                                             len(vr.results), failed))
-        docs_dir = None
+                # Built whole, then added once: add_expectation on a stored suite re-saves it each time.
+                configured = [getattr(gx.expectations, cls_name)(**kwargs) for cls_name, kwargs in expectations
+                              if all(c in df.columns for c in _columns_of(kwargs))]
+                suite = ctx.suites.add(gx.ExpectationSuite(name=f"{table}.{frame_name}", expectations=configured))
+                bd = ds.add_dataframe_asset(name=frame_name).add_batch_definition_whole_dataframe("all")
+                vd = ctx.validation_definitions.add(
+                    gx.ValidationDefinition(name=f"{table}.{frame_name}", data=bd, suite=suite)
+                )
+                # Docs are rendered once at the end: an UpdateDataDocsAction per checkpoint rebuilds
+                # the whole site every time.
+                cp = ctx.checkpoints.add(gx.Checkpoint(name=f"{table}.{frame_name}.cp",
+                                                       validation_definitions=[vd], actions=[],
+                                                       result_format={"result_format": "SUMMARY"}))
+                result = cp.run(batch_parameters={"dataframe": df})
+                for vr in result.run_results.values():
+                    failed = []
+                    for r in vr.results:
+                        if not r.success:
+                            cfg = r.expectation_config
+                            res = r.result or {}
+                            failed.append({
+                                "expectation": cfg.type,
+                                "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_list")
+                                or [cfg.kwargs.get("column_A"), cfg.kwargs.get("column_B")],
+                                "unexpected_count": _plain(res.get("unexpected_count")),
+                                "sample": _plain(res.get("partial_unexpected_list", [])[:5]),
+                                "observed": _plain(res.get("observed_value")),
+                            })
+                    outcomes.append(SuiteOutcome(f"{table}.{frame_name}", bool(vr.success),
+                                                 len(vr.results), failed))
+            reports[table] = ValidationReport(table, all(o.success for o in outcomes), outcomes)
+            log.info("validation %s: %s", table, json.dumps(reports[table].to_json(), default=str)[:500])
         if docs_out:
+            ctx.build_data_docs()
             site = scratch / "gx" / "uncommitted" / "data_docs" / "local_site"
             if site.is_dir():
                 docs_out.mkdir(parents=True, exist_ok=True)
                 shutil.copytree(site, docs_out, dirs_exist_ok=True)
-                docs_dir = docs_out
-        report = ValidationReport(table, all(o.success for o in outcomes), outcomes, docs_dir)
-        log.info("validation %s: %s", table, json.dumps(report.to_json())[:500])
-        return report
+                for report in reports.values():
+                    report.docs_dir = docs_out
+        return reports
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -1,6 +1,10 @@
-"""Expectation suites per frame, as data: (expectation class name, kwargs).
+"""Expectation suites per table, as data: frame name -> [(expectation class name, kwargs)].
 
-Kept as plain tuples so the suites can be listed and reviewed without importing GX (slow).
+Kept as plain tuples so the suites can be listed and reviewed without importing GX (slow). The
+frames they run on come from ``validation.frames``; derived boolean columns there (``*_inside_*``,
+``*_in_roster``, ``*_matches``) carry the facts that need another row or table, and a suite only
+requires them to be True. Column map expectations ignore nulls, so a derived column that is None
+means "cannot be judged" (e.g. no media duration), never a failure.
 """
 
 from __future__ import annotations
@@ -8,36 +12,226 @@ from __future__ import annotations
 from shardsmith.schemas.records import FINDING_STATUSES, SPLITS, TARGET_KINDS
 from shardsmith.schemas.vocabulary import load_vocabulary
 
+Suite = dict[str, list[tuple[str, dict]]]
+
 MODALITIES = ["CR", "DX", "CT", "MR", "PT", "US", "OT"]
+VOLUME_MODALITIES = ["CT", "MR", "PT"]
+WEREWOLF_SOURCES = ["werewolf_video", "werebench", "werewolf_among_us"]
+MAX_SEATS = 30
+SNAKE_ID = r"^[a-z][a-z0-9_]*$"  # canonical ids (phases, roles) are snake_case, never verbatim text
+RECORD_ID = r"^[0-9a-f]{24}$"
+SHA256 = r"^[0-9a-f]{64}$"
 
 
-def record_suites() -> dict[str, list[tuple[str, dict]]]:
+def _not_null_unique(column: str) -> list[tuple[str, dict]]:
+    return [("ExpectColumnValuesToNotBeNull", {"column": column}),
+            ("ExpectColumnValuesToBeUnique", {"column": column})]
+
+
+def _true(column: str) -> tuple[str, dict]:
+    """A derived boolean column must be True wherever it can be judged (nulls are skipped)."""
+    return ("ExpectColumnValuesToBeInSet", {"column": column, "value_set": [True]})
+
+
+def _ordered(a: str, b: str) -> tuple[str, dict]:
+    """``a >= b`` wherever both are known (end after start)."""
+    return ("ExpectColumnPairValuesAToBeGreaterThanB",
+            {"column_A": a, "column_B": b, "or_equal": True, "ignore_row_if": "either_value_is_missing"})
+
+
+def _between(column: str, lo: float | None = None, hi: float | None = None, strict_min: bool = False) -> tuple:
+    kw: dict = {"column": column, "min_value": lo, "max_value": hi}
+    if strict_min:
+        kw["strict_min"] = True
+    return ("ExpectColumnValuesToBeBetween", kw)
+
+
+def _in(column: str, values) -> tuple[str, dict]:
+    return ("ExpectColumnValuesToBeInSet", {"column": column, "value_set": list(values)})
+
+
+NON_EMPTY = ("ExpectTableRowCountToBeBetween", {"min_value": 1})
+
+
+def record_suites() -> Suite:
     labels = load_vocabulary().labels()
     return {
         "records": [
-            ("ExpectColumnValuesToNotBeNull", {"column": "record_id"}),
-            ("ExpectColumnValuesToBeUnique", {"column": "record_id"}),
-            ("ExpectColumnValuesToMatchRegex", {"column": "record_id", "regex": r"^[0-9a-f]{24}$"}),
+            NON_EMPTY,
+            *_not_null_unique("record_id"),
+            ("ExpectColumnValuesToMatchRegex", {"column": "record_id", "regex": RECORD_ID}),
             ("ExpectColumnValuesToNotBeNull", {"column": "source"}),
             ("ExpectColumnValuesToNotBeNull", {"column": "native_id"}),
-            ("ExpectColumnValuesToBeInSet", {"column": "split", "value_set": list(SPLITS)}),
-            ("ExpectColumnValuesToBeInSet", {"column": "modality", "value_set": MODALITIES}),
-            ("ExpectColumnValuesToBeBetween", {"column": "height", "min_value": 1, "max_value": 16384}),
-            ("ExpectColumnValuesToBeBetween", {"column": "width", "min_value": 1, "max_value": 16384}),
+            ("ExpectColumnValuesToNotBeNull", {"column": "split"}),
+            _in("split", SPLITS),
+            _in("modality", MODALITIES),
+            _between("height", 1, 16384),
+            _between("width", 1, 16384),
+            ("ExpectColumnValuesToNotBeNull", {"column": "height"}),
+            ("ExpectColumnValuesToNotBeNull", {"column": "width"}),
+            _between("slice_index", 0),
             ("ExpectColumnValuesToNotBeNull", {"column": "complete"}),
-            ("ExpectColumnValuesToMatchRegex", {"column": "raw_sha256", "regex": r"^[0-9a-f]{64}$"}),
+            ("ExpectColumnValuesToMatchRegex", {"column": "raw_sha256", "regex": SHA256}),
         ],
         "findings": [
-            ("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": labels}),
-            ("ExpectColumnValuesToBeInSet", {"column": "status", "value_set": list(FINDING_STATUSES)}),
+            ("ExpectColumnValuesToNotBeNull", {"column": "label"}),
+            _in("label", labels),
+            _in("status", FINDING_STATUSES),
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["record_id", "label"]}),
         ],
         "targets": [
-            ("ExpectColumnValuesToNotBeNull", {"column": "target_id"}),
-            ("ExpectColumnValuesToBeUnique", {"column": "target_id"}),
-            ("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": labels}),
-            ("ExpectColumnValuesToBeInSet", {"column": "kind", "value_set": list(TARGET_KINDS)}),
-            ("ExpectColumnValuesToBeBetween", {"column": "area_px", "min_value": 0, "strict_min": True}),
-            ("ExpectColumnValuesToBeInSet", {"column": "box_inside_image", "value_set": [True]}),
-            ("ExpectColumnValuesToBeInSet", {"column": "mask_size_matches", "value_set": [True]}),
+            *_not_null_unique("target_id"),
+            _in("label", labels),
+            _in("kind", TARGET_KINDS),
+            _between("area_px", 0, strict_min=True),
+            _true("box_inside_image"),
+            _true("mask_size_matches"),
+            _true("mask_decodes"),
+            _true("has_geometry"),
         ],
     }
+
+
+def volume_suites() -> Suite:
+    labels = load_vocabulary().labels()
+    return {
+        "volumes": [
+            NON_EMPTY,
+            *_not_null_unique("record_id"),
+            ("ExpectColumnValuesToMatchRegex", {"column": "record_id", "regex": RECORD_ID}),
+            ("ExpectColumnValuesToNotBeNull", {"column": "source"}),
+            ("ExpectColumnValuesToNotBeNull", {"column": "native_id"}),
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["source", "native_id"]}),
+            ("ExpectColumnValuesToNotBeNull", {"column": "split"}),
+            _in("split", SPLITS),
+            _in("modality", VOLUME_MODALITIES),
+            _in("orientation", ["LPS"]),
+            _in("ndim", [4]),  # [C, Z, Y, X]
+            _true("shape_positive"),
+            _true("image_decodes"),
+            _true("image_shape_matches"),
+            _true("channels_match"),
+            _true("label_shape_matches"),
+            _true("label_dtype_integer"),
+            _true("spacing_positive"),
+            _true("affine_valid"),
+            _in("label_names_without_map", [False]),
+            ("ExpectColumnValuesToMatchRegex", {"column": "raw_sha256", "regex": SHA256}),
+        ],
+        "label_names": [
+            _between("value", 1, 65535),  # 0 is background and is never named
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["record_id", "value"]}),
+            ("ExpectColumnValuesToNotBeNull", {"column": "label"}),
+            _in("label", labels),
+            _in("kind", TARGET_KINDS),
+        ],
+    }
+
+
+def _roles() -> list[str]:
+    from shardsmith.schemas.roles import load_roles
+
+    return sorted(load_roles().roles())
+
+
+def games_suites() -> Suite:
+    from shardsmith.schemas.werewolf import FACTIONS
+
+    roles = _roles()
+    return {
+        "games": [
+            NON_EMPTY,
+            *_not_null_unique("game_id"),
+            ("ExpectColumnValuesToNotBeNull", {"column": "source"}),
+            _in("source", WEREWOLF_SOURCES),
+            _in("split", SPLITS),
+            _in("winner", [f for f in FACTIONS if f != "host"]),
+            ("ExpectColumnValuesToMatchRegex", {"column": "language", "regex": r"^[a-z]{2,3}(?:-[A-Za-z0-9]+)*$"}),
+            _between("media_duration_s", 0, strict_min=True),
+            _between("n_seats", 1, MAX_SEATS),
+            _true("seats_unique"),
+            _true("extra_is_json"),
+            ("ExpectColumnValuesToMatchRegex", {"column": "media_sha256", "regex": SHA256}),
+            ("ExpectColumnValuesToMatchRegex", {"column": "raw_sha256", "regex": SHA256}),
+        ],
+        "seats": [
+            ("ExpectColumnValuesToNotBeNull", {"column": "seat"}),
+            _between("seat", 0, MAX_SEATS),
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["game_id", "seat"]}),
+            _in("role", roles),
+            _in("final_role", roles),
+            _in("faction", FACTIONS),
+            _in("faction", [f for f in FACTIONS if f != "host"]),  # the host holds no seat
+            ("ExpectColumnValuesToMatchRegex", {"column": "player", "regex": r"^[0-9a-f]{20}$"}),  # pseudonym
+        ],
+        "phases": [
+            ("ExpectColumnValuesToNotBeNull", {"column": "name"}),
+            ("ExpectColumnValuesToMatchRegex", {"column": "name", "regex": SNAKE_ID}),
+            _between("start_s", 0),
+            _ordered("end_s", "start_s"),
+            _true("phase_in_media"),
+        ],
+    }
+
+
+def utterance_suites() -> Suite:
+    from shardsmith.schemas.werewolf import FACTIONS, SPEAKER_SOURCES
+
+    roles = _roles()
+    return {
+        "utterances": [
+            NON_EMPTY,
+            *_not_null_unique("utterance_id"),
+            ("ExpectColumnValuesToNotBeNull", {"column": "game_id"}),
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["game_id", "order"]}),
+            _between("order", 0),
+            _between("start_s", 0),
+            _ordered("end_s", "start_s"),
+            ("ExpectColumnValuesToNotBeNull", {"column": "speaker_source"}),
+            _in("speaker_source", SPEAKER_SOURCES),
+            _in("speaker_role", roles),
+            _in("speaker_faction", FACTIONS),
+            ("ExpectColumnValuesToMatchRegex", {"column": "phase", "regex": SNAKE_ID}),
+            _between("speaker_confidence", 0, 1),
+            _between("asr_confidence", 0, 1),
+            ("ExpectColumnValuesToNotBeNull", {"column": "verified"}),
+            _true("game_known"),
+            _true("speaker_in_roster"),
+            _true("within_media"),
+            _true("host_has_no_seat"),
+            _true("has_text"),
+            _true("extra_is_json"),
+        ],
+        "words": [
+            ("ExpectColumnValuesToNotBeNull", {"column": "utterance_id"}),
+            _between("start_s", 0),
+            _ordered("end_s", "start_s"),
+            _between("confidence", 0, 1),
+            _true("within_utterance"),
+        ],
+    }
+
+
+def vote_suites() -> Suite:
+    from shardsmith.schemas.werewolf import VOTE_SOURCES
+
+    return {
+        "votes": [
+            NON_EMPTY,
+            ("ExpectColumnValuesToNotBeNull", {"column": "game_id"}),
+            ("ExpectColumnValuesToNotBeNull", {"column": "source"}),
+            _in("source", VOTE_SOURCES),
+            _between("day", 0, 100),
+            ("ExpectColumnValuesToNotBeNull", {"column": "voter_seat"}),
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["game_id", "day", "voter_seat", "source"]}),
+            _true("game_known"),
+            _true("voter_in_roster"),
+            _true("target_in_roster"),
+        ],
+    }
+
+
+def suites_for(table: str) -> Suite:
+    """The suite of one release table, by name."""
+    return {"records": record_suites, "volumes": volume_suites, "games": games_suites,
+            "utterances": utterance_suites, "votes": vote_suites}[table]()
