@@ -12,6 +12,12 @@ for tool in espeak-ng:espeak-ng sox:sox; do
   bin=${tool%%:*}; pkg=${tool##*:}
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# Services the ops tests start on loopback (tests/ops): PostgreSQL, Redis, headless Chromium.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+for tool in redis-server:redis-server chromium:chromium chromedriver:chromium-driver; do
+  bin=${tool%%:*}; pkg=${tool##*:}
+  command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing Debian packages: ${need_apt[*]}" >&2
@@ -28,7 +34,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-extra.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements-extra.txt
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  findlinks=()
+  [ -d /opt/wheels ] && findlinks=(--find-links /opt/wheels)
+  .venv/bin/python -m pip install -q "${findlinks[@]}" -r requirements-extra.txt
+  # Resemblyzer is used only for the speaker-encoder weights it ships; its own dependencies
+  # (librosa, webrtcvad, ...) are not needed, so it is installed without them.
+  .venv/bin/python -m pip install -q --no-deps resemblyzer==0.1.4
+  .venv/bin/python -m pip install -q "${findlinks[@]}" -e '.[dev,ops]'
   touch "$stamp"
 fi

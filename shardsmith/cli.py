@@ -39,8 +39,13 @@ def enabled_medical(settings) -> list[str]:
     return out
 
 
-def run_build(home: Path) -> dict:
-    """Materialise every enabled source and the releases in-process through Dagster."""
+def run_build(home: Path, echo: bool = True) -> dict:
+    """Materialise every enabled source and the releases in-process through Dagster.
+
+    Unpartitioned assets run together; a partitioned stage runs once per partition (the same
+    runs a backfill would launch), and whatever depends on it runs after every partition passed.
+    Steps whose inputs are unchanged reuse their staged output, so a repeated build is cheap.
+    """
     import dagster as dg
 
     from shardsmith.assets.resources import ShardsmithResource
@@ -58,21 +63,81 @@ def run_build(home: Path) -> dict:
     keys += extra
     if not keys:
         raise click.ClickException(f"nothing to build: no known source under {settings.raw}")
-    click.echo(f"building {', '.join(medical)}{' + werewolf' if extra else ''} under {home}", err=True)
+    say = (lambda msg: click.echo(msg, err=True)) if echo else (lambda msg: None)
+    say(f"building {', '.join(medical)}{' + werewolf' if extra else ''} under {home}")
     assets, checks = graph_parts()
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    resources = {"shardsmith": ShardsmithResource(home=str(home))}
     t0 = time.monotonic()
-    result = dg.materialize(
-        [*assets, *checks],
-        selection=dg.AssetSelection.assets(*keys),
-        resources={"shardsmith": ShardsmithResource(home=str(home))},
-        instance=instance,
-        raise_on_error=False,
-    )
-    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    summary = {"success": result.success and not failed_checks, "seconds": round(time.monotonic() - t0, 1),
-               "failed_checks": [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in failed_checks]}
+    summary: dict = {"success": True, "runs": 0, "failed_checks": [], "recomputed": [], "reused": []}
+
+    def run(selected: set, partition_key: str | None, label: str) -> bool:
+        t = time.monotonic()
+        result = dg.materialize(
+            [*assets, *checks], selection=dg.AssetSelection.assets(*selected), partition_key=partition_key,
+            resources=resources, instance=instance, raise_on_error=False,
+        )
+        failed = [f"{e.asset_key.to_user_string()}{f'[{e.partition}]' if e.partition else ''}:{e.check_name}"
+                  for e in result.get_asset_check_evaluations() if not e.passed]
+        done = {"recomputed": [], "reused": []}
+        for ev in result.get_asset_materialization_events():
+            mat = ev.event_specific_data.materialization
+            name = mat.asset_key.to_user_string() + (f"[{mat.partition}]" if mat.partition else "")
+            meta = mat.metadata.get("recomputed")
+            done["reused" if meta is not None and meta.value is False else "recomputed"].append(name)
+        summary["runs"] += 1
+        summary["failed_checks"] += failed
+        for k, v in done.items():
+            summary[k] += v
+        ok = result.success and not failed
+        say(f"  {label}: {'ok' if ok else 'FAILED'} in {time.monotonic() - t:.1f}s "
+            f"({len(done['recomputed'])} built, {len(done['reused'])} reused){' ' + str(failed) if failed else ''}")
+        return ok
+
+    for stage_keys, pdef in _stages(assets, keys):
+        if pdef is None:
+            ok = run(stage_keys, None, ", ".join(sorted(k.to_user_string() for k in stage_keys))[:100])
+        else:
+            parts = pdef.get_partition_keys(dynamic_partitions_store=instance)
+            say(f"  {len(stage_keys)} partitioned asset(s) x {len(parts)} partitions")
+            ok = True
+            for i, pk in enumerate(parts, 1):
+                ok = run(stage_keys, pk, f"partition {pk} ({i}/{len(parts)})") and ok
+        if not ok:
+            summary["success"] = False
+            say("  stopping: a step or a blocking check failed; nothing downstream runs")
+            break
+    summary["seconds"] = round(time.monotonic() - t0, 1)
     return summary
+
+
+def _stages(assets: list, keys: list) -> list[tuple[set, object]]:
+    """Order the selection into runs: unpartitioned closures and one stage per partitions definition."""
+    by_key = {k: a for a in assets if hasattr(a, "specs_by_key") for k in a.keys}
+    parents = {k: {d.asset_key for d in by_key[k].specs_by_key[k].deps} for k in keys}
+    pdefs = {k: by_key[k].partitions_def for k in keys}
+    remaining, stages = set(keys), []
+
+    def ancestors(k, seen=None) -> set:
+        seen = set() if seen is None else seen
+        for p in parents.get(k, ()):
+            if p in remaining and p not in seen:
+                seen.add(p)
+                ancestors(p, seen)
+        return seen
+
+    while remaining:
+        whole = {k for k in remaining if pdefs[k] is None and all(pdefs[a] is None for a in ancestors(k))}
+        if whole:
+            stages.append((whole, None))
+            remaining -= whole
+            continue
+        ready = [k for k in remaining if not (ancestors(k) & remaining)]
+        pdef = pdefs[ready[0]]
+        group = {k for k in ready if pdefs[k] == pdef}
+        stages.append((group, pdef))
+        remaining -= group
+    return stages
 
 
 def _werewolf_selection(settings) -> list:
@@ -165,6 +230,13 @@ def verify(collection: str, home: Path | None, version: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def labels(source: str, root: Path, as_json: bool) -> None:
     """Harmonised label statistics from the label files under ROOT (no pixels)."""
+    from shardsmith.sources.werewolf_build import WEREWOLF_SOURCES
+
+    if source in WEREWOLF_SOURCES:
+        from shardsmith.sources.werewolf_build import label_stats as game_stats
+
+        click.echo(json.dumps(game_stats(source, root), indent=2, ensure_ascii=False))
+        return
     from shardsmith.sources.registry import get_source
     from shardsmith.sources.stats import label_stats
 

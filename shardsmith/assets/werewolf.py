@@ -21,8 +21,10 @@ from shardsmith.sources.werewolf_build import (
     discover,
     write_game_staging,
 )
+from shardsmith.sources.werewolf_common import sha256_files
 
 WEREWOLF_GAMES = dg.DynamicPartitionsDefinition(name="werewolf_games")
+CODE_VERSION = "1"
 GROUP = "werewolf"
 
 
@@ -32,6 +34,23 @@ def source_of(game_id: str) -> str:
     if source not in WEREWOLF_SOURCES:
         raise ValueError(f"game id {game_id!r} does not start with a werewolf source name")
     return source
+
+
+def _game_fingerprint(ref) -> str:
+    """Digest of the game's raw files, the code version and the ASR backend choice."""
+    import hashlib
+    import os
+
+    h = hashlib.sha256(f"{werewolf_utterances_code_version()}|{os.environ.get('SHARDSMITH_ASR_BACKEND', '')}|"
+                       f"{os.environ.get('SHARDSMITH_WHISPER_MODEL', '')}|{ref.member}".encode())
+    for kind, path in sorted(ref.paths):
+        h.update(kind.encode())
+        h.update(sha256_files([Path(path)]).encode())
+    return h.hexdigest()
+
+
+def werewolf_utterances_code_version() -> str:
+    return CODE_VERSION
 
 
 def discover_all(raw: Path) -> tuple[dict[str, list[str]], list[dict]]:
@@ -74,7 +93,7 @@ def werewolf_games(context: dg.AssetExecutionContext, shardsmith: ShardsmithReso
 
 
 @dg.asset(name="werewolf_utterances", group_name=GROUP, partitions_def=WEREWOLF_GAMES, deps=[werewolf_games],
-          pool="gpu", kinds={"python", "parquet"}, code_version="1",
+          pool="gpu", kinds={"python", "parquet"}, code_version=CODE_VERSION,
           description="One game: audio -> transcript -> speakers -> utterances (+ games and votes rows).")
 def werewolf_utterances(context: dg.AssetExecutionContext, shardsmith: ShardsmithResource) -> dg.MaterializeResult:
     settings = shardsmith.settings()
@@ -83,16 +102,27 @@ def werewolf_utterances(context: dg.AssetExecutionContext, shardsmith: Shardsmit
     refs = {g.game_id: g for g in discover(source, settings.raw_dir(source)).games}
     if game_id not in refs:
         raise dg.Failure(f"game {game_id} is no longer under {settings.raw_dir(source)}")
+    ref = refs[game_id]
+    fingerprint = _game_fingerprint(ref)
+    counts_path = settings.staging_dir(source) / "counts" / f"{game_id}.json"
+    if counts_path.is_file() and (settings.staging_dir(source) / "utterances" / f"{game_id}.parquet").is_file():
+        previous = json.loads(counts_path.read_text())
+        if previous.get("input_fingerprint") == fingerprint:
+            context.log.info(f"{game_id}: inputs unchanged; staged rows reused")
+            return dg.MaterializeResult(
+                metadata={"recomputed": False, "utterances": previous["utterances"],
+                          "quarantined": previous["quarantined"]},
+                data_version=dg.DataVersion(fingerprint),
+            )
     transcriber = None
     if source == "werewolf_video":
         from shardsmith.speech.select import get_transcriber
 
         transcriber = get_transcriber()
         context.log.info(f"{game_id}: transcribing with {type(transcriber).__name__}")
-    result = build_game(source, refs[game_id], settings, transcriber)
+    result = build_game(source, ref, settings, transcriber)
     paths = write_game_staging(settings, source, result)
-    counts = {**result.counts, "speech_s": result.speech_s}
-    counts_path = settings.staging_dir(source) / "counts" / f"{game_id}.json"
+    counts = {**result.counts, "speech_s": result.speech_s, "input_fingerprint": fingerprint}
     counts_path.parent.mkdir(parents=True, exist_ok=True)
     counts_path.write_text(json.dumps(counts, indent=2, sort_keys=True))
     context.log.info(f"{game_id}: {json.dumps(counts)}")
@@ -100,7 +130,8 @@ def werewolf_utterances(context: dg.AssetExecutionContext, shardsmith: Shardsmit
     for q in result.quarantine:
         reasons[q["reason"]] = reasons.get(q["reason"], 0) + 1
     transcription = (result.games[0].get("transcription") if result.games else None) or {}
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(data_version=dg.DataVersion(fingerprint), metadata={
+        "recomputed": True,
         "utterances": len(result.utterances),
         "votes": len(result.votes),
         "inputs": result.inputs,
@@ -163,29 +194,19 @@ def werewolf_assets() -> tuple[list, list]:
     return [werewolf_games, werewolf_utterances, werewolf_release], [game_reconciles]
 
 
-def materialize_werewolf(instance: dg.DagsterInstance, home: Path, resources: dict, log=print) -> dict:
-    """What ``shardsmith build`` runs for the werewolf family: discover, each game, the release."""
-    from shardsmith.config import settings_from_env
+def werewolf_selection(settings) -> list[dg.AssetKey]:
+    """What ``shardsmith build`` materialises for the werewolf family (nothing if no source is present)."""
+    if not any(settings.raw_dir(s).is_dir() for s in WEREWOLF_SOURCES):
+        return []
+    return [werewolf_games.key, werewolf_utterances.key, werewolf_release.key]
 
-    settings = settings_from_env(home)
-    games, _ = discover_all(settings.raw)
-    if not any(games.values()):
-        return {"success": True, "games": 0}
-    everything = [werewolf_games, werewolf_utterances, werewolf_release, game_reconciles]
-    r = dg.materialize(everything, selection=[werewolf_games.key], instance=instance, resources=resources,
-                       raise_on_error=False)
-    ok = r.success
-    keys = instance.get_dynamic_partitions(WEREWOLF_GAMES.name)
-    failed: list[str] = []
-    for i, key in enumerate(sorted(keys), start=1):
-        r = dg.materialize(everything, selection=dg.AssetSelection.assets(werewolf_utterances),
-                           partition_key=key, instance=instance, resources=resources, raise_on_error=False)
-        bad = [e for e in r.get_asset_check_evaluations() if not e.passed]
-        if not r.success or bad:
-            failed.append(key)
-        log(f"werewolf: {i}/{len(keys)} games built ({key}{' FAILED' if key in failed else ''})")
-    if failed:
-        return {"success": False, "games": len(keys), "failed_games": failed}
-    r = dg.materialize(everything, selection=[werewolf_release.key], instance=instance, resources=resources,
-                       raise_on_error=False)
-    return {"success": ok and r.success, "games": len(keys), "failed_games": failed}
+
+def discover_games(settings) -> dict[str, list[Path]]:
+    """Game id -> the raw files it comes from, for the new-games sensor (uses the adapters' discovery)."""
+    out: dict[str, list[Path]] = {}
+    for source in WEREWOLF_SOURCES:
+        root = settings.raw_dir(source)
+        if root.is_dir():
+            for ref in discover(source, root).games:
+                out[ref.game_id] = sorted({Path(p) for _, p in ref.paths})
+    return out

@@ -356,7 +356,8 @@ def publish(
             **(extra_manifest or {}),
         }
         (tmp / "README.md").write_text(card(manifest))
-        manifest["files"] = _file_entries(tmp, ("data", "wds", "validation")) + [
+        # data/ and wds/ were hashed for the digest above: reuse those entries, hash only the rest.
+        manifest["files"] = entries + _file_entries(tmp, ("validation",)) + [
             {"path": "README.md", "sha256": sha256_file(tmp / "README.md"), "size": (tmp / "README.md").stat().st_size}
         ]
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))

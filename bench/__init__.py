@@ -1,0 +1,1 @@
+"""Benchmarks for issue 8: ingest, volumes, speech and reading, with results in RESULTS.md."""

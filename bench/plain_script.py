@@ -1,0 +1,75 @@
+"""The afternoon script shardsmith competes with: pydicom + OpenCV + webdataset + pyarrow, one process.
+
+Reads a VinDr Kaggle-layout folder (``train.csv`` + ``train/<id>.dicom``) and writes the same
+output geometry as shardsmith (longest side 1024 px, 8-bit PNG, boxes scaled to the stored pixels)
+into one Parquet file and WebDataset tar shards. Written the way a person would write it: rows
+collected in a list and written at the end, boxes from a pandas ``groupby``, pydicom's
+``apply_voi_lut`` for the window. No validation, quarantine, pseudonyms, checksums or manifest.
+
+    python -m bench.plain_script RAW_DIR OUT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pydicom
+import webdataset as wds
+from pydicom.pixels import apply_voi_lut
+
+MAX_SIDE = 1024
+
+
+def decode_resize_encode(path: Path) -> tuple[bytes, int, int, int, int]:
+    """DICOM -> windowed 8-bit -> resized so the longest side is 1024 -> PNG bytes (+ sizes)."""
+    ds = pydicom.dcmread(path)
+    arr = apply_voi_lut(ds.pixel_array, ds)
+    if ds.PhotometricInterpretation == "MONOCHROME1":
+        arr = arr.max() - arr
+    arr = arr.astype(np.float32)
+    lo, hi = float(arr.min()), float(arr.max())
+    img = ((arr - lo) / max(hi - lo, 1e-6) * 255.0).astype(np.uint8)
+    h, w = img.shape
+    scale = MAX_SIDE / max(h, w)
+    nh, nw = round(h * scale), round(w * scale)
+    img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".png", img)
+    return buf.tobytes(), h, w, nh, nw
+
+
+def main(raw: Path, out: Path) -> int:
+    labels = pd.read_csv(raw / "train.csv")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "wds").mkdir(exist_ok=True)
+    rows = []
+    groups = dict(tuple(labels.groupby("image_id")))
+    with wds.ShardWriter(str(out / "wds" / "shard-%06d.tar"), maxcount=10000, verbose=0) as sink:
+        for image_id in sorted(groups):
+            path = raw / "train" / f"{image_id}.dicom"
+            if not path.exists():
+                continue
+            png, h, w, nh, nw = decode_resize_encode(path)
+            boxes = []
+            for r in groups[image_id].itertuples():
+                if r.class_name == "No finding" or pd.isna(r.x_min):
+                    continue
+                boxes.append({"label": r.class_name, "reader": r.rad_id,
+                              "box": [r.x_min * nw / w, r.y_min * nh / h, r.x_max * nw / w, r.y_max * nh / h]})
+            meta = {"image_id": image_id, "height": nh, "width": nw, "boxes": boxes,
+                    "abnormal": bool(boxes)}
+            sink.write({"__key__": image_id, "png": png, "json": json.dumps(meta).encode()})
+            rows.append({**meta, "boxes": json.dumps(boxes), "image": png})
+    pq.write_table(pa.Table.from_pylist(rows), out / "records.parquet", compression="zstd")
+    print(json.dumps({"images": len(rows)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -1,0 +1,118 @@
+"""Pictures people look at before trusting a materialisation: a contact sheet and a label chart.
+
+Plain library code (no Dagster): the assets attach the files these functions write as
+metadata, and a notebook can call them on any staged records file.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image, ImageDraw
+
+TILE = 192
+COLOURS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+           (70, 240, 240), (240, 50, 230)]
+
+
+def _to_rgb(png: bytes) -> Image.Image:
+    """Decode a stored image (8- or 16-bit grey, or colour) into 8-bit RGB for drawing."""
+    img = Image.open(io.BytesIO(png))
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = ((arr.astype(np.float32) - lo) / (hi - lo or 1.0) * 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    return Image.fromarray(arr[..., :3])
+
+
+def _mask(rle: dict | None) -> np.ndarray | None:
+    if not rle or not rle.get("counts"):
+        return None
+    from pycocotools import mask as cocomask
+
+    return cocomask.decode({"size": list(rle["size"]), "counts": rle["counts"].encode()}).astype(bool)
+
+
+def draw_record(row: dict) -> Image.Image:
+    """One record's image with its masks tinted and its boxes outlined, colour by label."""
+    img = _to_rgb(row["image"]["bytes"])
+    base = np.asarray(img).astype(np.float32)
+    labels: dict[str, tuple[int, int, int]] = {}
+    targets = row.get("targets") or []
+    for t in targets:
+        colour = labels.setdefault(t["label"], COLOURS[len(labels) % len(COLOURS)])
+        m = _mask(t.get("mask_rle"))
+        if m is not None and m.shape == base.shape[:2]:
+            base[m] = base[m] * 0.55 + np.array(colour, np.float32) * 0.45
+    img = Image.fromarray(base.clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    width = max(1, round(max(img.size) / 200))
+    for t in targets:
+        box = t.get("box_xyxy")
+        if box is not None and len(box) == 4:
+            draw.rectangle([float(v) for v in box], outline=labels[t["label"]], width=width)
+    return img
+
+
+def contact_sheet(records: Path, out: Path, n: int = 12, columns: int = 4) -> Path | None:
+    """Write a PNG grid of the first ``n`` records (boxes and masks drawn); None if there are none."""
+    pf = pq.ParquetFile(records)
+    if pf.metadata.num_rows == 0:
+        return None
+    cols = ["native_id", "image", "targets", "abnormal"]
+    rows = next(pf.iter_batches(batch_size=n, columns=cols)).to_pylist()
+    rows = [r for r in rows if r["image"] and r["image"]["bytes"]]
+    if not rows:
+        return None
+    ncol = min(columns, len(rows))
+    sheet = Image.new("RGB", (ncol * TILE, math.ceil(len(rows) / ncol) * (TILE + 14)), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    for i, row in enumerate(rows):
+        tile = draw_record(row)
+        tile.thumbnail((TILE, TILE))
+        x, y = (i % ncol) * TILE, (i // ncol) * (TILE + 14)
+        sheet.paste(tile, (x + (TILE - tile.width) // 2, y + (TILE - tile.height) // 2))
+        caption = f"{str(row['native_id'])[:22]} ({len(row['targets'] or [])})"
+        draw.text((x + 3, y + TILE + 1), caption, fill=(220, 220, 220))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, format="PNG", optimize=True)
+    return out
+
+
+def label_chart(distribution: dict[str, int], out: Path, top: int = 20) -> Path | None:
+    """A horizontal bar chart PNG of label counts (matplotlib); None if it is not installed or empty."""
+    if not distribution:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    items = sorted(distribution.items(), key=lambda kv: (-kv[1], kv[0]))[:top][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(items) + 0.8), dpi=100)
+    ax.barh([k for k, _ in items], [v for _, v in items], color="#3778bf")
+    ax.set_xlabel("records with the label present")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
+    plt.close(fig)
+    return out
+
+
+def label_bars_markdown(distribution: dict[str, int], width: int = 30) -> str:
+    """The same distribution as a markdown table with text bars (works without matplotlib)."""
+    if not distribution:
+        return "_no labels present_"
+    peak = max(distribution.values()) or 1
+    lines = ["| label | records | |", "| --- | ---: | --- |"]
+    for k, v in sorted(distribution.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"| {k} | {v} | `{'█' * max(1, round(v / peak * width))}` |")
+    return "\n".join(lines)
