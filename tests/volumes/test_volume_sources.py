@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 
 from shardsmith.config import ImageOptions, Settings
 from shardsmith.demo import volumes_demo as demo
@@ -33,8 +31,6 @@ def _records(settings: Settings, name: str) -> list[dict]:
     return pq.read_table(settings.staging_dir(name) / "records.parquet").to_pylist()
 
 
-@pytest.mark.skipif(os.environ.get("SHARDSMITH_DEMO", "").lower() not in {"1", "true", "yes"},
-                    reason="SHARDSMITH_DEMO=1 runs the full volumetric demo")
 def test_demo_has_a_case_of_every_source(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     demo.write_demo(settings.raw)
