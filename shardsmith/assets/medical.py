@@ -210,7 +210,7 @@ def build_source_assets(name: str) -> list:
                           "raw_files": len(state), "staging_path": dg.MetadataValue.path(str(cat_file))},
                 data_version=dg.DataVersion(version),
             )
-        cat = source.catalog(root)
+        cat = source.catalog(root, known_sha256={rel: v[2] for rel, v in state.items()})
         out = write_catalog(settings, source, cat)
         if partitioned:
             # Partitions see only their bucket's items; items rejected while cataloguing (no image,

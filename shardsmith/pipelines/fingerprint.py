@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 State = dict[str, list]  # relpath -> [size, mtime_ns, sha256]
@@ -23,12 +24,20 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _try_hash(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
 def scan(root: Path, previous: State | None = None) -> State:
     """Fingerprint every regular file under ``root`` (hidden files skipped), reusing ``previous``."""
     previous = previous or {}
     state: State = {}
     if not root.is_dir():
         return state
+    todo: list[tuple[str, Path, os.stat_result]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
@@ -37,15 +46,20 @@ def scan(root: Path, previous: State | None = None) -> State:
             path = Path(dirpath) / name
             try:
                 st = path.stat()
-            except FileNotFoundError:
+            except OSError:  # vanished, dangling or looping link: the catalog quarantines it
                 continue
             rel = path.relative_to(root).as_posix()
             old = previous.get(rel)
             if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
                 state[rel] = list(old)
             else:
-                state[rel] = [st.st_size, st.st_mtime_ns, sha256_file(path)]
-    return state
+                todo.append((rel, path, st))
+    # hashlib and file reads release the GIL: threads hash on every core
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        for (rel, _, st), digest_ in zip(todo, pool.map(lambda t: _try_hash(t[1]), todo), strict=True):
+            if digest_ is not None:
+                state[rel] = [st.st_size, st.st_mtime_ns, digest_]
+    return dict(sorted(state.items()))
 
 
 def changes(old: State, new: State) -> dict[str, list[str]]:

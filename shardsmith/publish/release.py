@@ -35,7 +35,7 @@ from filelock import FileLock, Timeout
 
 from shardsmith import __version__
 from shardsmith.pseudonym import stable_id
-from shardsmith.schemas.tables import TABLES, TableSpec
+from shardsmith.schemas.tables import TableSpec
 
 log = logging.getLogger(__name__)
 

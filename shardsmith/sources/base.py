@@ -193,8 +193,13 @@ class MedicalSource:
     def unknown_label_row(self, err: UnknownLabelError, native_id: str | None, label_file: str) -> dict:
         return quarantine_row(self.name, "labels", "unknown_label", str(err), native_id, label_file)
 
-    def catalog(self, root: Path, checksum: bool = True) -> Catalog:
-        """Join labels with images on disk; checksum the images (no pixel decoding)."""
+    def catalog(self, root: Path, checksum: bool = True, known_sha256: dict[str, str] | None = None) -> Catalog:
+        """Join labels with images on disk; checksum the images (no pixel decoding).
+
+        ``known_sha256`` (relative path -> digest) lets a caller that has just fingerprinted the
+        raw tree pass its digests in, so no file is hashed twice.
+        """
+        self._known_sha256 = known_sha256 or {}
         labels = self.read_labels(root)
         images = self.find_images(root)
         entries: list[CatalogEntry] = []
@@ -250,10 +255,12 @@ class MedicalSource:
             ))
 
     def _entry(self, item: LabelledItem, path: Path, root: Path, checksum: bool) -> CatalogEntry:
+        rel = str(path.relative_to(root))
+        known = getattr(self, "_known_sha256", {}).get(Path(rel).as_posix())
         return CatalogEntry(
             item=item,
-            raw_path=str(path.relative_to(root)),
-            raw_sha256=sha256_file(path) if checksum else "",
+            raw_path=rel,
+            raw_sha256=(known or sha256_file(path)) if checksum else "",
             size=path.stat().st_size,
         )
 

@@ -2,6 +2,13 @@
 
 Plain library code (no Dagster): the assets call these functions, and so can a script.
 Records are streamed into Parquet in batches so memory does not grow with the dataset.
+
+Decoding uses every core: items go to a bounded process pool (``SHARDSMITH_WORKERS``, default the
+usable CPU count, 1 = serial in this process) whose workers come from a fork server, and rows are
+written in catalog order, so the output is byte-identical whatever the worker count. As with any
+non-fork multiprocessing, a *script* that calls ``run_source`` needs an
+``if __name__ == "__main__":`` guard (workers import the main module); without one the workers
+cannot start and decoding falls back to serial with a warning.
 """
 
 from __future__ import annotations
