@@ -69,20 +69,21 @@ def render_card(manifest: dict, stats: dict[str, Any] | None = None) -> str:
         for m in vocab.source_rows():
             if m.source in sources:
                 out.append(f"| {m.source} | {m.source_label} | {m.canonical or ''} | {m.kind} |")
-    out.append("""
+    coll = manifest["collection"]
+    first = next(iter(manifest["row_counts"]), "records")
+    out.append(f"""
 ## How to load
 
 ```python
 from shardsmith.loaders import open_release
-rel = open_release("RELEASES_ROOT", "%s")       # version="latest" by default
+rel = open_release("RELEASES_ROOT", "{coll}")       # version="latest" by default
 rel.verify()                                  # re-hash every file against manifest.json
-df = rel.pandas("%s", split="train")
-for sample in rel.webdataset("%s", split="train"):
+df = rel.pandas("{first}", split="train")
+for sample in rel.webdataset("{first}", split="train"):
     ...
 ```
 
 or `datasets.load_dataset("parquet", data_dir="<release>/data/<table>")`; the front matter above
 lists the Parquet files per split for `load_dataset("<release folder>")`.
-""" % (manifest["collection"], next(iter(manifest["row_counts"]), "records"),
-       next(iter(manifest["row_counts"]), "records")))
+""")
     return "\n".join(out)
