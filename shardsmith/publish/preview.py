@@ -39,15 +39,26 @@ def _mask(rle: dict | None) -> np.ndarray | None:
     return cocomask.decode({"size": list(rle["size"]), "counts": rle["counts"].encode()}).astype(bool)
 
 
-def draw_record(row: dict) -> Image.Image:
-    """One record's image with its masks tinted and its boxes outlined, colour by label."""
+def draw_record(row: dict, max_side: int | None = None) -> Image.Image:
+    """One record's image with its masks tinted and its boxes outlined, colour by label.
+
+    With ``max_side`` the image is shrunk first and masks and boxes follow it, so a contact sheet
+    tints thumbnails instead of full-size images (most of a preview's cost otherwise).
+    """
     img = _to_rgb(row["image"]["bytes"])
+    scale = 1.0
+    if max_side and max(img.size) != max_side:  # shrink big images smoothly, blow small ones up crisply
+        scale = max_side / max(img.size)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.BOX if scale < 1 else Image.NEAREST)
     base = np.asarray(img).astype(np.float32)
     labels: dict[str, tuple[int, int, int]] = {}
     targets = row.get("targets") or []
     for t in targets:
         colour = labels.setdefault(t["label"], COLOURS[len(labels) % len(COLOURS)])
         m = _mask(t.get("mask_rle"))
+        if m is not None and scale != 1.0:
+            m = np.asarray(Image.fromarray(m).resize((base.shape[1], base.shape[0]), Image.NEAREST))
         if m is not None and m.shape == base.shape[:2]:
             base[m] = base[m] * 0.55 + np.array(colour, np.float32) * 0.45
     img = Image.fromarray(base.clip(0, 255).astype(np.uint8))
@@ -56,7 +67,7 @@ def draw_record(row: dict) -> Image.Image:
     for t in targets:
         box = t.get("box_xyxy")
         if box is not None and len(box) == 4:
-            draw.rectangle([float(v) for v in box], outline=labels[t["label"]], width=width)
+            draw.rectangle([float(v) * scale for v in box], outline=labels[t["label"]], width=width)
     return img
 
 
@@ -74,14 +85,13 @@ def contact_sheet(records: Path, out: Path, n: int = 12, columns: int = 4) -> Pa
     sheet = Image.new("RGB", (ncol * TILE, math.ceil(len(rows) / ncol) * (TILE + 14)), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     for i, row in enumerate(rows):
-        tile = draw_record(row)
-        tile.thumbnail((TILE, TILE))
+        tile = draw_record(row, max_side=TILE)
         x, y = (i % ncol) * TILE, (i // ncol) * (TILE + 14)
         sheet.paste(tile, (x + (TILE - tile.width) // 2, y + (TILE - tile.height) // 2))
         caption = f"{str(row['native_id'])[:22]} ({len(row['targets'] or [])})"
         draw.text((x + 3, y + TILE + 1), caption, fill=(220, 220, 220))
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out, format="PNG", optimize=True)
+    sheet.save(out, format="PNG")
     return out
 
 

@@ -86,7 +86,9 @@ def run_tables(
 
     scratch = Path(tempfile.mkdtemp(prefix="shardsmith-gx-"))
     try:
-        ctx = gx.get_context(mode="file", project_root_dir=str(scratch))
+        # Data Docs need a file context; without them an ephemeral one skips writing YAML on every add.
+        ctx = (gx.get_context(mode="file", project_root_dir=str(scratch)) if docs_out
+               else gx.get_context(mode="ephemeral"))
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         reports: dict[str, ValidationReport] = {}
         for table, (frames, suites) in tables.items():
