@@ -53,6 +53,7 @@ from shardsmith.sources.werewolf_common import (
     safe_id,
     seat_row,
     sha256_files,
+    source_transcription,
 )
 
 SOURCE = "werebench"
@@ -544,14 +545,7 @@ def build_game(ref: GameRef) -> GameResult:
             "phases": phases,
             "media_sha256": None,
             "media_duration_s": None,
-            "transcription": {
-                "backend": "source",
-                "model": None,
-                "device": None,
-                "compute_type": None,
-                "language": "zh",
-                "settings": dumps({"speaker_labels": "说话人 N via user_aliases"}),
-            },
+            "transcription": source_transcription("zh", {"speaker_labels": "说话人 N via user_aliases"}),
             "raw_path": raw_path,
             "raw_sha256": sha256_files([srt_path, cfg_path]),
             "adapter_version": ADAPTER_VERSION,

@@ -42,6 +42,7 @@ from shardsmith.sources.werewolf_common import (
     safe_id,
     seat_row,
     sha256_files,
+    source_transcription,
 )
 
 SOURCE = "werewolf_among_us"
@@ -249,14 +250,7 @@ def build_game(ref: GameRef) -> GameResult:
             "phases": [],
             "media_sha256": None,
             "media_duration_s": None,
-            "transcription": {
-                "backend": "source",
-                "model": None,
-                "device": None,
-                "compute_type": None,
-                "language": "en",
-                "settings": dumps({"transcript": "human"}),
-            },
+            "transcription": source_transcription("en", {"transcript": "human"}),
             "raw_path": raw_path,
             "raw_sha256": sha256_files([path]),
             "adapter_version": ADAPTER_VERSION,

@@ -83,6 +83,12 @@ class GameResult:
         return self.inputs == self.published + self.quarantined
 
 
+def source_transcription(language: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The ``transcription`` of a game whose text comes with the source (no ASR ran)."""
+    return {"backend": "source", "model": None, "device": None, "compute_type": None,
+            "language": language, "settings": dumps(settings)}
+
+
 def dumps(obj: Any) -> str:
     """Deterministic JSON for ``extra`` / ``settings`` columns."""
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
