@@ -187,8 +187,8 @@ class ChestXDet(CxrSource):
                 out.setdefault(base, zp / member)  # virtual path: <zip>/<member>
         return out
 
-    def catalog(self, root: Path, checksum: bool = True) -> Catalog:
-        cat = super().catalog(root, checksum)
+    def catalog(self, root: Path, checksum: bool = True, known_sha256: dict[str, str] | None = None) -> Catalog:
+        cat = super().catalog(root, checksum, known_sha256)
         for zp in self._zips(root):
             for member, why in zip_members(zp)[1]:
                 cat.quarantine.append(quarantine_row(self.name, "catalog", "unsafe_archive_member",
