@@ -295,8 +295,9 @@ def build_source_assets(name: str) -> list:
         path = staged_paths(settings, name, part)["records"]
         if pq.read_metadata(path).num_rows == 0:
             return dg.AssetCheckResult(passed=True, metadata={"rows": 0, "note": "empty partition"})
-        stamp = f"{read_versions(settings, name).get('records', {}).get(part)}+{_suite_tag()}"
-        if read_versions(settings, name).get("checks", {}).get(part, {}).get("gx") == stamp:
+        versions = read_versions(settings, name)
+        stamp = f"{versions.get('records', {}).get(part)}+{_suite_tag()}"
+        if versions.get("checks", {}).get(part, {}).get("gx") == stamp:
             return dg.AssetCheckResult(passed=True, metadata={
                 "note": "data and suites unchanged since this check last passed", "version": stamp[:12]})
 

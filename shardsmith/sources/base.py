@@ -199,7 +199,7 @@ class MedicalSource:
         ``known_sha256`` (relative path -> digest) lets a caller that has just fingerprinted the
         raw tree pass its digests in, so no file is hashed twice.
         """
-        self._known_sha256 = known_sha256 or {}
+        known = known_sha256 or {}
         labels = self.read_labels(root)
         images = self.find_images(root)
         entries: list[CatalogEntry] = []
@@ -220,13 +220,14 @@ class MedicalSource:
                     )
                 )
                 continue
-            self._add_entry(entries, quarantine, item, path, root, checksum)
+            self._add_entry(entries, quarantine, item, path, root, checksum, known)
         for native_id, path in sorted(images.items()):
             if native_id in seen:
                 continue
             rel = str(path.relative_to(root))
             if self.unlabelled_images == "unlabelled":
-                self._add_entry(entries, quarantine, LabelledItem(native_id=native_id), path, root, checksum)
+                self._add_entry(entries, quarantine, LabelledItem(native_id=native_id), path, root, checksum,
+                                known)
             else:
                 quarantine.append(
                     quarantine_row(
@@ -238,11 +239,15 @@ class MedicalSource:
         return Catalog(entries, quarantine, labels.label_files, len(images))
 
     def _add_entry(self, entries: list[CatalogEntry], quarantine: list[dict], item: LabelledItem, path: Path,
-                   root: Path, checksum: bool) -> None:
+                   root: Path, checksum: bool, known: dict[str, str]) -> None:
         """Checksum one file into the catalog; a file that cannot be read (a symlink loop, a dangling
         link, no permission) is quarantined here instead of stopping the whole scan."""
         try:
-            entries.append(self._entry(item, path, root, checksum))
+            digest = known.get(path.relative_to(root).as_posix()) if checksum else None
+            entry = self._entry(item, path, root, checksum and digest is None)
+            if digest is not None:
+                entry.raw_sha256 = digest
+            entries.append(entry)
         except OSError as e:
             reason = {errno.ELOOP: "symlink_loop", errno.ENOENT: "dangling_link"}.get(e.errno, "unreadable")
             try:
@@ -255,12 +260,10 @@ class MedicalSource:
             ))
 
     def _entry(self, item: LabelledItem, path: Path, root: Path, checksum: bool) -> CatalogEntry:
-        rel = str(path.relative_to(root))
-        known = getattr(self, "_known_sha256", {}).get(Path(rel).as_posix())
         return CatalogEntry(
             item=item,
-            raw_path=rel,
-            raw_sha256=(known or sha256_file(path)) if checksum else "",
+            raw_path=str(path.relative_to(root)),
+            raw_sha256=sha256_file(path) if checksum else "",
             size=path.stat().st_size,
         )
 
