@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from shardsmith.assets.medical import bucket_of
+    from shardsmith.defs.medical.assets import bucket_of
     from shardsmith.demo import cxr_core
 
     home = args.home or Path(tempfile.mkdtemp(prefix="shardsmith-incr-"))

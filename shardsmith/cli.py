@@ -48,8 +48,8 @@ def run_build(home: Path, echo: bool = True) -> dict:
     """
     import dagster as dg
 
-    from shardsmith.assets.resources import ShardsmithResource
-    from shardsmith.pipelines.definitions import graph_parts
+    from shardsmith.defs.resources import ShardsmithResource
+    from shardsmith.definitions import graph_parts
 
     os.environ[HOME_ENV] = str(home)
     settings = settings_from_env(home)
@@ -142,7 +142,7 @@ def _stages(assets: list, keys: list) -> list[tuple[set, object]]:
 
 def _werewolf_selection(settings) -> list:
     try:
-        from shardsmith.assets.werewolf import werewolf_selection
+        from shardsmith.defs.werewolf.assets import werewolf_selection
     except ImportError:
         return []
     return werewolf_selection(settings)
@@ -230,15 +230,15 @@ def verify(collection: str, home: Path | None, version: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def labels(source: str, root: Path, as_json: bool) -> None:
     """Harmonised label statistics from the label files under ROOT (no pixels)."""
-    from shardsmith.sources.werewolf_build import WEREWOLF_SOURCES
+    from shardsmith.staging.games import WEREWOLF_SOURCES
 
     if source in WEREWOLF_SOURCES:
-        from shardsmith.sources.werewolf_build import label_stats as game_stats
+        from shardsmith.staging.games import label_stats as game_stats
 
         click.echo(json.dumps(game_stats(source, root), indent=2, ensure_ascii=False))
         return
     from shardsmith.sources.registry import get_source
-    from shardsmith.sources.stats import label_stats
+    from shardsmith.sources.medical.stats import label_stats
 
     stats = label_stats(source, get_source(source).read_labels(root))
     if as_json:

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import importlib
 
-from shardsmith.sources.base import MedicalSource
+from shardsmith.sources.medical.base import MedicalSource
 
 MEDICAL_SOURCES: dict[str, str] = {
-    "vindr_cxr": "shardsmith.sources.vindr_cxr:VinDrCxr",
-    "nih_cxr14": "shardsmith.sources.nih_cxr14:NihCxr14",
-    "rsna_pneumonia": "shardsmith.sources.rsna_pneumonia:RsnaPneumonia",
-    "siim_acr": "shardsmith.sources.siim_acr:SiimAcr",
-    "chestx_det": "shardsmith.sources.chestx_det:ChestXDet",
-    "chexpert": "shardsmith.sources.chexpert:CheXpert",
-    "ms_cxr": "shardsmith.sources.ms_cxr:MsCxr",
-    "msd": "shardsmith.sources.msd:Msd",
-    "brats": "shardsmith.sources.brats:Brats",
-    "kits": "shardsmith.sources.kits:Kits",
-    "lidc_idri": "shardsmith.sources.lidc_idri:LidcIdri",
-    "totalsegmentator": "shardsmith.sources.totalsegmentator:TotalSegmentator",
+    "vindr_cxr": "shardsmith.sources.medical.vindr_cxr:VinDrCxr",
+    "nih_cxr14": "shardsmith.sources.medical.nih_cxr14:NihCxr14",
+    "rsna_pneumonia": "shardsmith.sources.medical.rsna_pneumonia:RsnaPneumonia",
+    "siim_acr": "shardsmith.sources.medical.siim_acr:SiimAcr",
+    "chestx_det": "shardsmith.sources.medical.chestx_det:ChestXDet",
+    "chexpert": "shardsmith.sources.medical.chexpert:CheXpert",
+    "ms_cxr": "shardsmith.sources.medical.ms_cxr:MsCxr",
+    "msd": "shardsmith.sources.medical.msd:Msd",
+    "brats": "shardsmith.sources.medical.brats:Brats",
+    "kits": "shardsmith.sources.medical.kits:Kits",
+    "lidc_idri": "shardsmith.sources.medical.lidc_idri:LidcIdri",
+    "totalsegmentator": "shardsmith.sources.medical.totalsegmentator:TotalSegmentator",
 }
 
 

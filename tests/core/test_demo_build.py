@@ -6,7 +6,7 @@ from shardsmith.cli import run_build
 from shardsmith.demo.generate import write_all
 from shardsmith.loaders import open_release
 from shardsmith.sources.registry import medical_source_names
-from shardsmith.sources.werewolf_build import WEREWOLF_SOURCES
+from shardsmith.staging.games import WEREWOLF_SOURCES
 
 
 def test_full_demo_builds_every_source_and_both_collections(tmp_path, monkeypatch):

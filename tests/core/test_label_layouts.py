@@ -4,10 +4,10 @@ import csv
 
 import pytest
 
-from shardsmith.sources.nih_cxr14 import NihCxr14
-from shardsmith.sources.stats import label_stats
-from shardsmith.sources.tables import LabelFileError
-from shardsmith.sources.vindr_cxr import VinDrCxr
+from shardsmith.sources.medical.nih_cxr14 import NihCxr14
+from shardsmith.sources.medical.stats import label_stats
+from shardsmith.sources.labelfiles import LabelFileError
+from shardsmith.sources.medical.vindr_cxr import VinDrCxr
 
 
 def test_vindr_physionet_layout(tmp_path):

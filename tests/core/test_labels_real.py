@@ -46,7 +46,7 @@ def test_nih_published_facts(tmp_path, real_samples):
 
 
 def test_nih_boxes_are_on_880_images(tmp_path, real_samples):
-    from shardsmith.sources.nih_cxr14 import NihCxr14
+    from shardsmith.sources.medical.nih_cxr14 import NihCxr14
 
     root = _link(tmp_path, real_samples, {"Data_Entry_2017_v2020.csv.gz": "Data_Entry_2017_v2020.csv.gz",
                                           "BBox_List_2017.csv.gz": "BBox_List_2017.csv.gz"})

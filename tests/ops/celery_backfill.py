@@ -9,7 +9,7 @@ import sys
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-REPO = ReconstructableRepository.for_module("shardsmith.pipelines.definitions", "defs")
+REPO = ReconstructableRepository.for_module("shardsmith.definitions", "defs")
 
 
 def run_partitions(source: str, keys: list[str]) -> list[dict]:
@@ -25,7 +25,7 @@ def run_partitions(source: str, keys: list[str]) -> list[dict]:
 
 
 def main(source: str) -> int:
-    from shardsmith.pipelines import definitions
+    from shardsmith import definitions
 
     assert definitions.defs.executor.name == "celery", definitions.defs.executor
     with dg.DagsterInstance.get() as instance:

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from ops_services import demo_home
 
-from shardsmith.assets.medical import BUCKET_KEYS, bucket_of
+from shardsmith.defs.medical.assets import BUCKET_KEYS, bucket_of
 from shardsmith.cli import run_build
 from shardsmith.demo import cxr_core
 
@@ -71,7 +71,7 @@ def test_bucket_is_stable_and_spread():
 
 
 def test_raw_change_sensor_uses_content_fingerprints(tmp_path, monkeypatch):
-    from shardsmith.pipelines.definitions import defs
+    from shardsmith.definitions import defs
 
     home = demo_home(tmp_path)
     monkeypatch.setenv("SHARDSMITH_HOME", str(home))
@@ -104,7 +104,7 @@ def test_raw_change_sensor_uses_content_fingerprints(tmp_path, monkeypatch):
 
 
 def test_executor_is_chosen_by_environment(monkeypatch):
-    from shardsmith.pipelines.definitions import select_executor
+    from shardsmith.definitions import select_executor
 
     assert select_executor("multiprocess") is dg.multiprocess_executor
     assert select_executor("in_process") is dg.in_process_executor
@@ -116,7 +116,7 @@ def test_executor_is_chosen_by_environment(monkeypatch):
 
 
 def test_definitions_have_schedule_sensors_and_jobs():
-    from shardsmith.pipelines.definitions import defs
+    from shardsmith.definitions import defs
 
     assert defs.get_schedule_def("nightly_medical_release").cron_schedule == "0 3 * * *"
     names = {s.name for s in defs.sensors}
@@ -125,7 +125,7 @@ def test_definitions_have_schedule_sensors_and_jobs():
 
 
 def test_object_store_helper_round_trip(tmp_path):
-    from shardsmith.pipelines.object_store import pull, push
+    from shardsmith.publish.object_store import pull, push
 
     src = tmp_path / "rel"
     (src / "medical" / "v1").mkdir(parents=True)

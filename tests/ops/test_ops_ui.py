@@ -60,7 +60,7 @@ def test_ui_shows_groups_and_materializes_a_catalog(tmp_path):
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
 
-    from shardsmith.pipelines.definitions import defs
+    from shardsmith.definitions import defs
 
     groups: dict[str, list[str]] = {}
     for a in defs.assets:

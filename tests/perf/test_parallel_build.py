@@ -13,8 +13,8 @@ import pytest
 
 from shardsmith.config import ImageOptions, Settings
 from shardsmith.demo import cxr_core
-from shardsmith.sources.pipeline import WORKERS_ENV, WorkerError, read_catalog, run_source
-from shardsmith.sources.vindr_cxr import VinDrCxr
+from shardsmith.staging.runner import WORKERS_ENV, WorkerError, read_catalog, run_source
+from shardsmith.sources.medical.vindr_cxr import VinDrCxr
 
 CRASH_ID = "1b2c3d4e5f60718293a4b5c6d7e8f90a"  # the MONOCHROME1 image of the demo set
 RAISE_ID = "3d4e5f60718293a4b5c6d7e8f90a1b2c"

@@ -21,9 +21,9 @@ import pytest
 
 from shardsmith.config import Settings
 from shardsmith.demo.dicom_fixtures import chest_phantom, make_cxr_dicom, write_png
-from shardsmith.sources.pipeline import run_source
+from shardsmith.staging.runner import run_source
 from shardsmith.sources.registry import get_source
-from shardsmith.sources.tables import LabelFileError
+from shardsmith.sources.labelfiles import LabelFileError
 
 SIZE = 64
 VINDR_HEADER = ["image_id", "class_name", "class_id", "rad_id", "x_min", "y_min", "x_max", "y_max"]
@@ -527,7 +527,7 @@ WW_CASES = [
 @pytest.mark.parametrize("case", WW_CASES, ids=[c[0] for c in WW_CASES])
 def test_bad_werewolf_input_is_quarantined(case, tmp_path: Path):
     from shardsmith.demo.werewolf_demo import write_werewolf_demo
-    from shardsmith.sources.werewolf_build import build_game, discover_games
+    from shardsmith.staging.games import build_game, discover_games
 
     _, source, plant, reason = case
     raw = tmp_path / "raw"

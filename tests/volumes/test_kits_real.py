@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 from shardsmith.config import ImageOptions, Settings
 from shardsmith.media.masks import coco_rle_decode, resize_mask
 from shardsmith.media.raster import decode_png
-from shardsmith.sources.kits import Kits
-from shardsmith.sources.pipeline import run_source
-from shardsmith.sources.volumetric import VolumeOptions
+from shardsmith.sources.medical.kits import Kits
+from shardsmith.staging.runner import run_source
+from shardsmith.sources.medical.volumetric import VolumeOptions
 
 CASES = ("case_00061", "case_00148")
 MAX_SIDE = 128  # the real slices are 512x512: downsize so the test stays fast

@@ -14,11 +14,11 @@ from shardsmith.config import ImageOptions, Settings
 from shardsmith.demo import volumes_demo as demo
 from shardsmith.media.masks import coco_rle_decode
 from shardsmith.media.raster import decode_png
-from shardsmith.sources.brats import Brats
-from shardsmith.sources.kits import Kits
-from shardsmith.sources.msd import Msd
-from shardsmith.sources.pipeline import run_source
-from shardsmith.sources.volumetric import VolumeOptions
+from shardsmith.sources.medical.brats import Brats
+from shardsmith.sources.medical.kits import Kits
+from shardsmith.sources.medical.msd import Msd
+from shardsmith.staging.runner import run_source
+from shardsmith.sources.medical.volumetric import VolumeOptions
 
 LPS = np.diag([-1.0, -1.0, 1.0])
 ALL_NATIVE = VolumeOptions(slices="all", volume_spacing_mm=None, mr_percentiles=(0.0, 100.0))

@@ -18,7 +18,7 @@ import pytest
 
 from shardsmith.config import Settings
 from shardsmith.media.audio import AudioError, decode_audio, encode_flac
-from shardsmith.sources.werewolf_build import build_game, discover_games, write_game_staging
+from shardsmith.staging.games import build_game, discover_games, write_game_staging
 from shardsmith.speech.base import TranscriberUnavailable, Transcript
 
 JFK_REF = (

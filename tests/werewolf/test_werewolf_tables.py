@@ -9,7 +9,7 @@ import pytest
 
 from shardsmith.schemas.roles import UnknownRoleError, load_roles, lookup_role
 from shardsmith.schemas.werewolf import GAMES_SCHEMA, UTTERANCES_SCHEMA, VOTES_SCHEMA, WEREWOLF_SCHEMA_VERSION
-from shardsmith.sources.werewolf_build import build_game, discover, discover_games, game_tables, label_stats
+from shardsmith.staging.games import build_game, discover, discover_games, game_tables, label_stats
 
 
 @pytest.fixture(scope="module")

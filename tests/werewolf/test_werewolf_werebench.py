@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from shardsmith.schemas.roles import load_roles
-from shardsmith.sources.werebench import ConfigError, parse_config, parse_srt
-from shardsmith.sources.werewolf_build import build_game, discover, discover_games
+from shardsmith.sources.werewolf.werebench import ConfigError, parse_config, parse_srt
+from shardsmith.staging.games import build_game, discover, discover_games
 
 ARROW = re.compile(r"^(\d+):(\d\d):(\d\d),(\d{3}) --> (\d+):(\d\d):(\d\d),(\d{3})$")
 

@@ -1,1 +1,0 @@
-"""Dagster assets: thin wiring of library calls into the asset graph."""

@@ -1,1 +1,0 @@
-"""Jobs, schedules, sensors and the Definitions object."""

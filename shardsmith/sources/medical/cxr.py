@@ -1,0 +1,161 @@
+"""Shared record building for 2D radiographs (DICOM or PNG/JPEG): decode, store, place targets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shardsmith.config import Settings
+from shardsmith.pseudonym import stable_id
+from shardsmith.sources.medical.base import CatalogEntry, LabelledItem, MedicalSource, RecordError, SourceTarget
+
+if TYPE_CHECKING:  # media (cv2, pydicom) loads only when pixels are decoded, not for label stats
+    from shardsmith.media.dicom import DecodedImage
+    from shardsmith.media.raster import EncodedImage
+
+DICOM_SUFFIXES = {".dcm", ".dicom", ""}
+BOX_TOLERANCE_PX = 2.0  # source boxes may touch the border by rounding; beyond this they are wrong
+
+
+def decode_any(path: Path) -> DecodedImage:
+    """DICOM by suffix (VinDr uses ``.dicom``), else a raster image; MediaError on failure."""
+    from shardsmith.media.dicom import decode_dicom
+    from shardsmith.media.raster import read_raster
+
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return decode_dicom(path)
+    return read_raster(path)
+
+
+def _space(geometry: dict[str, Any], native_w: int, native_h: int) -> tuple[float, float]:
+    space = geometry.get("space")
+    return (float(space[0]), float(space[1])) if space else (float(native_w), float(native_h))
+
+
+def render_target(
+    target: SourceTarget, enc: EncodedImage, target_id: str
+) -> dict[str, Any]:
+    """Place one source-geometry target on the stored image: box corners in stored pixels, COCO RLE."""
+    from shardsmith.media import masks as M
+
+    g = target.geometry
+    kind = g["type"]
+    nw, nh = enc.native_width, enc.native_height
+    box: list[float] | None = None
+    mask = None
+    if kind in ("box_xyxy", "box_xywh"):
+        coords = [float(c) for c in g["coords"]]
+        if kind == "box_xywh":
+            coords = M.xywh_to_xyxy(coords)
+        sw, sh = _space(g, nw, nh)
+        x0, y0, x1, y1 = coords
+        if not (x1 > x0 and y1 > y0):
+            raise RecordError("box_degenerate", f"box {coords} of {target.source_label!r} has no area")
+        tol = BOX_TOLERANCE_PX
+        if x0 < -tol or y0 < -tol or x1 > sw + tol or y1 > sh + tol:
+            raise RecordError(
+                "box_outside_image",
+                f"box {coords} of {target.source_label!r} lies outside the {sw:g}x{sh:g} image",
+            )
+        box = M.clip_box_xyxy(M.scale_box_xyxy(coords, enc.width / sw, enc.height / sh), enc.width, enc.height)
+    elif kind == "siim_rle":
+        h, w = g.get("size") or (nh, nw)
+        try:
+            native = M.siim_rle_decode(g["rle"], int(h), int(w))
+        except M.MaskError as e:
+            raise RecordError(e.reason, f"{target.source_label}: {e}") from e
+        mask = M.resize_mask(native, enc.height, enc.width)
+    elif kind == "polygon":
+        sw, sh = _space(g, nw, nh)
+        tol = BOX_TOLERANCE_PX
+        outside = [p for p in g["points"] if not (-tol <= float(p[0]) <= sw + tol and -tol <= float(p[1]) <= sh + tol)]
+        if outside:  # rasterising would clip it silently into a smaller, wrong mask
+            raise RecordError(
+                "polygon_outside_image",
+                f"polygon of {target.source_label!r} has {len(outside)} point(s) outside the {sw:g}x{sh:g} "
+                f"image, e.g. {outside[0]}",
+            )
+        pts = [[float(x) * enc.width / sw, float(y) * enc.height / sh] for x, y in g["points"]]
+        mask = M.polygon_to_mask(pts, enc.height, enc.width)
+    elif kind == "coco_rle":
+        mask = M.resize_mask(M.coco_rle_decode(g["rle"]), enc.height, enc.width)
+    else:
+        raise RecordError("unsupported_geometry", f"geometry type {kind!r} is not supported here")
+
+    rle = None
+    if mask is not None:
+        if not mask.any():
+            raise RecordError("mask_empty", f"{target.source_label}: mask is empty after decoding")
+        rle = M.coco_rle_encode(mask)
+        area = float(M.coco_rle_area(rle))
+        box = M.mask_bbox_xyxy(mask)
+        if g.get("box"):  # an annotated box beside the mask (ChestX-Det) wins over the mask's extent
+            sw, sh = _space(g, nw, nh)
+            box = M.clip_box_xyxy(M.scale_box_xyxy([float(c) for c in g["box"]], enc.width / sw,
+                                                   enc.height / sh), enc.width, enc.height)
+    else:
+        area = float((box[2] - box[0]) * (box[3] - box[1]))
+    return {
+        "target_id": target_id,
+        "label": target.label,
+        "kind": target.kind,
+        "box_xyxy": [float(v) for v in box] if box else None,
+        "mask_rle": rle,
+        "area_px": area,
+        "reader": target.reader,
+        "source_geometry": target.source_geometry,
+        "text": target.text,
+    }
+
+
+class CxrSource(MedicalSource):
+    """A chest X-ray source: one record per image."""
+
+    default_modality = "DX"
+
+    def build_records(self, entry: CatalogEntry, root: Path, settings: Settings) -> Iterator[dict]:
+        from shardsmith.media.dicom import MediaError
+        from shardsmith.media.raster import encode_png
+
+        path = root / entry.raw_path
+        try:
+            img = decode_any(path)
+        except MediaError as e:
+            raise RecordError(e.reason, str(e)) from e
+        if img.meta.get("burned_in_annotation") and not settings_allows_burned_in():
+            raise RecordError("burned_in_annotation", "DICOM flags burned-in annotation (PHI risk)")
+        enc = encode_png(img, settings.image.max_side, settings.image.bit_depth)
+        item = entry.item
+        # Header ids fill in what the label file lacks; record_base pseudonymises them.
+        item.patient_raw = item.patient_raw or img.identifiers.get("PatientID") or None
+        item.study_raw = item.study_raw or img.identifiers.get("StudyInstanceUID") or None
+        rec = self.record_base(entry)
+        rec.update(self._header_fields(item, img.meta))
+        rec["image"] = {"bytes": enc.png, "path": f"{rec['record_id']}.png"}
+        rec["height"], rec["width"] = enc.height, enc.width
+        spacing = img.meta.get("pixel_spacing_mm")
+        rec["pixel_spacing_mm"] = (
+            [float(spacing[0]) / enc.scale_y, float(spacing[1]) / enc.scale_x] if spacing else None
+        )
+        rec["intensity"] = img.intensity
+        rec["targets"] = [
+            render_target(t, enc, stable_id(rec["record_id"], i)) for i, t in enumerate(item.targets)
+        ]
+        yield rec
+
+    def _header_fields(self, item: LabelledItem, meta: dict) -> dict:
+        """Labels first, whitelisted header fields second: the label file is the authority."""
+        return {
+            "modality": item.modality or meta.get("modality") or self.default_modality,
+            "body_part": item.body_part or "chest",
+            "view": item.view or meta.get("view"),
+            "sex": item.sex or meta.get("sex"),
+            "age_band": item.age_band or meta.get("age_band"),
+        }
+
+
+def settings_allows_burned_in() -> bool:
+    import os
+
+    return os.environ.get("SHARDSMITH_ALLOW_BURNED_IN", "").lower() in {"1", "true", "yes"}

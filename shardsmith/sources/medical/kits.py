@@ -1,0 +1,90 @@
+"""KiTS19 and KiTS23 kidney tumour CT.
+
+Layouts: KiTS19 ``data/case_XXXXX/{imaging,segmentation}.nii.gz`` + ``data/kits.json``;
+KiTS23 ``dataset/case_XXXXX/{imaging,segmentation}.nii.gz`` (+ ``instances/``, unused) +
+``dataset/kits23.json``. The arrays are slice-first ``(num_slices, H, W)`` with an
+axis-permuted affine (``sform_code=2``); the shared volume code follows the affine, never
+the array order. Labels: 1 kidney, 2 tumour, 3 cyst (KiTS23). Derived regions:
+kidney_and_mass = 1|2(|3) and, for KiTS23, mass = 2|3 (for KiTS19 mass equals tumour and is
+not repeated). Cases without a segmentation (the official test images) become unlabelled
+records with split ``test``; labelled cases are split deterministically by case.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from shardsmith.sources.medical.base import CatalogEntry, LabelledItem, age_band
+from shardsmith.sources.medical.volumetric import LoadedCase, VolumeSource, quarantine_case, visible
+
+CASE_RE = re.compile(r"^case_\d{5}$")
+LAYOUTS = (("data", "kits.json", "19"), ("dataset", "kits23.json", "23"))
+
+
+class Kits(VolumeSource):
+    name = "kits"
+    adapter_version = "1"
+    default_modality = "CT"
+    default_body_part = "abdomen"
+    default_ct_window = "abdomen"
+
+    def _layout(self, root: Path) -> tuple[Path, Path | None, str] | None:
+        for folder, meta, version in LAYOUTS:
+            if (root / folder).is_dir():
+                m = root / folder / meta
+                return root / folder, (m if m.is_file() else None), version
+        return None
+
+    def scan(self, root: Path) -> tuple[list[LabelledItem], list[dict], list[str]]:
+        layout = self._layout(root)
+        if layout is None:
+            return [], [], []
+        data, meta_path, version = layout
+        meta: dict[str, dict] = {}
+        files: list[str] = []
+        if meta_path is not None:
+            files.append(str(meta_path.relative_to(root)))
+            for row in json.loads(meta_path.read_text(encoding="utf-8")):
+                if isinstance(row, dict) and row.get("case_id"):
+                    meta[str(row["case_id"])] = row
+        items, quarantine = [], []
+        for case in sorted(p for p in data.iterdir() if p.is_dir() and visible(p.name) and CASE_RE.match(p.name)):
+            rel = str(case.relative_to(root))
+            image, seg = case / "imaging.nii.gz", case / "segmentation.nii.gz"
+            if not image.is_file():
+                quarantine.append(quarantine_case(self.name, "image_missing", "case has no imaging.nii.gz",
+                                                  case.name, rel))
+                continue
+            row = meta.get(case.name, {})
+            sex = {"male": "M", "female": "F"}.get(str(row.get("gender", "")).lower())
+            case_files = [str(image.relative_to(root))]
+            if seg.is_file():
+                case_files.append(str(seg.relative_to(root)))
+            items.append(LabelledItem(
+                native_id=case.name, patient_raw=case.name, split=None if seg.is_file() else "test",
+                modality="CT", body_part="abdomen", sex=sex,
+                age_band=age_band(row.get("age_at_nephrectomy")),
+                extra={"main": str(image.relative_to(root)), "files": case_files, "version": version,
+                       "label": str(seg.relative_to(root)) if seg.is_file() else None},
+            ))
+        return items, quarantine, files
+
+    def load_case(self, entry: CatalogEntry, root: Path) -> LoadedCase:
+        from shardsmith.media import volume as V
+
+        extra = entry.item.extra
+        channels, _ = V.read_nifti(root / extra["main"])
+        label = None
+        defs = []
+        if extra.get("label"):
+            label, _ = V.read_nifti_labels(root / extra["label"])
+            if extra.get("version") == "23":
+                defs = self.label_defs([(1, "kidney"), (2, "tumor"), (3, "cyst")])
+                defs.append(self.region_def("kidney_and_mass", (1, 2, 3), "anatomy"))
+                defs.append(self.region_def("mass", (2, 3), "abnormality"))
+            else:
+                defs = self.label_defs([(1, "kidney"), (2, "tumor")])
+                defs.append(self.region_def("kidney_and_mass", (1, 2), "anatomy"))
+        return LoadedCase(channels=channels, channel_names=None, label=label, defs=defs)

@@ -1,0 +1,143 @@
+"""Medical Segmentation Decathlon: ``TaskXX_Name/{dataset.json, imagesTr/, labelsTr/, imagesTs/}``.
+
+``dataset.json`` is the index: string-keyed ``labels`` and ``modality``, ``training`` pairs and
+``test`` as plain path strings (dicts tolerated), paths relative to the task folder. The
+``relase`` typo and every other metadata key are ignored. macOS ``._*`` AppleDouble files are
+never listed by the index and never read. Labels are task-specific, so vocabulary keys are
+``Task03_Liver/cancer``; Task01_BrainTumour's edema / non-enhancing / enhancing (not BraTS's
+numbers) also get the BraTS regions TC and WT. Multi-channel (4D) images keep the
+``modality`` names as channel names, in key order.
+
+Splits: ``imagesTs`` cases are the official test set (no labels: unlabelled records);
+training cases are split train/val deterministically by case, never into test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from shardsmith.pseudonym import split_for
+from shardsmith.schemas.vocabulary import UnknownLabelError
+from shardsmith.sources.medical.base import CatalogEntry, LabelledItem
+from shardsmith.sources.medical.volumetric import LoadedCase, VolumeSource, quarantine_case, visible
+
+TASK_RE = re.compile(r"^Task\d{2,3}_\w+$")
+BODY_PART = {
+    "braintumour": "brain", "heart": "chest", "liver": "abdomen", "hippocampus": "brain",
+    "prostate": "pelvis", "lung": "chest", "pancreas": "abdomen", "hepaticvessel": "abdomen",
+    "spleen": "abdomen", "colon": "abdomen",
+}
+CT_WINDOW = {"lung": "lung"}  # every other CT task is abdominal
+TRAIN_VAL = (0.875, 0.125)  # training cases never land in "test": that is imagesTs
+
+
+def _task_kind(task: str) -> str:
+    return task.split("_", 1)[1].lower() if "_" in task else task.lower()
+
+
+def _rel(task_dir: Path, root: Path, path: str) -> Path:
+    """Resolve an index path lexically (symlinked files stay inside), refusing ``..`` escapes."""
+    p = Path(os.path.normpath(task_dir.absolute() / path))
+    if not p.is_relative_to(root.absolute()):
+        raise ValueError(f"path {path!r} leaves the dataset root")
+    return p
+
+
+class Msd(VolumeSource):
+    name = "msd"
+    adapter_version = "1"
+    default_modality = "CT"
+
+    def _tasks(self, root: Path) -> list[Path]:
+        if (root / "dataset.json").is_file():
+            return [root]
+        return sorted(p for p in root.iterdir() if p.is_dir() and visible(p.name) and TASK_RE.match(p.name)
+                      and (p / "dataset.json").is_file()) if root.is_dir() else []
+
+    def scan(self, root: Path) -> tuple[list[LabelledItem], list[dict], list[str]]:
+        items: list[LabelledItem] = []
+        quarantine: list[dict] = []
+        files: list[str] = []
+        for task_dir in self._tasks(root):
+            task = task_dir.name
+            index = task_dir / "dataset.json"
+            files.append(str(index.relative_to(root)))
+            meta = json.loads(index.read_text(encoding="utf-8"))
+            modalities = [str(v) for _, v in sorted(meta.get("modality", {}).items(), key=lambda kv: int(kv[0]))]
+            labels = {int(k): str(v) for k, v in meta.get("labels", {}).items()}
+            is_ct = [m.upper() for m in modalities] == ["CT"]
+            unknown = [lab for v, lab in labels.items() if v != 0 and not self.vocab.has(self.name, f"{task}/{lab}")]
+            common: dict[str, Any] = {
+                "task": task, "labels": {str(k): v for k, v in sorted(labels.items())},
+                "channels": modalities if len(modalities) > 1 else None,
+                "ct_window": CT_WINDOW.get(_task_kind(task), "abdomen") if is_ct else None,
+            }
+            cases: list[tuple[str, str | None, str]] = []
+            for pair in meta.get("training", []):
+                cases.append((pair["image"], pair.get("label"), "train"))
+            for t in meta.get("test", []):
+                cases.append((t if isinstance(t, str) else t["image"], None, "test"))
+            for image_path, label_path, kind in cases:
+                try:
+                    image = _rel(task_dir, root, image_path)
+                    label = _rel(task_dir, root, label_path) if label_path else None
+                except ValueError as e:
+                    quarantine.append(quarantine_case(self.name, "unsafe_path", str(e), task, str(index)))
+                    continue
+                stem = image.name.removesuffix(".gz").removesuffix(".nii")
+                native_id = f"{task}/{stem}"
+                if not visible(image.name):
+                    continue
+                if not image.is_file():
+                    quarantine.append(quarantine_case(self.name, "image_missing",
+                                                      f"dataset.json lists {image_path} but it is not on disk",
+                                                      native_id, str(image.relative_to(root.absolute()))))
+                    continue
+                if label is not None and not label.is_file():
+                    quarantine.append(quarantine_case(self.name, "label_missing",
+                                                      f"dataset.json lists {label_path} but it is not on disk",
+                                                      native_id, str(label.relative_to(root.absolute()))))
+                    continue
+                if unknown and label is not None:
+                    err = UnknownLabelError(f"labels {unknown} of {task} are not in the vocabulary "
+                                            f"(add msd,{task}/<label> to source_labels*.csv)")
+                    quarantine.append(self.quarantine_unknown(err, native_id, str(index.relative_to(root))))
+                    continue
+                rroot = root.absolute()
+                rel_files = [str(image.relative_to(rroot))] + ([str(label.relative_to(rroot))] if label else [])
+                items.append(LabelledItem(
+                    native_id=native_id, patient_raw=native_id,
+                    split="test" if kind == "test" else split_for(f"{self.name}:{native_id}", TRAIN_VAL),
+                    modality="CT" if is_ct else "MR", body_part=BODY_PART.get(_task_kind(task)),
+                    extra=dict(common, main=rel_files[0], files=rel_files,
+                               label=rel_files[1] if label else None),
+                ))
+        return items, quarantine, files
+
+    def load_case(self, entry: CatalogEntry, root: Path) -> LoadedCase:
+        from shardsmith.media import volume as V
+
+        extra = entry.item.extra
+        task = extra["task"]
+        channels, _ = V.read_nifti(root / extra["main"])
+        names = extra.get("channels")
+        if names and len(names) != len(channels):
+            raise V.VolumeError("channel_count_mismatch",
+                                f"dataset.json names {len(names)} channels, the image has {len(channels)}")
+        label = None
+        defs = []
+        if extra.get("label"):
+            label, _ = V.read_nifti_labels(root / extra["label"])
+            pairs = [(int(v), f"{task}/{name}") for v, name in extra["labels"].items() if int(v) != 0]
+            defs = self.label_defs(pairs)
+            by_canon = {d.label: d.values[0] for d in defs}
+            core = tuple(by_canon[c] for c in ("necrotic_tumor_core", "enhancing_tumor") if c in by_canon)
+            if len(core) == 2 and "peritumoral_edema" in by_canon:
+                defs.append(self.region_def(f"{task}/TC", tuple(sorted(core)), "abnormality"))
+                whole = tuple(sorted((*core, by_canon["peritumoral_edema"])))
+                defs.append(self.region_def(f"{task}/WT", whole, "abnormality"))
+        return LoadedCase(channels=channels, channel_names=names, label=label, defs=defs)

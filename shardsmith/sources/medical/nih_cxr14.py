@@ -1,0 +1,132 @@
+"""NIH ChestX-ray14: ``Data_Entry_2017[_v2020].csv``, ``BBox_List_2017.csv``, ``images_*/images/``.
+
+Every image is labelled for the 14 NIH findings (NLP-mined from reports): a label in
+``Finding Labels`` is present, the other 13 are absent; ``No Finding`` makes the image normal.
+Boxes are x, y, w, h in the 1024x1024 release space and are scaled to the pixels on disk.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from shardsmith.schemas.quarantine import quarantine_row
+from shardsmith.schemas.vocabulary import UnknownLabelError
+from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, SourceTarget, age_band
+from shardsmith.sources.medical.cxr import CxrSource
+from shardsmith.sources.labelfiles import find_label_file, read_rows
+
+NIH_LABELS = (
+    "Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis",
+    "Hernia", "Infiltration", "Mass", "Nodule", "Pleural_Thickening", "Pneumonia", "Pneumothorax",
+)
+NIH_BOX_SPACE = [1024, 1024]
+# The BBox header is "Image Index,Finding Label,Bbox [x,y,w,h],,," (9 names for 6 values).
+BBOX_FIELDS = ["Image Index", "Finding Label", "x", "y", "w", "h", "_1", "_2", "_3"]
+ENTRY_REQUIRED = ("Image Index", "Finding Labels", "Patient ID", "View Position")
+
+
+class NihCxr14(CxrSource):
+    name = "nih_cxr14"
+    adapter_version = "1"
+    default_modality = "DX"
+
+    def _entry_csv(self, root: Path) -> Path | None:
+        return find_label_file(root, "Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
+
+    def detect(self, root: Path) -> bool:
+        return self._entry_csv(root) is not None
+
+    def _official_split(self, root: Path) -> dict[str, str]:
+        split: dict[str, str] = {}
+        for name, value in (("train_val_list.txt", "train"), ("test_list.txt", "test")):
+            p = root / name
+            if p.is_file():
+                for line in p.read_text().split():
+                    split[line.strip()] = value
+        return split
+
+    def read_labels(self, root: Path) -> LabelResult:
+        entry_csv = self._entry_csv(root)
+        if entry_csv is None:
+            return LabelResult(items=[])
+        official = self._official_split(root)
+        items: dict[str, LabelledItem] = {}
+        quarantine: list[dict] = []
+        files = [str(entry_csv.relative_to(root))]
+        rows_read = 0
+        canonical = {lab: self.map_label(lab).canonical for lab in NIH_LABELS}
+        for lineno, row in read_rows(entry_csv, ENTRY_REQUIRED):
+            rows_read += 1
+            image = row["Image Index"]
+            labels = [s.strip() for s in row["Finding Labels"].split("|") if s.strip()]
+            try:
+                mapped = {lab: self.map_label(lab) for lab in labels}
+            except UnknownLabelError as e:
+                quarantine.append(self.unknown_label_row(e, image, f"{entry_csv.name}:{lineno}"))
+                continue
+            normal = any(m.kind == "normal" for m in mapped.values())
+            if normal and len(labels) > 1:
+                quarantine.append(quarantine_row(self.name, "labels", "contradictory_labels",
+                                                 f"{entry_csv.name}:{lineno}: {row['Finding Labels']!r}",
+                                                 image, entry_csv.name))
+                continue
+            findings = [
+                Finding(canonical[lab], lab, "present" if lab in labels else "absent")
+                for lab in NIH_LABELS
+            ]
+            patient = row["Patient ID"]
+            follow_up = row.get("Follow-up #", "")
+            items[image] = LabelledItem(
+                native_id=image,
+                patient_raw=patient,
+                study_raw=f"{patient}/{follow_up}" if follow_up else None,
+                split=official.get(image),
+                view=row["View Position"] or None,
+                modality="DX",
+                body_part="chest",
+                sex=row.get("Patient Gender") or None,
+                age_band=age_band(row.get("Patient Age")),
+                abnormal=not normal,
+                complete=normal,
+                findings=findings,
+            )
+        box_csv = find_label_file(root, "BBox_List_2017.csv")
+        if box_csv is not None:
+            files.append(str(box_csv.relative_to(root)))
+            per_image: dict[str, list[SourceTarget]] = defaultdict(list)
+            for lineno, row in read_rows(box_csv, ("Image Index",), fieldnames=BBOX_FIELDS, skip_header=True):
+                rows_read += 1
+                image, label = row["Image Index"], row["Finding Label"]
+                where = f"{box_csv.name}:{lineno}"
+                if image not in items:
+                    quarantine.append(quarantine_row(self.name, "labels", "box_without_entry",
+                                                     f"{where}: image not in {entry_csv.name}", image, box_csv.name))
+                    continue
+                try:
+                    mapping = self.map_label(label)
+                    coords = [float(row[c]) for c in ("x", "y", "w", "h")]
+                except UnknownLabelError as e:
+                    quarantine.append(self.unknown_label_row(e, image, where))
+                    continue
+                except ValueError:
+                    quarantine.append(quarantine_row(self.name, "labels", "box_not_numeric",
+                                                     f"{where}: {[row[c] for c in 'xywh']}", image, box_csv.name))
+                    continue
+                per_image[image].append(SourceTarget(
+                    label=mapping.canonical, source_label=label, kind="abnormality",
+                    geometry={"type": "box_xywh", "coords": coords, "space": NIH_BOX_SPACE},
+                    source_geometry="xywh@1024",
+                ))
+            for image, targets in per_image.items():
+                items[image].targets = targets
+        return LabelResult(items=[items[k] for k in sorted(items)], quarantine=quarantine,
+                           label_files=files, rows_read=rows_read)
+
+    def find_images(self, root: Path) -> dict[str, Path]:
+        out: dict[str, Path] = {}
+        for pattern in ("images_*/images/*.png", "images/*.png", "images_*/*.png"):
+            for p in sorted(root.glob(pattern)):
+                if not p.name.startswith("."):
+                    out.setdefault(p.name, p)
+        return out

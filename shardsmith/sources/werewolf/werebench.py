@@ -1,0 +1,556 @@
+"""WereBench (Pandakill TV show, Chinese): speaker-labelled SRT transcripts + hand-filled game configs.
+
+Layout: ``<root>/Season_N/NN.srt`` with a config beside it whose name varies
+(``NN - GAME_CONFIG.txt``, ``NN-GAME_CONFIG.py``, ``NN-GAME_CONFIG.txt``); files with ``template`` in
+the name are blank templates, not games (skipped, and said so).
+
+Configs are Python dict literals. They are parsed as DATA: ``ast.parse`` and a small evaluator
+that accepts dict/list/tuple/str/number literals and ``OrderedDict(...)`` /
+``collections.OrderedDict(...)`` calls only. Anything else (another call, a name, an attribute,
+an operator) quarantines the game with reason ``config_contains_code``; nothing is ever executed.
+
+Decisions:
+- One utterance per subtitle line, NOT merged. WereBench's own converter merges adjacent lines of
+  one speaker and phase; we keep the lines so each row maps 1:1 to an SRT id (the ids that the
+  MVP ``cut_off_time`` and the WereBench questions point at) and speech time adds up exactly. A
+  merged view is a group-by on consecutive (speaker, phase) downstream.
+- Every subtitle line is accounted for (unit = subtitle line): lines inside the game get their
+  phase, lines before ``first_night`` get ``pre_game`` and lines from ``end_time`` on get
+  ``post_game`` (the host's recap lives there); lines without a ``说话人 N:`` prefix
+  (``no_speaker_label``), with a speaker that ``user_aliases`` does not map to a seat or the host
+  (``speaker_unmapped``), or with a broken / reversed timestamp (``broken_timestamp``) become
+  quarantine rows whose ``detail`` is JSON with the SRT id, times and text.
+- Config problems that do not invalidate the game (an empty phase time, an unknown phase key, phase
+  anchors out of order, a speaker whose alias and role disagree) are kept and listed in the game's
+  ``warnings``. Phases are the config anchors sorted by time.
+- Timestamps with fewer than three fraction digits (``00:00:36,72``) are read as decimal fractions.
+- No winner field exists in WereBench, so ``winner`` is null; the MVP goes to ``extra``.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shardsmith.pseudonym import split_for
+from shardsmith.schemas.quarantine import quarantine_row
+from shardsmith.schemas.roles import UnknownRoleError, lookup_role
+from shardsmith.sources.werewolf.base import (
+    ADAPTER_VERSION,
+    Discovery,
+    GameRef,
+    GameResult,
+    Skipped,
+    canonical_phase,
+    dumps,
+    phase_at,
+    phase_day,
+    rule_variant_id,
+    safe_id,
+    seat_row,
+    sha256_files,
+    source_transcription,
+)
+
+SOURCE = "werebench"
+UNIT = "subtitle_line"
+log = logging.getLogger(__name__)
+
+_CONFIG_NAME = re.compile(r"^(\d+)\s*-\s*GAME_CONFIG.*\.(txt|py)$", re.I)
+_SRT_NAME = re.compile(r"^(\d+)\.srt$", re.I)
+_TIME = r"(\d+):(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?"
+_TIME_RE = re.compile(rf"^\s*{_TIME}\s*$")
+_ARROW_RE = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}\s*$")
+_SPEAKER_RE = re.compile(r"^\s*(说话人\s*(\d+))\s*[:：]\s?(.*)$", re.S)
+_SEAT_RE = re.compile(r"^\s*(\d{1,2})\s*号?\s*$")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; ``reason`` is the quarantine code."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# ------------------------------------------------------------------ safe config parsing
+
+
+def _literal(node: ast.AST) -> Any:
+    """Evaluate a literal node; OrderedDict(...) becomes a plain (ordered) dict. Anything else raises."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool, type(None))):
+        return node.value
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, (ast.USub, ast.UAdd))
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, (int, float))
+    ):
+        return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
+    if isinstance(node, ast.Dict):
+        if any(k is None for k in node.keys):
+            raise ConfigError("config_contains_code", f"dict unpacking (**) at line {node.lineno}")
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values, strict=True)}
+    if isinstance(node, ast.List):
+        return [_literal(e) for e in node.elts]
+    if isinstance(node, ast.Tuple):
+        return tuple(_literal(e) for e in node.elts)
+    if (
+        isinstance(node, ast.Call)
+        and _is_ordered_dict(node.func)
+        and not node.keywords
+        and len(node.args) <= 1
+    ):
+        items = _literal(node.args[0]) if node.args else []
+        if isinstance(items, dict):
+            return dict(items)
+        if isinstance(items, (list, tuple)) and all(isinstance(p, tuple) and len(p) == 2 for p in items):
+            return dict(items)
+        raise ConfigError(
+            "config_contains_code", f"OrderedDict of something other than pairs at line {node.lineno}"
+        )
+    what = ast.unparse(node)[:80] if hasattr(ast, "unparse") else type(node).__name__
+    raise ConfigError(
+        "config_contains_code", f"{type(node).__name__} at line {getattr(node, 'lineno', '?')}: {what}"
+    )
+
+
+def _is_ordered_dict(func: ast.AST) -> bool:
+    if isinstance(func, ast.Name):
+        return func.id == "OrderedDict"
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "OrderedDict"
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "collections"
+    )
+
+
+_ALLOWED_IMPORTS = {("collections", "OrderedDict"), ("collections", None)}
+
+
+def parse_config(text: str) -> dict:
+    """The GAME_CONFIG dict of a WereBench config file, parsed as data (never executed)."""
+    try:
+        tree = ast.parse(text.lstrip("\ufeff"))
+    except SyntaxError as exc:
+        raise ConfigError("config_syntax_error", f"line {exc.lineno}: {exc.msg}") from None
+    config = None
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ImportFrom) and all(
+            (stmt.module, a.name) in _ALLOWED_IMPORTS for a in stmt.names
+        ):
+            continue
+        if isinstance(stmt, ast.Import) and all((a.name, None) in _ALLOWED_IMPORTS for a in stmt.names):
+            continue
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and stmt.targets[0].id == "GAME_CONFIG"
+            and config is None
+        ):
+            config = _literal(stmt.value)
+            continue
+        raise ConfigError(
+            "config_contains_code",
+            f"statement at line {stmt.lineno} is not `GAME_CONFIG = {{...}}`: {ast.unparse(stmt)[:80]}",
+        )
+    if not isinstance(config, dict) or not isinstance(config.get("metadata"), dict):
+        raise ConfigError("config_invalid", "no GAME_CONFIG dict with a 'metadata' dict")
+    return config
+
+
+# ------------------------------------------------------------------ SRT parsing
+
+
+@dataclass
+class SrtEntry:
+    index: int  # position in the file (0-based), the order of utterances
+    srt_id: int | None
+    start_s: float | None
+    end_s: float | None
+    timing: str  # the raw timing line
+    text: str
+    problem: str | None = None  # broken_timestamp | ...
+
+
+def parse_time(text: str) -> float | None:
+    m = _TIME_RE.match(str(text))
+    return _seconds(m.groups()) if m else None
+
+
+def _seconds(g: tuple) -> float:
+    h, mi, s, frac = g
+    return int(h) * 3600 + int(mi) * 60 + int(s) + (float(f"0.{frac}") if frac else 0.0)
+
+
+def parse_srt(data: bytes | str) -> list[SrtEntry]:
+    """Blocks of an SRT file, tolerant of BOM, CRLF, missing blank lines and broken timestamps.
+
+    A block starts at a line containing ``-->`` (normally preceded by a numeric id line). A timing
+    line that does not parse gives an entry with ``problem='broken_timestamp'``; the parser goes on.
+    """
+    text = data.decode("utf-8-sig", errors="replace") if isinstance(data, bytes) else data.lstrip("\ufeff")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    entries: list[SrtEntry] = []
+    i, n = 0, len(lines)
+    while i < n:
+        line = lines[i]
+        nxt = lines[i + 1] if i + 1 < n else ""
+        if line.strip().isdigit() and "-->" in nxt:
+            srt_id, timing, i = int(line.strip()), nxt, i + 2
+        elif "-->" in line:
+            srt_id, timing, i = None, line, i + 1
+        else:
+            if line.strip() and entries:  # stray text after a block's blank line: keep it with the block
+                entries[-1].text = (entries[-1].text + "\n" + line.strip()).strip()
+            i += 1
+            continue
+        body: list[str] = []
+        while i < n and lines[i].strip() != "":
+            if lines[i].strip().isdigit() and i + 1 < n and "-->" in lines[i + 1]:
+                break  # the next block starts without a blank line between
+            body.append(lines[i].strip())
+            i += 1
+        m = _ARROW_RE.match(timing)
+        start = end = None
+        problem = None
+        if m:
+            start, end = _seconds(m.groups()[:4]), _seconds(m.groups()[4:])
+            if end < start:
+                problem = "broken_timestamp"
+        else:
+            problem = "broken_timestamp"
+        entries.append(SrtEntry(len(entries), srt_id, start, end, timing.strip(), "\n".join(body), problem))
+    return entries
+
+
+# ------------------------------------------------------------------ discovery
+
+
+def discover(root: Path) -> Discovery:
+    """Games under ``root`` (Season folders), in a stable order; templates and strays are skipped."""
+    games: list[GameRef] = []
+    skipped: list[Skipped] = []
+    for season_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        configs: dict[int, Path] = {}
+        srts: dict[int, Path] = {}
+        for f in sorted(season_dir.iterdir()):
+            if not f.is_file():
+                continue
+            if "template" in f.name.lower():
+                skipped.append(Skipped(str(f), "template: a blank config form, not a game"))
+                log.info("werebench: skipping %s (config template, not a game)", f)
+                continue
+            if m := _CONFIG_NAME.match(f.name):
+                key = int(m.group(1))
+                if key in configs:
+                    skipped.append(
+                        Skipped(str(f), f"second config for game {key}; using {configs[key].name}")
+                    )
+                    log.warning("werebench: skipping %s (second config for game %s)", f, key)
+                    continue
+                configs[key] = f
+            elif m := _SRT_NAME.match(f.name):
+                srts[int(m.group(1))] = f
+            else:
+                skipped.append(Skipped(str(f), "not a WereBench game file"))
+                log.info("werebench: skipping %s (not a game file)", f)
+        for key in sorted(set(configs) | set(srts)):
+            paths = tuple((k, str(p)) for k, p in (("config", configs.get(key)), ("srt", srts.get(key))) if p)
+            native = f"{season_dir.name}/{key:02d}"
+            games.append(
+                GameRef(
+                    SOURCE,
+                    safe_id(SOURCE, season_dir.name.lower().replace("season_", "s"), f"{key:02d}"),
+                    native,
+                    paths,
+                )
+            )
+    return Discovery(games, skipped)
+
+
+# ------------------------------------------------------------------ building one game
+
+
+def _speaker_key(label: str) -> str:
+    m = re.match(r"\s*说话人\s*(\d+)", label)
+    return f"说话人 {int(m.group(1))}" if m else label.strip()
+
+
+def _alias_target(aliases: Any) -> int | str | None:
+    """A user_aliases entry -> seat number, 'host', or None when it names neither."""
+    values = aliases if isinstance(aliases, (list, tuple)) else [aliases]
+    for a in values:
+        if isinstance(a, int):
+            return a
+        s = str(a).strip()
+        if s.lower() in {"host", "hsot"} or s == "主持人":
+            return "host"
+        if m := _SEAT_RE.match(s):
+            return int(m.group(1))
+    return None
+
+
+def _seat_of(value: Any) -> int | None:
+    if isinstance(value, int):
+        return value
+    m = _SEAT_RE.match(str(value))
+    return int(m.group(1)) if m else None
+
+
+def _line_detail(e: SrtEntry, extra: dict | None = None) -> str:
+    d = {"srt_id": e.srt_id, "timing": e.timing, "start_s": e.start_s, "end_s": e.end_s, "text": e.text}
+    d.update(extra or {})
+    return dumps(d)
+
+
+def _duration(e: SrtEntry) -> float:
+    return (
+        max(0.0, e.end_s - e.start_s)
+        if e.start_s is not None and e.end_s is not None and not e.problem
+        else 0.0
+    )
+
+
+def build_game(ref: GameRef) -> GameResult:
+    """Rows for one WereBench game; every subtitle line ends up an utterance or a quarantine row."""
+    res = GameResult(SOURCE, ref.game_id, UNIT)
+    srt_path, cfg_path = ref.path("srt"), ref.path("config")
+    raw_path = str(srt_path or cfg_path)
+    entries: list[SrtEntry] = []
+    if srt_path is not None:
+        entries = parse_srt(srt_path.read_bytes())
+    res.inputs = len(entries)
+    res.speech_s = {"input": sum(_duration(e) for e in entries), "published": 0.0, "quarantined": 0.0}
+
+    def fail_game(reason: str, detail: str) -> GameResult:
+        res.quarantine.append(quarantine_row(SOURCE, "labels", reason, detail, ref.game_id, raw_path))
+        res.quarantined = res.inputs
+        res.speech_s["quarantined"] = res.speech_s["input"]
+        log.warning("werebench: game %s quarantined: %s (%s)", ref.game_id, reason, detail)
+        return res
+
+    if cfg_path is None:
+        return fail_game("config_missing", f"no GAME_CONFIG file beside {srt_path}")
+    if srt_path is None:
+        return fail_game("transcript_missing", f"no NN.srt beside {cfg_path}")
+    try:
+        config = parse_config(cfg_path.read_text(encoding="utf-8-sig", errors="replace"))
+    except ConfigError as exc:
+        return fail_game(exc.reason, f"{cfg_path.name}: {exc.detail}")
+    md = config["metadata"]
+    warnings: list[str] = []
+
+    # speakers -> seats / host, and seats -> roles
+    aliases = md.get("user_aliases") or {}
+    real_role = {_speaker_key(k): v for k, v in (md.get("real_role") or {}).items()}
+    target_of: dict[str, int | str] = {}
+    for label, al in aliases.items():
+        t = _alias_target(al)
+        if t is None:
+            warnings.append(f"user_aliases {label!r} -> {al!r} names neither a seat nor the host")
+        else:
+            target_of[_speaker_key(label)] = t
+    try:
+        role_of_label = {k: lookup_role(v) for k, v in real_role.items() if str(v).strip()}
+        board = [str(r) for r in md.get("game_roles") or [] if str(r).strip()]
+        variant = rule_variant_id(board)
+    except UnknownRoleError as exc:
+        return fail_game("unknown_role", f"{cfg_path.name}: {exc}")
+    seat_roles: dict[int, tuple[str, str]] = {}  # seat -> (speaker label, verbatim role)
+    for label in sorted(target_of, key=lambda s: (len(s), s)):
+        t = target_of[label]
+        role_text = real_role.get(label)
+        role = role_of_label.get(label)
+        if t == "host":
+            if role is not None and role.role != "host":
+                warnings.append(
+                    f"{label} is the host in user_aliases but has role {role_text!r} in real_role"
+                )
+            continue
+        if role is not None and role.faction == "host":
+            warnings.append(f"{label} is seat {t} in user_aliases but 'host' in real_role")
+            continue
+        if t in seat_roles and role_text and seat_roles[t][1] != role_text:
+            warnings.append(
+                f"seat {t}: {seat_roles[t][0]} says {seat_roles[t][1]!r}, {label} says {role_text!r}; "
+                "kept the first"
+            )
+        elif role_text and t not in seat_roles:
+            seat_roles[t] = (label, role_text)
+    for label in sorted(set(real_role) - set(target_of)):
+        warnings.append(f"real_role has {label} ({real_role[label]!r}) but user_aliases gives it no seat")
+    seats = sorted({t for t in target_of.values() if isinstance(t, int)})
+    seat_rows = []
+    for s in seats:
+        role_text = seat_roles.get(s, (None, None))[1]
+        if role_text is None:
+            warnings.append(f"seat {s} has no role in real_role")
+        seat_rows.append(seat_row(s, role_text))
+    seat_by_num = {r["seat"]: r for r in seat_rows}
+
+    # phases
+    anchors: list[tuple[float, int, str, str]] = []
+    game_end: float | None = None
+    for pos, (key, value) in enumerate((md.get("game_status") or {}).items()):
+        name = canonical_phase(str(key))
+        t = parse_time(str(value).strip())
+        if name is None:
+            warnings.append(f"game_status key {key!r} is not a phase name; ignored")
+            continue
+        if t is None:
+            warnings.append(f"game_status {key!r} has no usable time ({value!r}); ignored")
+            continue
+        if name == "end_time":
+            game_end = t
+        else:
+            anchors.append((t, pos, name, str(key)))
+    if [a[1] for a in sorted(anchors)] != [a[1] for a in anchors]:
+        warnings.append("game_status anchors are not in chronological order; phases sorted by time")
+    anchors.sort()
+    phases = []
+    for i, (t, _, name, verbatim) in enumerate(anchors):
+        end = anchors[i + 1][0] if i + 1 < len(anchors) else game_end
+        phases.append({"name": name, "name_source": verbatim, "start_s": t, "end_s": end})
+    game_start = anchors[0][0] if anchors else None
+    if game_end is None:
+        warnings.append("game_status has no end_time; no line is marked post_game")
+
+    # utterances
+    order = 0
+    for e in entries:
+        dur = _duration(e)
+        if e.problem:
+            res.quarantine.append(
+                quarantine_row(
+                    SOURCE, "harmonise", e.problem, _line_detail(e), f"{ref.game_id}#{e.srt_id}", raw_path
+                )
+            )
+            res.quarantined += 1
+            continue
+        m = _SPEAKER_RE.match(e.text)
+        if not m:
+            res.quarantine.append(
+                quarantine_row(
+                    SOURCE,
+                    "harmonise",
+                    "no_speaker_label",
+                    _line_detail(e),
+                    f"{ref.game_id}#{e.srt_id}",
+                    raw_path,
+                )
+            )
+            res.quarantined += 1
+            res.speech_s["quarantined"] += dur
+            continue
+        label, text = m.group(1), m.group(3).strip()
+        target = target_of.get(_speaker_key(label))
+        if target is None:
+            res.quarantine.append(
+                quarantine_row(
+                    SOURCE,
+                    "harmonise",
+                    "speaker_unmapped",
+                    _line_detail(e, {"speaker_label": label}),
+                    f"{ref.game_id}#{e.srt_id}",
+                    raw_path,
+                )
+            )
+            res.quarantined += 1
+            res.speech_s["quarantined"] += dur
+            continue
+        is_host = target == "host"
+        seat = None if is_host else int(target)
+        srow = seat_by_num.get(seat) if seat is not None else None
+        res.utterances.append(
+            {
+                "utterance_id": f"{ref.game_id}-{e.srt_id if e.srt_id is not None else f'x{e.index}'}",
+                "game_id": ref.game_id,
+                "source": SOURCE,
+                "order": order,
+                "start_s": e.start_s,
+                "end_s": e.end_s,
+                "speaker_seat": seat,
+                "is_host": is_host,
+                "speaker_label": label,
+                "speaker_role": "host" if is_host else (srow or {}).get("role"),
+                "speaker_faction": "host" if is_host else (srow or {}).get("faction"),
+                "phase": phase_at(phases, e.start_s, game_start, game_end),
+                "text": text,
+                "words": None,
+                "speaker_source": "transcript_label",
+                "speaker_confidence": None,
+                "asr_model": None,
+                "asr_confidence": None,
+                "verified": True,
+                "strategies": None,
+                "extra": dumps({"srt_id": e.srt_id}),
+                "audio": None,
+            }
+        )
+        order += 1
+        res.published += 1
+        res.speech_s["published"] += dur
+
+    # votes: only the MVP's are recorded, one per day; cut_off_time is an SRT id
+    mvp = md.get("MVP") or {}
+    mvp_seat = _seat_of(mvp.get("id"))
+    by_srt = {e.srt_id: f"{ref.game_id}-{e.srt_id}" for e in entries if e.srt_id is not None}
+    for key, vote in (mvp.get("votes") or {}).items():
+        day = phase_day(canonical_phase(str(key).removesuffix("_votes")))
+        if not isinstance(vote, dict) or mvp_seat is None:
+            warnings.append(f"MVP vote {key!r} unusable: {vote!r}")
+            continue
+        target = _seat_of(vote.get("vote_to"))
+        cut = vote.get("cut_off_time")
+        res.votes.append(
+            {
+                "game_id": ref.game_id,
+                "day": day,
+                "voter_seat": mvp_seat,
+                "target_seat": target,
+                "source": "mvp_record",
+                "cut_off_utterance_id": by_srt.get(cut) if isinstance(cut, int) else None,
+            }
+        )
+
+    extra = {
+        "episode": md.get("source"),
+        "config_game_id": md.get("game_id"),
+        "mvp_seat": mvp_seat,
+        "sheriff_appointments": config.get("sheriff_appointments"),
+        "summary_id_range": list(config["summary_id_range"]) if config.get("summary_id_range") else None,
+        "game_roles": md.get("game_roles"),
+        "logs": md.get("logs") or None,
+    }
+    res.games.append(
+        {
+            "game_id": ref.game_id,
+            "source": SOURCE,
+            "native_id": ref.native_id,
+            "split": split_for(ref.game_id),  # no official split: deterministic by game
+            "language": "zh",
+            "rule_variant": variant,
+            "rule_variant_text": (md.get("game_rules") or "").strip() or "、".join(board),
+            "seats": seat_rows,
+            "has_host": any(t == "host" for t in target_of.values()),
+            "winner": None,
+            "phases": phases,
+            "media_sha256": None,
+            "media_duration_s": None,
+            "transcription": source_transcription("zh", {"speaker_labels": "说话人 N via user_aliases"}),
+            "raw_path": raw_path,
+            "raw_sha256": sha256_files([srt_path, cfg_path]),
+            "adapter_version": ADAPTER_VERSION,
+            "warnings": warnings,
+            "extra": dumps(extra),
+        }
+    )
+    return res

@@ -1,0 +1,265 @@
+"""Recorded Werewolf games: a folder of ``<game_id>.<video ext>`` each with a ``<game_id>.json`` sidecar.
+
+The sidecar (``schemas/werewolf_sidecar.schema.json``) gives seats with roles, votes, the winner,
+optional phases and optional human-verified speaker ``turns``. An invalid sidecar, a missing one,
+an unknown role, or a video without usable audio quarantines the whole game with the reason.
+
+Pipeline per game: decode audio (16 kHz mono) -> transcribe (faster-whisper on the CPU by default)
+-> speakers (sidecar turns when present, else diarization mapped to seats) -> utterances, each with
+its FLAC clip in ``audio``. Unit for counts: one game (a game is published whole or quarantined).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from shardsmith.media.audio import (
+    SAMPLE_RATE,
+    AudioError,
+    decode_audio,
+    encode_flac,
+    media_sha256,
+    slice_seconds,
+)
+from shardsmith.pseudonym import pseudonymise, split_for
+from shardsmith.schemas.quarantine import quarantine_row
+from shardsmith.schemas.roles import UnknownRoleError
+from shardsmith.sources.werewolf.base import (
+    ADAPTER_VERSION,
+    Discovery,
+    GameRef,
+    GameResult,
+    Skipped,
+    canonical_phase,
+    dumps,
+    phase_at,
+    safe_id,
+    seat_row,
+    sha256_files,
+)
+from shardsmith.speech.base import Transcriber, TranscriberUnavailable
+
+SOURCE = "werewolf_video"
+UNIT = "game"
+VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv")
+SIDECAR_SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "werewolf_sidecar.schema.json"
+CLIP_PAD_S = 0.1
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema
+
+    schema = json.loads(SIDECAR_SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate_sidecar(data: Any) -> list[str]:
+    """Validation messages (empty when valid), each naming where in the sidecar it failed."""
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    msgs = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+    if not msgs and isinstance(data, dict):
+        seats = [s["seat"] for s in data["seats"]]
+        if len(set(seats)) != len(seats):
+            msgs.append("seats: seat numbers repeat")
+        for i, t in enumerate(data.get("turns", [])):
+            if t["end"] < t["start"] or (isinstance(t["seat"], int) and t["seat"] not in seats):
+                msgs.append(f"turns/{i}: end before start or seat not in seats")
+        for i, v in enumerate(data.get("votes", [])):
+            if v["voter"] not in seats or (v["target"] is not None and v["target"] not in seats):
+                msgs.append(f"votes/{i}: voter or target not in seats")
+    return msgs
+
+
+def discover(root: Path) -> Discovery:
+    games: list[GameRef] = []
+    skipped: list[Skipped] = []
+    files = sorted(p for p in root.iterdir() if p.is_file()) if root.is_dir() else []
+    videos = {p.stem: p for p in files if p.suffix.lower() in VIDEO_EXTS}
+    for p in files:
+        if p.suffix.lower() == ".json" and p.stem not in videos:
+            skipped.append(Skipped(str(p), "sidecar without a video"))
+        elif p.suffix.lower() not in VIDEO_EXTS and p.suffix.lower() != ".json":
+            skipped.append(Skipped(str(p), "not a video or sidecar"))
+    for stem in sorted(videos):
+        side = videos[stem].with_suffix(".json")
+        paths = (("video", str(videos[stem])),) + ((("sidecar", str(side)),) if side.is_file() else ())
+        games.append(GameRef(SOURCE, safe_id(SOURCE, stem), stem, paths))
+    return Discovery(games, skipped)
+
+
+def build_game(ref: GameRef, transcriber: Transcriber | None = None) -> GameResult:
+    """Transcribe and attribute one video game; a failure quarantines the game with its reason."""
+    res = GameResult(SOURCE, ref.game_id, UNIT, inputs=1)
+    video = ref.path("video")
+    assert video is not None
+    side_path = ref.path("sidecar")
+
+    def fail_game(stage: str, reason: str, detail: str) -> GameResult:
+        res.quarantine.append(quarantine_row(SOURCE, stage, reason, detail, ref.game_id, str(video)))
+        res.quarantined = 1
+        res.utterances, res.votes, res.games = [], [], []
+        log.warning("werewolf_video: game %s quarantined: %s (%s)", ref.game_id, reason, detail)
+        return res
+
+    if side_path is None:
+        return fail_game("labels", "sidecar_missing", f"no {video.stem}.json beside {video.name}")
+    try:
+        side = json.loads(side_path.read_text(encoding="utf-8-sig"))
+    except ValueError as exc:
+        return fail_game("labels", "sidecar_invalid", f"not JSON: {exc}")
+    problems = validate_sidecar(side)
+    if problems:
+        return fail_game("labels", "sidecar_invalid", "; ".join(problems))
+    if side["game_id"] != ref.native_id:
+        return fail_game(
+            "labels", "sidecar_invalid", f"game_id {side['game_id']!r} differs from file name {video.stem!r}"
+        )
+    try:
+        seats = [seat_row(s["seat"], s["role"], pseudonymise(s.get("player"), SOURCE)) for s in side["seats"]]
+    except UnknownRoleError as exc:
+        return fail_game("labels", "unknown_role", str(exc))
+    seat_by_num = {s["seat"]: s for s in seats}
+    has_host = bool(side.get("host", True))
+
+    try:
+        samples = decode_audio(video)
+    except AudioError as exc:
+        return fail_game("decode", exc.reason, exc.detail)
+    try:
+        if transcriber is None:
+            from shardsmith.speech.select import get_transcriber
+
+            transcriber = get_transcriber()
+        transcript = transcriber.transcribe(samples)
+    except TranscriberUnavailable as exc:
+        return fail_game("transcribe", "transcriber_unavailable", str(exc))
+
+    from shardsmith.speech import speakers as sp
+
+    settings = dict(transcript.settings)
+    if side.get("turns"):
+        turns = [
+            sp.Turn(
+                float(t["start"]),
+                float(t["end"]),
+                None if t["seat"] == "host" else int(t["seat"]),
+                t["seat"] == "host",
+            )
+            for t in side["turns"]
+        ]
+        attributed = sp.attribute_turns(transcript, turns)
+        settings["speakers"] = {"method": "sidecar_turns"}
+    else:
+        try:
+            attributed, diar, mapping = sp.attribute_diarization(
+                transcript, samples, sorted(seat_by_num), has_host
+            )
+        except TranscriberUnavailable as exc:
+            return fail_game("transcribe", "diarizer_unavailable", str(exc))
+        settings["speakers"] = {
+            "method": diar.method,
+            "clusters": diar.n_clusters,
+            "window_s": sp.WINDOW_S,
+            "hop_s": sp.HOP_S,
+            "mapping": {str(c): [t, round(s, 3)] for c, (t, s) in sorted(mapping.items())},
+        }
+
+    phases = [
+        {
+            "name": canonical_phase(p["name"]) or p["name"].strip().lower(),
+            "name_source": p["name"],
+            "start_s": float(p["start"]),
+            "end_s": float(p["end"]),
+        }
+        for p in side.get("phases", [])
+    ]
+    phases.sort(key=lambda p: p["start_s"])
+    game_start = phases[0]["start_s"] if phases else None
+    game_end = max(p["end_s"] for p in phases) if phases else None
+
+    for order, u in enumerate(attributed):
+        srow = seat_by_num.get(u.seat) if u.seat is not None else None
+        uid = safe_id(ref.game_id, f"{order:05d}")
+        clip = slice_seconds(samples, u.start, u.end, SAMPLE_RATE, CLIP_PAD_S)
+        phase = phase_at(phases, u.start, game_start, None) if phases else None
+        if phase is not None and game_end is not None and u.start > game_end:
+            phase = "post_game"
+        res.utterances.append(
+            {
+                "utterance_id": uid,
+                "game_id": ref.game_id,
+                "source": SOURCE,
+                "order": order,
+                "start_s": round(u.start, 3),
+                "end_s": round(u.end, 3),
+                "speaker_seat": u.seat,
+                "is_host": u.is_host,
+                "speaker_label": u.label,
+                "speaker_role": "host" if u.is_host else (srow or {}).get("role"),
+                "speaker_faction": "host" if u.is_host else (srow or {}).get("faction"),
+                "phase": phase,
+                "text": u.text,
+                "words": [
+                    {
+                        "word": w.word.strip(),
+                        "start_s": round(w.start, 3),
+                        "end_s": round(w.end, 3),
+                        "confidence": w.probability,
+                    }
+                    for w in u.words
+                ],
+                "speaker_source": u.speaker_source,
+                "speaker_confidence": u.confidence,
+                "asr_model": transcript.model,
+                "asr_confidence": u.asr_confidence,
+                "verified": u.verified,
+                "strategies": None,
+                "extra": dumps(u.extra),
+                "audio": {"bytes": encode_flac(clip, SAMPLE_RATE), "path": f"{uid}.flac"},
+            }
+        )
+    res.votes = [
+        {
+            "game_id": ref.game_id,
+            "day": v["day"],
+            "voter_seat": v["voter"],
+            "target_seat": v["target"],
+            "source": "sidecar",
+            "cut_off_utterance_id": None,
+        }
+        for v in side.get("votes", [])
+    ]
+    description = transcript.describe()
+    description["settings"] = dumps(settings)
+    res.games.append(
+        {
+            "game_id": ref.game_id,
+            "source": SOURCE,
+            "native_id": ref.native_id,
+            "split": split_for(ref.game_id),  # no official split: deterministic by game
+            "language": side["language"],
+            "rule_variant": safe_id(side.get("rule_variant") or "unknown").lower(),
+            "rule_variant_text": side.get("rule_variant") or "",
+            "seats": seats,
+            "has_host": has_host,
+            "winner": side.get("winner"),
+            "phases": phases,
+            "media_sha256": media_sha256(video),
+            "media_duration_s": round(len(samples) / SAMPLE_RATE, 3),
+            "transcription": description,
+            "raw_path": str(video),
+            "raw_sha256": sha256_files([side_path]),
+            "adapter_version": ADAPTER_VERSION,
+            "warnings": [],
+            "extra": dumps({"turns_in_sidecar": bool(side.get("turns"))}),
+        }
+    )
+    res.published = 1
+    return res
