@@ -37,8 +37,8 @@ def kits_dataset() -> Path:
 def child(raw: Path, home: Path) -> None:
     """In the measured process: stage the case and print what it produced."""
     from shardsmith.config import Settings
-    from shardsmith.staging.runner import run_source
     from shardsmith.sources.registry import get_source
+    from shardsmith.staging.runner import run_source
 
     os.environ.setdefault("SHARDSMITH_PSEUDONYM_KEY", "bench-only-pseudonym-key")
     (home / "raw").mkdir(parents=True, exist_ok=True)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from shardsmith.config import HOME_ENV, settings_from_env
+from shardsmith import config
+from shardsmith.config import settings_from_env
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -34,7 +34,7 @@ def enabled_medical(settings) -> list[str]:
     out = []
     for name in medical_source_names():
         root = settings.raw_dir(name)
-        if root.is_dir() and get_source(name).detect(root):
+        if root.is_dir() and get_source(name, settings).detect(root):
             out.append(name)
     return out
 
@@ -48,10 +48,10 @@ def run_build(home: Path, echo: bool = True) -> dict:
     """
     import dagster as dg
 
-    from shardsmith.defs.resources import ShardsmithResource
     from shardsmith.definitions import graph_parts
+    from shardsmith.defs.resources import ShardsmithResource
 
-    os.environ[HOME_ENV] = str(home)
+    config.export_home(home)
     settings = settings_from_env(home)
     medical = enabled_medical(settings)
     keys: list[dg.AssetKey] = []
@@ -65,8 +65,8 @@ def run_build(home: Path, echo: bool = True) -> dict:
         raise click.ClickException(f"nothing to build: no known source under {settings.raw}")
     say = (lambda msg: click.echo(msg, err=True)) if echo else (lambda msg: None)
     say(f"building {', '.join(medical)}{' + werewolf' if extra else ''} under {home}")
-    assets, checks = graph_parts()
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    assets, checks = graph_parts(settings)
+    instance = dg.DagsterInstance.get() if config.dagster_home() else dg.DagsterInstance.ephemeral()
     resources = {"shardsmith": ShardsmithResource(home=str(home))}
     t0 = time.monotonic()
     summary: dict = {"success": True, "runs": 0, "failed_checks": [], "recomputed": [], "reused": []}
@@ -187,7 +187,7 @@ def demo(home: Path, fresh: bool) -> None:
 
     from shardsmith.demo.generate import write_all
 
-    os.environ.setdefault("SHARDSMITH_DEMO", "1")
+    config.enable_demo()
     home = home.resolve()
     if fresh and home.exists():
         shutil.rmtree(home)
@@ -230,15 +230,15 @@ def verify(collection: str, home: Path | None, version: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def labels(source: str, root: Path, as_json: bool) -> None:
     """Harmonised label statistics from the label files under ROOT (no pixels)."""
-    from shardsmith.staging.games import WEREWOLF_SOURCES
+    from shardsmith.sources.registry import game_source_names
 
-    if source in WEREWOLF_SOURCES:
+    if source in game_source_names():
         from shardsmith.staging.games import label_stats as game_stats
 
         click.echo(json.dumps(game_stats(source, root), indent=2, ensure_ascii=False))
         return
-    from shardsmith.sources.registry import get_source
     from shardsmith.sources.medical.stats import label_stats
+    from shardsmith.sources.registry import get_source
 
     stats = label_stats(source, get_source(source).read_labels(root))
     if as_json:

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 
-from shardsmith.config import KEY_ENV, demo_mode
-
-# Used only when SHARDSMITH_DEMO is set: demo data holds no real patients.
-_DEMO_KEY = b"shardsmith-demo-key-not-for-real-data"
+from shardsmith import config
 
 
 class MissingKeyError(RuntimeError):
@@ -22,15 +18,20 @@ class MissingKeyError(RuntimeError):
 
 
 def pseudonym_key() -> bytes:
-    key = os.environ.get(KEY_ENV)
+    """The configured secret (``config.pseudonym_key``); a clear error when there is none."""
+    key = config.pseudonym_key()
     if key:
-        return key.encode("utf-8")
-    if demo_mode():
-        return _DEMO_KEY
+        return key
     raise MissingKeyError(
-        f"{KEY_ENV} is not set. Patient ids are pseudonymised with a keyed hash; set a secret key "
-        f"(or {'SHARDSMITH_DEMO'}=1 for demo data only)."
+        f"{config.KEY_ENV} is not set. Patient ids are pseudonymised with a keyed hash; set a secret key "
+        f"(or {config.DEMO_ENV}=1 for demo data only)."
     )
+
+
+def key_tag() -> str:
+    """A keyed tag of the key (never the key): pseudonyms depend on the key, so a key change must
+    change every data version. A missing key is an error here too, not a silent "nokey" tag."""
+    return hmac.new(pseudonym_key(), b"shardsmith-data-version", hashlib.sha256).hexdigest()[:16]
 
 
 def pseudonymise(raw_id: str | None, namespace: str, key: bytes | None = None) -> str | None:

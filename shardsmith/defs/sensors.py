@@ -10,24 +10,18 @@ The Werewolf sensor turns new games into dynamic partitions of ``werewolf_games`
 runs for new and changed games.
 """
 
-from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 
-from shardsmith.config import settings_from_env
+from shardsmith.atomic import atomic_write_json
+from shardsmith.defs.resources import ShardsmithResource
+from shardsmith.hashing import sha256_file
 from shardsmith.staging import fingerprint
-
-STATE_DIR = ".sensors"
-MEDIA_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".wav", ".flac", ".mp3", ".m4a", ".ogg"}
-
-
-def _state_path(home: Path, name: str) -> Path:
-    return home / STATE_DIR / f"{name}.json"
+from shardsmith.staging.layout import StagingLayout
 
 
 def _load_state(path: Path, cursor: str | None) -> fingerprint.State:
@@ -39,10 +33,7 @@ def _load_state(path: Path, cursor: str | None) -> fingerprint.State:
 
 
 def _save_state(path: Path, state: fingerprint.State, digest: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"digest": digest, "files": state}))
-    os.replace(tmp, path)
+    atomic_write_json(path, {"digest": digest, "files": state})
 
 
 def raw_change_sensor(source: str, asset_keys: list[dg.AssetKey]) -> dg.SensorDefinition:
@@ -53,12 +44,12 @@ def raw_change_sensor(source: str, asset_keys: list[dg.AssetKey]) -> dg.SensorDe
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=f"New, changed or removed files under raw/{source} (by sha256) -> rebuild {source}.",
     )
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        settings = settings_from_env()
+    def _sensor(context: dg.SensorEvaluationContext, shardsmith: ShardsmithResource) -> dg.SensorResult | dg.SkipReason:
+        settings = shardsmith.settings()
         root = settings.raw_dir(source)
         if not root.is_dir():
             return dg.SkipReason(f"{root} does not exist")
-        path = _state_path(settings.home, source)
+        path = StagingLayout(settings.home).sensor_state(source)
         old = _load_state(path, context.cursor)
         new = fingerprint.scan(root, old)
         digest = fingerprint.digest(new)
@@ -76,28 +67,6 @@ def raw_change_sensor(source: str, asset_keys: list[dg.AssetKey]) -> dg.SensorDe
     return _sensor
 
 
-def _default_games(settings) -> dict[str, list[Path]]:
-    """Games = media files (plus same-stem sidecars) under any ``raw/werewolf*`` folder."""
-    games: dict[str, list[Path]] = {}
-    for src in sorted(p for p in settings.raw.glob("werewolf*") if p.is_dir()):
-        for media in sorted(p for p in src.rglob("*") if p.suffix.lower() in MEDIA_SUFFIXES):
-            games[media.stem] = sorted(media.parent.glob(f"{media.stem}.*"))
-    return games
-
-
-def discover_games(settings) -> dict[str, list[Path]]:
-    """Game id -> its files; the werewolf assets module may define ``discover_games`` itself."""
-    try:
-        from shardsmith.defs.werewolf import assets as werewolf
-    except ImportError:
-        return _default_games(settings)
-    found = getattr(werewolf, "discover_games", None)
-    if found is None:
-        return _default_games(settings)
-    games = found(settings)
-    return dict(games) if isinstance(games, dict) else {g: [] for g in games}
-
-
 def werewolf_games_sensor(games_def: dg.DynamicPartitionsDefinition,
                           asset_keys: list[dg.AssetKey]) -> dg.SensorDefinition:
     """Adds new games as dynamic partitions and requests runs for new or changed games."""
@@ -107,13 +76,14 @@ def werewolf_games_sensor(games_def: dg.DynamicPartitionsDefinition,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="New or changed Werewolf games under raw/werewolf* -> dynamic partitions + runs.",
     )
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        settings = settings_from_env()
-        games = discover_games(settings)
+    def _sensor(context: dg.SensorEvaluationContext, shardsmith: ShardsmithResource) -> dg.SensorResult | dg.SkipReason:
+        from shardsmith.staging.games import game_files
+
+        games = game_files(shardsmith.settings())
         previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         current: dict[str, str] = {}
         for game, files in games.items():
-            state = {p.name: [0, 0, fingerprint.sha256_file(p)] for p in files if p.is_file()}
+            state = {p.name: [0, 0, sha256_file(p)] for p in files if p.is_file()}
             current[game] = fingerprint.digest(state)
         known = set(context.instance.get_dynamic_partitions(games_def.name))
         new = sorted(set(current) - known)
@@ -135,19 +105,17 @@ def werewolf_games_sensor(games_def: dg.DynamicPartitionsDefinition,
     return _sensor
 
 
-def build_sensors(assets: list) -> list[dg.SensorDefinition]:
-    """One raw-change sensor per medical source, and the Werewolf games sensor when it applies."""
-    from shardsmith.sources.registry import medical_source_names
+def build_sensors(assets: list, games_def: dg.DynamicPartitionsDefinition | None) -> list[dg.SensorDefinition]:
+    """One raw-change sensor per medical source (from the registry), and the new-games sensor."""
+    from shardsmith.sources.registry import game_source_names, medical_source_names
 
     sensors = []
     for name in medical_source_names():
         keys = [dg.AssetKey(f"{name}_catalog"), dg.AssetKey(f"{name}_records"), dg.AssetKey("medical_release")]
         sensors.append(raw_change_sensor(name, keys))
-    try:
-        from shardsmith.defs.werewolf.assets import WEREWOLF_GAMES
-    except ImportError:
+    if games_def is None or not game_source_names():
         return sensors
     keys = [k for a in assets if isinstance(a, dg.AssetsDefinition)
-            and getattr(a.partitions_def, "name", None) == WEREWOLF_GAMES.name for k in a.keys]
-    sensors.append(werewolf_games_sensor(WEREWOLF_GAMES, keys))
+            and getattr(a.partitions_def, "name", None) == games_def.name for k in a.keys]
+    sensors.append(werewolf_games_sensor(games_def, keys))
     return sensors

@@ -8,11 +8,12 @@ quarantined game.
 from __future__ import annotations
 
 import gc
-import hashlib
 import io
 from pathlib import Path
 
 import numpy as np
+
+from shardsmith.hashing import sha256_file
 
 SAMPLE_RATE = 16_000
 
@@ -26,13 +27,9 @@ class AudioError(Exception):
         self.detail = detail
 
 
-def media_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of the file bytes, streamed so a long video never sits in memory."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def media_sha256(path: str | Path) -> str:
+    """SHA-256 of a media file, streamed so a long video never sits in memory."""
+    return sha256_file(path)
 
 
 def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -30,6 +30,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_voi_lut, get_decoder
 
+from shardsmith.schemas.demographics import age_band
+
 __all__ = [
     "DecodedImage",
     "MediaError",
@@ -186,7 +188,6 @@ def _check_last_element(ds: Dataset, name: str) -> None:
 _VIEW_CODES = {"PA", "AP", "LL", "RL", "LLD", "RLD", "LLO", "RLO", "LAO", "RAO", "LPO", "RPO"}
 _VIEW_ALIASES = {"LATERAL": "LL", "LAT": "LL", "L": "LL", "POSTEROANTERIOR": "PA", "ANTEROPOSTERIOR": "AP"}
 _VIEW_IN_DESCRIPTION = re.compile(r"\bview:\s*([A-Za-z]{1,4})\b")
-_AGE = re.compile(r"^\s*(\d{1,3})\s*([DWMYdwmy]?)\s*$")
 _CODE = re.compile(r"^[A-Z][A-Z0-9 _-]{0,31}$")
 
 
@@ -226,21 +227,6 @@ def _normalise_view(ds: Dataset) -> str | None:
     if token in _VIEW_CODES:
         return token
     return _VIEW_ALIASES.get(token)
-
-
-def age_band(patient_age: str | None) -> str | None:
-    """Map a DICOM AS value ("045Y", "006M", or a bare "62" as in SIIM) to a decade band; 90+ pooled."""
-    if patient_age is None:
-        return None
-    match = _AGE.match(str(patient_age))
-    if not match:
-        return None
-    number, unit = int(match.group(1)), (match.group(2) or "Y").upper()
-    years = {"D": number / 365.25, "W": number * 7 / 365.25, "M": number / 12, "Y": float(number)}[unit]
-    if years >= 90:
-        return "90+"
-    low = int(years) // 10 * 10
-    return f"{low}-{low + 9}"
 
 
 def _pixel_spacing(ds: Dataset) -> list[float] | None:

@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
+from shardsmith.errors import ShardsmithError
+
 __all__ = [
     "MaskError",
     "siim_rle_decode",
@@ -31,15 +33,8 @@ __all__ = [
 ]
 
 
-class MaskError(Exception):
+class MaskError(ShardsmithError):
     """A label geometry is unusable; ``reason`` is a short machine code for quarantine tables."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.reason, str(self)))
 
 
 def _check_size(height: int, width: int) -> None:

@@ -16,9 +16,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from shardsmith.config import Settings
+from shardsmith.hashing import sha256_file
 from shardsmith.publish.card import render_card
-from shardsmith.publish.release import PublishResult, TableInput, label_counter, publish
+from shardsmith.publish.release import PublishResult, TableInput, label_counter, publish, read_latest
 from shardsmith.schemas.tables import COLLECTION_TABLES, TABLES
+from shardsmith.staging.layout import StagingLayout
 
 log = logging.getLogger(__name__)
 
@@ -29,27 +31,47 @@ class ValidationFailedError(RuntimeError):
 
 def staging_files(settings: Settings, sources: list[str], table: str) -> list[Path]:
     """Staging Parquet of ``table`` for ``sources`` in a fixed order (sources sorted, parts sorted)."""
-    files: list[Path] = []
-    for source in sorted(sources):
-        d = settings.staging_dir(source)
-        if table == "records":
-            files += sorted(p for p in d.glob("records*.parquet"))
-        else:
-            files += sorted(d.glob(f"{table}.parquet")) + sorted(d.glob(f"{table}-*.parquet"))
-            files += sorted((d / table).glob("*.parquet")) if (d / table).is_dir() else []
-    return [f for f in files if pq.ParquetFile(f).metadata.num_rows > 0]
+    layout = StagingLayout(settings.home)
+    return [f for source in sorted(sources) for f in layout.table_files(source, table)]
 
 
 def source_fingerprint(settings: Settings, source: str) -> str:
-    """Digest of what a source's staging was built from: raw checksums and staging content."""
+    """Digest of what a source's staging holds: every staged Parquet file's path and content."""
     h = hashlib.sha256()
-    d = settings.staging_dir(source)
+    d = StagingLayout(settings.home).source_dir(source)
     for p in sorted(d.rglob("*.parquet")):
         if p.name.startswith("."):
             continue
         h.update(p.relative_to(d).as_posix().encode())
-        h.update(hashlib.sha256(p.read_bytes()).digest())
+        h.update(bytes.fromhex(sha256_file(p)))
     return h.hexdigest()
+
+
+def enabled_sources(settings: Settings, collection: str) -> list[str]:
+    """Sources of ``collection`` with raw data present and something staged for the release."""
+    from shardsmith.sources.registry import source_names
+
+    layout = StagingLayout(settings.home)
+    first = COLLECTION_TABLES[collection][0]
+    return [n for n in source_names(collection)
+            if settings.raw_dir(n).is_dir() and layout.has_table(n, first)]
+
+
+def unchanged_release(settings: Settings, collection: str, fingerprints: dict[str, str]) -> dict | None:
+    """The LATEST manifest when it was built from exactly these staging fingerprints, else None.
+
+    Validation and packing are the expensive part of a release; when no source's staging changed
+    the result would be the same content, so the release step reuses LATEST instead.
+    """
+    coll = settings.releases / collection
+    latest = read_latest(coll) if coll.is_dir() else None
+    if not latest:
+        return None
+    manifest_path = coll / latest / "manifest.json"
+    if not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    return manifest if manifest.get("input_fingerprints") == dict(sorted(fingerprints.items())) else None
 
 
 RECORD_COLUMNS = ["record_id", "source", "native_id", "patient_id", "split", "modality", "body_part", "view",

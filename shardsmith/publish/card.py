@@ -7,23 +7,12 @@ from typing import Any
 
 from shardsmith.schemas.vocabulary import load_vocabulary
 
-LICENCES = {
-    "vindr_cxr": "PhysioNet Credentialed Health Data License 1.5.0 (VinDr-CXR)",
-    "nih_cxr14": "NIH Clinical Center public release (no restrictions stated; cite Wang et al. 2017)",
-    "rsna_pneumonia": "RSNA Pneumonia Detection Challenge terms (Kaggle)",
-    "siim_acr": "SIIM-ACR Pneumothorax Segmentation terms (Kaggle)",
-    "chestx_det": "CC BY-NC-SA 4.0 (ChestX-Det annotations; images from NIH ChestX-ray14)",
-    "chexpert": "Stanford University School of Medicine CheXpert Dataset Research Use Agreement",
-    "ms_cxr": "PhysioNet Credentialed Health Data License 1.5.0 (MS-CXR over MIMIC-CXR-JPG)",
-    "msd": "CC BY-SA 4.0 (Medical Segmentation Decathlon)",
-    "brats": "BraTS challenge data terms (Synapse)",
-    "kits": "CC BY-NC-SA 4.0 (KiTS19 / KiTS23)",
-    "lidc_idri": "CC BY 3.0 (LIDC-IDRI, TCIA)",
-    "totalsegmentator": "CC BY 4.0 (TotalSegmentator)",
-    "werebench": "see the WereBench repository",
-    "werewolf_among_us": "Apache-2.0 (Werewolf Among Us)",
-    "werewolf_video": "your own recordings",
-}
+
+def _source_facts() -> dict[str, dict]:
+    """Licence, citation and homepage as each source declares them (sources/registry)."""
+    from shardsmith.sources.registry import facts
+
+    return facts()
 
 
 def _front_matter(manifest: dict) -> str:
@@ -50,9 +39,17 @@ def render_card(manifest: dict, stats: dict[str, Any] | None = None) -> str:
         for split, n in splits.items():
             out.append(f"| {table} | {split} | {n} |")
     sources = sorted(manifest.get("input_fingerprints", {}))
-    out.append("\n## Sources and licences\n\n| source | licence | input fingerprint |\n| --- | --- | --- |")
+    known = _source_facts()
+    out.append("\n## Sources and licences\n\n| source | licence | homepage | input fingerprint |\n"
+               "| --- | --- | --- | --- |")
     for s in sources:
-        out.append(f"| {s} | {LICENCES.get(s, 'see the source')} | `{manifest['input_fingerprints'][s][:16]}` |")
+        f = known.get(s, {})
+        out.append(f"| {s} | {f.get('licence', 'see the source')} | {f.get('homepage', '')} | "
+                   f"`{manifest['input_fingerprints'][s][:16]}` |")
+    cited = [s for s in sources if known.get(s, {}).get("citation", "—") not in ("", "—")]
+    if cited:
+        out.append("\n## Citations\n\nPlease cite the datasets this release is built from:\n")
+        out += [f"- **{s}**: {known[s]['citation']}" for s in cited]
     findings = stats.get("findings") or {}
     targets = stats.get("targets") or {}
     if findings or targets:

@@ -87,8 +87,9 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-@lru_cache(maxsize=1)
-def load_vocabulary() -> Vocabulary:
+@lru_cache(maxsize=8)
+def load_vocabulary(extra_files: tuple[Path, ...] = ()) -> Vocabulary:
+    """The package's tables plus ``extra_files`` (source-label CSVs a third-party source ships)."""
     canonical: dict[str, CanonicalLabel] = {}
     for path in sorted(_DIR.glob("canonical*.csv")):
         for row in _read_csv(path):
@@ -99,7 +100,7 @@ def load_vocabulary() -> Vocabulary:
                 label, row["display_name"], row["category"], row.get("parent") or None, row["description"]
             )
     mappings: dict[tuple[str, str], Mapping] = {}
-    for path in sorted(_DIR.glob("source_labels*.csv")):
+    for path in [*sorted(_DIR.glob("source_labels*.csv")), *map(Path, extra_files)]:
         for lineno, row in enumerate(_read_csv(path), start=2):
             m = Mapping(row["source"], _norm(row["source_label"]), row["canonical"] or None, row["kind"])
             if m.kind not in KINDS:

@@ -1,37 +1,134 @@
-"""Source name -> adapter class, as data. Adapters are imported lazily so that one missing
-optional dependency never breaks the others."""
+"""The one list of sources: every class in ``sources/medical/`` and ``sources/werewolf/``, plus
+third-party sources installed under the ``shardsmith.sources`` entry-point group.
+
+Nothing else in the package names a source: assets, jobs, sensors, suites, the dataset card and
+the CLI ask this module. A class whose facts are incomplete (see ``sources.base``) or whose name
+is taken is refused with an error naming it. A built-in adapter whose optional dependency is
+missing is skipped with a warning, so one missing package never breaks the others.
+
+A third-party package declares, in its ``pyproject.toml``::
+
+    [project.entry-points."shardsmith.sources"]
+    my_dataset = "my_package.my_dataset:MyDataset"
+"""
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import logging
+import pkgutil
+from functools import cache
+from importlib.metadata import entry_points
 
-from shardsmith.sources.medical.base import MedicalSource
+from shardsmith.sources.base import Source
 
-MEDICAL_SOURCES: dict[str, str] = {
-    "vindr_cxr": "shardsmith.sources.medical.vindr_cxr:VinDrCxr",
-    "nih_cxr14": "shardsmith.sources.medical.nih_cxr14:NihCxr14",
-    "rsna_pneumonia": "shardsmith.sources.medical.rsna_pneumonia:RsnaPneumonia",
-    "siim_acr": "shardsmith.sources.medical.siim_acr:SiimAcr",
-    "chestx_det": "shardsmith.sources.medical.chestx_det:ChestXDet",
-    "chexpert": "shardsmith.sources.medical.chexpert:CheXpert",
-    "ms_cxr": "shardsmith.sources.medical.ms_cxr:MsCxr",
-    "msd": "shardsmith.sources.medical.msd:Msd",
-    "brats": "shardsmith.sources.medical.brats:Brats",
-    "kits": "shardsmith.sources.medical.kits:Kits",
-    "lidc_idri": "shardsmith.sources.medical.lidc_idri:LidcIdri",
-    "totalsegmentator": "shardsmith.sources.medical.totalsegmentator:TotalSegmentator",
-}
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "shardsmith.sources"
+BUILTIN_PACKAGES = ("shardsmith.sources.medical", "shardsmith.sources.werewolf")
+COLLECTIONS = ("medical", "werewolf")
 
 
-def get_source(name: str) -> MedicalSource:
-    try:
-        target = MEDICAL_SOURCES[name]
-    except KeyError:
-        known = ", ".join(sorted(MEDICAL_SOURCES))
-        raise KeyError(f"unknown medical source {name!r}; known: {known}") from None
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)()
+class SourceRegistryError(TypeError):
+    """A source class cannot be registered (missing facts, duplicate name, wrong base)."""
+
+
+def _concrete(cls: object) -> bool:
+    return (inspect.isclass(cls) and issubclass(cls, Source) and "name" in vars(cls)
+            and not inspect.isabstract(cls))
+
+
+def _builtin_classes() -> list[type[Source]]:
+    found: list[type[Source]] = []
+    for package_name in BUILTIN_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+            module_name = f"{package_name}.{info.name}"
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                log.warning("source module %s not loaded (missing dependency: %s)", module_name, exc)
+                continue
+            found += [c for _, c in inspect.getmembers(module, _concrete) if c.__module__ == module_name]
+    return found
+
+
+def _plugin_classes() -> list[type[Source]]:
+    found: list[type[Source]] = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            cls = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the built-in sources
+            log.error("entry point %s = %s could not be loaded: %s", ep.name, ep.value, exc)
+            continue
+        if not (inspect.isclass(cls) and issubclass(cls, Source)):
+            raise SourceRegistryError(f"entry point {ep.name} = {ep.value}: not a shardsmith Source class")
+        found.append(cls)
+    return found
+
+
+def validate(cls: type[Source]) -> None:
+    """Raise SourceRegistryError unless ``cls`` declares every required fact."""
+    missing = cls.missing_facts()
+    if missing:
+        raise SourceRegistryError(f"source class {cls.__module__}.{cls.__qualname__} does not declare: "
+                                  f"{', '.join(missing)} (see shardsmith/sources/base.py)")
+    if cls.collection not in COLLECTIONS:
+        raise SourceRegistryError(f"source {cls.name}: collection {cls.collection!r} not in {COLLECTIONS}")
+
+
+@cache
+def source_classes() -> dict[str, type[Source]]:
+    """Every registered source class by name: built-ins first (sorted), then entry points."""
+    out: dict[str, type[Source]] = {}
+    for cls in [*_builtin_classes(), *_plugin_classes()]:
+        validate(cls)
+        if cls.name in out and out[cls.name] is not cls:
+            raise SourceRegistryError(f"source name {cls.name!r} is declared by both "
+                                      f"{out[cls.name].__module__} and {cls.__module__}")
+        out[cls.name] = cls
+    return out
+
+
+def refresh() -> None:
+    """Forget the cached list (tests that install a plugin at run time)."""
+    source_classes.cache_clear()
+
+
+def source_names(collection: str | None = None) -> list[str]:
+    return [n for n, c in source_classes().items() if collection is None or c.collection == collection]
 
 
 def medical_source_names() -> list[str]:
-    return list(MEDICAL_SOURCES)
+    return source_names("medical")
+
+
+def game_source_names() -> list[str]:
+    return source_names("werewolf")
+
+
+def source_class(name: str) -> type[Source]:
+    try:
+        return source_classes()[name]
+    except KeyError:
+        known = ", ".join(sorted(source_classes()))
+        raise KeyError(f"unknown source {name!r}; known: {known}") from None
+
+
+def get_source(name: str, settings=None) -> Source:
+    """A fresh instance of the source ``name`` (medical sources take ``settings`` for their options)."""
+    cls = source_class(name)
+    if cls.collection == "medical":
+        return cls(settings=settings)  # type: ignore[call-arg]
+    return cls()
+
+
+def facts(collection: str | None = None) -> dict[str, dict]:
+    """Declared facts of every source (the card and ``shardsmith sources`` print them)."""
+    return {n: c.facts() for n, c in source_classes().items() if collection is None or c.collection == collection}
+
+
+def vocabulary_files() -> tuple:
+    """Label-mapping CSVs that registered sources ship outside this package."""
+    return tuple(p for c in source_classes().values() for p in c.vocabulary_files)

@@ -13,15 +13,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from shardsmith.hashing import sha256_file
+
 State = dict[str, list]  # relpath -> [size, mtime_ns, sha256]
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _try_hash(path: Path) -> str | None:

@@ -1,42 +1,36 @@
-"""Entry points of the Werewolf collection for the Dagster layer (which partitions by game).
+"""Werewolf games into staging, for the Dagster layer (which partitions by game).
 
-- ``discover_games(source, raw_root)``: the games of a source, in a deterministic order; files that
-  are deliberately not games (templates, strays) are listed by ``discover(...).skipped`` and logged.
+- ``discover(source, raw_root)``: the games of a source and the files deliberately skipped.
 - ``build_game(source, ref, settings, transcriber=None)``: rows for one game (``GameResult``).
-- ``write_game_staging(settings, source, result)``: one Parquet file per game and table,
-  ``staging/<source>/{games,utterances,votes}/<game_id>.parquet`` and
-  ``quarantine/<source>/<game_id>.parquet``, replaced atomically (temp file + rename) with
-  deterministic bytes, so re-running a partition overwrites exactly its own files.
+- ``write_game_staging(settings, source, result)``: one Parquet file per game and table (paths from
+  :class:`StagingLayout`), replaced atomically with deterministic bytes, so re-running a partition
+  overwrites exactly its own files.
 - ``label_stats(source, raw_root)``: cheap statistics from label files alone (no audio).
 
-Counting units (inputs = published + quarantined): werebench counts subtitle lines,
-werewolf_among_us dialogue entries, werewolf_video games.
+Sources come from the registry (``GameSource`` classes); counting units (inputs = published +
+quarantined) are each source's ``unit``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from shardsmith.atomic import write_parquet_atomic
 from shardsmith.config import Settings
 from shardsmith.schemas.quarantine import QUARANTINE_SCHEMA
 from shardsmith.schemas.werewolf import GAMES_SCHEMA, UTTERANCES_SCHEMA, VOTES_SCHEMA
-from shardsmith.sources.werewolf import werebench, werewolf_among_us, werewolf_video
-from shardsmith.sources.werewolf.base import Discovery, GameRef, GameResult, Skipped
-from shardsmith.speech.base import Transcriber
+from shardsmith.sources.registry import game_source_names, get_source
+from shardsmith.sources.werewolf.base import Discovery, GameRef, GameResult, GameSource, Skipped
+from shardsmith.staging.layout import StagingLayout
 
-WEREWOLF_SOURCES = ("werewolf_video", "werebench", "werewolf_among_us")
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "WEREWOLF_SOURCES",
     "GameRef",
     "GameResult",
     "Skipped",
@@ -48,22 +42,18 @@ __all__ = [
     "game_tables",
 ]
 
+GAME_TABLES = ("games", "utterances", "votes")
 
-def _adapter(source: str) -> Any:
-    adapters = {
-        "werebench": werebench,
-        "werewolf_among_us": werewolf_among_us,
-        "werewolf_video": werewolf_video,
-    }
-    try:
-        return adapters[source]
-    except KeyError:
-        raise KeyError(f"unknown werewolf source {source!r}; known: {', '.join(WEREWOLF_SOURCES)}") from None
+
+def game_source(source: str) -> GameSource:
+    if source not in game_source_names():
+        raise KeyError(f"unknown werewolf source {source!r}; known: {', '.join(game_source_names())}")
+    return get_source(source)  # type: ignore[return-value]
 
 
 def discover(source: str, raw_root: Path) -> Discovery:
     """Games and deliberately skipped files of one source's raw tree."""
-    found = _adapter(source).discover(Path(raw_root))
+    found = game_source(source).discover(Path(raw_root))
     for s in found.skipped:
         log.info("%s: skipped %s: %s", source, s.path, s.reason)
     return found
@@ -75,14 +65,13 @@ def discover_games(source: str, raw_root: Path) -> list[GameRef]:
 
 
 def build_game(
-    source: str, ref: GameRef, settings: Settings | None = None, transcriber: Transcriber | None = None
+    source: str, ref: GameRef, settings: Settings | None = None, transcriber: Any = None
 ) -> GameResult:
-    """Rows for one game. ``settings`` is accepted for symmetry with other sources (paths live in refs)."""
+    """Rows for one game; sources that declare ``needs_asr`` get the transcriber."""
     if ref.source != source:
         raise ValueError(f"game {ref.game_id} belongs to {ref.source}, not {source}")
-    if source == "werewolf_video":
-        return werewolf_video.build_game(ref, transcriber)
-    return _adapter(source).build_game(ref)
+    adapter = game_source(source)
+    return adapter.build_game(ref, transcriber if adapter.needs_asr else None)
 
 
 def game_tables(result: GameResult) -> dict[str, pa.Table]:
@@ -95,18 +84,8 @@ def game_tables(result: GameResult) -> dict[str, pa.Table]:
     }
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(
-            table, tmp, compression="zstd", write_statistics=True, use_dictionary=True, store_schema=True
-        )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write(table: pa.Table, path: Path) -> None:
+    write_parquet_atomic(table, path, write_statistics=True, use_dictionary=True, store_schema=True)
 
 
 def write_game_staging(settings: Settings, source: str, result: GameResult) -> dict[str, Path]:
@@ -115,18 +94,20 @@ def write_game_staging(settings: Settings, source: str, result: GameResult) -> d
     Every table file is written even when empty, so a re-run that now publishes nothing replaces the
     previous partition's rows instead of leaving them behind.
     """
+    layout = StagingLayout(settings.home)
     tables = game_tables(result)
     out: dict[str, Path] = {}
-    for name in ("games", "utterances", "votes"):
-        out[name] = settings.staging_dir(source) / name / f"{result.game_id}.parquet"
-        _write_atomic(tables[name], out[name])
-    out["quarantine"] = settings.quarantine_dir(source) / f"{result.game_id}.parquet"
-    _write_atomic(tables["quarantine"], out["quarantine"])
+    for name in GAME_TABLES:
+        out[name] = layout.game_table(source, name, result.game_id)
+        _write(tables[name], out[name])
+    out["quarantine"] = layout.game_quarantine(source, result.game_id)
+    _write(tables["quarantine"], out["quarantine"])
     return out
 
 
 def label_stats(source: str, raw_root: Path) -> dict[str, Any]:
     """Games, utterances, speech seconds and role counts from label files alone (video: sidecars only)."""
+    adapter = game_source(source)
     found = discover(source, Path(raw_root))
     roles: Counter[str] = Counter()
     factions: Counter[str] = Counter()
@@ -140,10 +121,7 @@ def label_stats(source: str, raw_root: Path) -> dict[str, Any]:
     speech = 0.0
     quarantined_games = 0
     for ref in found.games:
-        if source == "werewolf_video":
-            res = _video_labels(ref)
-        else:
-            res = build_game(source, ref)
+        res = adapter.label_game(ref)
         utterances += len(res.utterances)
         speech += sum(
             (u["end_s"] - u["start_s"])
@@ -170,26 +148,110 @@ def label_stats(source: str, raw_root: Path) -> dict[str, Any]:
     return stats
 
 
-def _video_labels(ref: GameRef) -> GameResult:
-    """Sidecar-only view of a video game for label statistics: seats and roles, no audio decoding."""
+# --- the per-game step, as the Dagster layer runs it -------------------------------------------------
+
+STEP_VERSION = "1"  # bump when the per-game step's output changes for the same inputs
+
+
+def discover_all(settings: Settings) -> tuple[dict[str, list[GameRef]], list[dict]]:
+    """Every game of every present werewolf source, and the files deliberately skipped."""
+    games: dict[str, list[GameRef]] = {}
+    skipped: list[dict] = []
+    for source in game_source_names():
+        root = settings.raw_dir(source)
+        if not root.is_dir():
+            continue
+        found = discover(source, root)
+        games[source] = sorted(found.games, key=lambda g: g.game_id)
+        skipped += [{"source": source, "path": s.path, "reason": s.reason} for s in found.skipped]
+    return games, skipped
+
+
+def game_files(settings: Settings) -> dict[str, list[Path]]:
+    """Game id -> the raw files it comes from (the new-games sensor fingerprints these)."""
+    games, _ = discover_all(settings)
+    return {ref.game_id: sorted({Path(p) for _, p in ref.paths}) for refs in games.values() for ref in refs}
+
+
+def write_games_index(settings: Settings, games: dict[str, list[GameRef]], skipped: list[dict]) -> Path:
+    from shardsmith.atomic import atomic_write_json
+
+    index = {"games": {s: [g.game_id for g in refs] for s, refs in games.items()}, "skipped": skipped}
+    return atomic_write_json(StagingLayout(settings.home).games_index(), index, indent=2)
+
+
+def source_of(game_id: str) -> str:
+    """Game ids are ``<source>-<rest>``; source names use underscores, never dashes."""
+    source = game_id.split("-", 1)[0]
+    if source not in game_source_names():
+        raise ValueError(f"game id {game_id!r} does not start with a werewolf source name")
+    return source
+
+
+def game_fingerprint(settings: Settings, ref: GameRef) -> str:
+    """Digest of the game's raw files (streamed), the step version and the speech settings."""
+    import hashlib
+
+    from shardsmith.hashing import sha256_file
+
+    speech = settings.speech
+    h = hashlib.sha256(f"{STEP_VERSION}|{speech.backend}|{speech.whisper_model}|{ref.member}".encode())
+    for kind, path in sorted(ref.paths):
+        h.update(kind.encode())
+        h.update(bytes.fromhex(sha256_file(path)))
+    return h.hexdigest()
+
+
+def stage_game(settings: Settings, game_id: str, transcriber_factory: Any = None) -> dict[str, Any]:
+    """Build and stage one game, or reuse its staging when its inputs are unchanged.
+
+    Returns the counts (with ``recomputed``, ``fingerprint``, ``paths`` and ``result`` when built).
+    """
     import json
 
-    from shardsmith.schemas.quarantine import quarantine_row
-    from shardsmith.schemas.roles import UnknownRoleError
-    from shardsmith.sources.werewolf.base import seat_row
+    from shardsmith.atomic import atomic_write_json
 
-    res = GameResult(werewolf_video.SOURCE, ref.game_id, werewolf_video.UNIT, inputs=1)
-    side_path = ref.path("sidecar")
-    try:
-        side = json.loads(side_path.read_text(encoding="utf-8-sig")) if side_path else None
-        problems = ["sidecar missing"] if side is None else werewolf_video.validate_sidecar(side)
-        if problems:
-            raise ValueError("; ".join(problems))
-        seats = [seat_row(s["seat"], s["role"]) for s in side["seats"]]
-    except (ValueError, UnknownRoleError) as exc:
-        res.quarantine.append(quarantine_row(ref.source, "labels", "sidecar_invalid", str(exc), ref.game_id))
-        res.quarantined = 1
-        return res
-    res.games.append({"seats": seats})
-    res.published = 1
-    return res
+    layout = StagingLayout(settings.home)
+    source = source_of(game_id)
+    refs = {g.game_id: g for g in discover(source, settings.raw_dir(source)).games}
+    if game_id not in refs:
+        raise FileNotFoundError(f"game {game_id} is no longer under {settings.raw_dir(source)}")
+    ref = refs[game_id]
+    fingerprint = game_fingerprint(settings, ref)
+    counts_path = layout.game_counts(source, game_id)
+    if counts_path.is_file() and layout.game_table(source, "utterances", game_id).is_file():
+        previous = json.loads(counts_path.read_text())
+        if previous.get("input_fingerprint") == fingerprint:
+            return {**previous, "recomputed": False, "fingerprint": fingerprint}
+    adapter = game_source(source)
+    transcriber = transcriber_factory(settings) if adapter.needs_asr and transcriber_factory else None
+    result = build_game(source, ref, settings, transcriber)
+    paths = write_game_staging(settings, source, result)
+    counts = {**result.counts, "speech_s": result.speech_s, "input_fingerprint": fingerprint}
+    atomic_write_json(counts_path, counts, indent=2)
+    reasons = Counter(q["reason"] for q in result.quarantine)
+    transcription = (result.games[0].get("transcription") if result.games else None) or {}
+    return {**counts, "recomputed": True, "fingerprint": fingerprint, "paths": paths,
+            "reasons": dict(sorted(reasons.items())), "transcription": transcription,
+            "reconciles": result.reconciles()}
+
+
+def check_game(settings: Settings, game_id: str) -> tuple[bool, dict[str, bool], dict]:
+    """inputs = published + quarantined; staged files agree with the counts; utterance ids unique."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    layout = StagingLayout(settings.home)
+    source = source_of(game_id)
+    counts = json.loads(layout.game_counts(source, game_id).read_text())
+    quarantine_rows = pq.read_metadata(layout.game_quarantine(source, game_id)).num_rows
+    ids = pq.read_table(layout.game_table(source, "utterances", game_id),
+                        columns=["utterance_id"]).column("utterance_id").to_pylist()
+    checks = {
+        "inputs = published + quarantined": counts["inputs"] == counts["published"] + counts["quarantined"],
+        "staged utterances match counts": len(ids) == counts["utterances"],
+        "staged quarantine rows match counts": quarantine_rows == counts["quarantine_rows"],
+        "utterance ids unique": len(ids) == len(set(ids)),
+    }
+    return all(checks.values()), checks, counts

@@ -32,10 +32,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shardsmith.atomic import atomic_write_json, commit, temp_path, write_parquet_atomic
 from shardsmith.config import Settings
+from shardsmith.errors import RecordError
 from shardsmith.schemas.quarantine import QUARANTINE_SCHEMA, quarantine_row
 from shardsmith.schemas.records import RECORDS_SCHEMA
-from shardsmith.sources.medical.base import Catalog, CatalogEntry, LabelledItem, MedicalSource, RecordError
+from shardsmith.sources.medical.base import Catalog, CatalogEntry, LabelledItem, MedicalSource
+from shardsmith.staging.layout import WHOLE, StagingLayout
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,6 @@ CATALOG_SCHEMA = pa.schema(
 )
 BATCH_ROWS = 64
 BATCH_BYTES = 32 << 20  # media bytes buffered before a row group is flushed
-WORKERS_ENV = "SHARDSMITH_WORKERS"
 IN_FLIGHT_PER_WORKER = 2  # items submitted ahead per worker: keeps cores busy, bounds memory
 # Imported once by the fork server, so workers start with the 2D decoders already loaded.
 _PRELOAD = ("shardsmith.staging.runner", "shardsmith.media.raster")
@@ -73,14 +75,6 @@ class StageCounts:
         return self.inputs == self.items_ok + self.quarantined
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write via a temp file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
-
-
 def write_catalog(settings: Settings, source: MedicalSource, catalog: Catalog) -> Path:
     rows = [
         {
@@ -92,28 +86,29 @@ def write_catalog(settings: Settings, source: MedicalSource, catalog: Catalog) -
         }
         for e in catalog.entries
     ]
-    out = settings.staging_dir(source.name) / "catalog.parquet"
+    layout = StagingLayout(settings.home)
+    out = layout.catalog(source.name)
     write_parquet_atomic(pa.Table.from_pylist(rows, schema=CATALOG_SCHEMA), out)
-    q = settings.staging_dir(source.name) / "catalog_quarantine.parquet"
-    write_parquet_atomic(pa.Table.from_pylist(catalog.quarantine, schema=QUARANTINE_SCHEMA), q)
+    write_parquet_atomic(pa.Table.from_pylist(catalog.quarantine, schema=QUARANTINE_SCHEMA),
+                         layout.catalog_quarantine(source.name))
     meta = {
         "label_files": catalog.label_files,
         "images_on_disk": catalog.images_on_disk,
         "entries": len(catalog.entries),
         "quarantined": len(catalog.quarantine),
     }
-    (settings.staging_dir(source.name) / "catalog.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    atomic_write_json(layout.catalog_meta(source.name), meta, indent=2)
     return out
 
 
 def read_catalog(settings: Settings, source_name: str) -> tuple[list[CatalogEntry], list[dict]]:
-    d = settings.staging_dir(source_name)
-    table = pq.read_table(d / "catalog.parquet")
+    layout = StagingLayout(settings.home)
+    table = pq.read_table(layout.catalog(source_name))
     entries = [
         CatalogEntry(LabelledItem.from_json(r["item_json"]), r["raw_path"], r["raw_sha256"], r["size"])
         for r in table.to_pylist()
     ]
-    quarantine = pq.read_table(d / "catalog_quarantine.parquet").to_pylist()
+    quarantine = pq.read_table(layout.catalog_quarantine(source_name)).to_pylist()
     return entries, quarantine
 
 
@@ -127,7 +122,7 @@ class _StreamWriter:
     def __init__(self, path: Path, schema: pa.Schema):
         self.path, self.schema = path, schema
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.tmp = temp_path(path)
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
         self.buffer: list[dict] = []
         self.buffer_bytes = 0
@@ -149,7 +144,7 @@ class _StreamWriter:
     def close(self) -> None:
         self.flush()
         self.writer.close()
-        os.replace(self.tmp, self.path)
+        commit(self.tmp, self.path)
 
     def abort(self) -> None:
         self.writer.close()
@@ -219,19 +214,6 @@ def _work(job_key: bytes, job: bytes, entry: CatalogEntry) -> Outcome:
         return ("error", f"{e.__class__.__name__}: {e}", traceback.format_exc())
 
 
-def worker_count(n_items: int) -> int:
-    """``SHARDSMITH_WORKERS`` if set (1 = serial, in this process), else the usable CPU count."""
-    value = os.environ.get(WORKERS_ENV, "").strip()
-    if value:
-        workers = int(value)
-    else:
-        try:
-            workers = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            workers = os.cpu_count() or 1
-    return max(1, min(workers, n_items))
-
-
 def _mp_context() -> multiprocessing.context.BaseContext:
     """forkserver where available, else spawn: never a plain fork of this process.
 
@@ -297,7 +279,7 @@ def _outcomes(source: MedicalSource, entries: list[CatalogEntry], root: Path, se
     pool = _shared_pool(workers)
     if pool is None:
         log.warning("%s: worker processes could not start; decoding serially (a script calling this "
-                    "needs an `if __name__ == \"__main__\":` guard, or set %s=1)", source.name, WORKERS_ENV)
+                    "needs an `if __name__ == \"__main__\":` guard, or set SHARDSMITH_WORKERS=1)", source.name)
         yield from _outcomes(source, entries, root, settings, extra_names, 1)
         return
     key = hashlib.sha256(job).digest()
@@ -359,7 +341,7 @@ def build_records(
     entries: list[CatalogEntry],
     catalog_quarantine: list[dict],
     progress: Progress | None = None,
-    part: str = "records",
+    part: str = WHOLE,
 ) -> StageCounts:
     """Decode every catalog entry into staging Parquet; failures become quarantine rows.
 
@@ -367,19 +349,17 @@ def build_records(
     rows are written in catalog order whatever the worker count, so staging is byte-identical.
     """
     root = settings.raw_dir(source.name)
-    staging = settings.staging_dir(source.name)
-    # ``part`` names a partition (e.g. a hash bucket): records-<part>.parquet beside counts-<part>.json.
-    rname = "records.parquet" if part == "records" else f"records-{part}.parquet"
-    writers = {"records": _StreamWriter(staging / rname, RECORDS_SCHEMA)}
+    layout = StagingLayout(settings.home)
+    # ``part`` names a partition (e.g. a hash bucket) or WHOLE; the layout spells the file names.
+    writers = {"records": _StreamWriter(layout.table(source.name, "records", part), RECORDS_SCHEMA)}
     extra_schemas = source.extra_tables()
     for name, schema in extra_schemas.items():
-        writers[name] = _StreamWriter(staging / f"{name}-{part}.parquet" if part != "records"
-                                      else staging / f"{name}.parquet", schema)
+        writers[name] = _StreamWriter(layout.table(source.name, name, part), schema)
     quarantine = list(catalog_quarantine)
     labels: Counter = Counter()
     items_ok = 0
     start = time.monotonic()
-    workers = worker_count(len(entries))
+    workers = settings.usable_workers(len(entries))
     outcomes = _outcomes(source, entries, root, settings, tuple(extra_schemas), workers)
     try:
         for i, (entry, outcome) in enumerate(zip(entries, outcomes, strict=True), start=1):
@@ -408,9 +388,8 @@ def build_records(
         raise
     for w in writers.values():
         w.close()
-    qname = "quarantine.parquet" if part == "records" else f"quarantine-{part}.parquet"
     write_parquet_atomic(pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA),
-                         settings.quarantine_dir(source.name) / qname)
+                         layout.quarantine(source.name, part))
     reasons = Counter(q["reason"] for q in quarantine)
     counts = StageCounts(
         source=source.name,
@@ -424,8 +403,7 @@ def build_records(
     )
     log.info("%s: %d items with %d worker(s) in %.1fs", source.name, len(entries), workers,
              time.monotonic() - start)
-    cname = "counts.json" if part == "records" else f"counts-{part}.json"
-    (staging / cname).write_text(json.dumps(asdict(counts), indent=2, sort_keys=True))
+    atomic_write_json(layout.counts(source.name, part), asdict(counts), indent=2)
     return counts
 
 

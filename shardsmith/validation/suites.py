@@ -16,7 +16,6 @@ Suite = dict[str, list[tuple[str, dict]]]
 
 MODALITIES = ["CR", "DX", "CT", "MR", "PT", "US", "OT"]
 VOLUME_MODALITIES = ["CT", "MR", "PT"]
-WEREWOLF_SOURCES = ["werewolf_video", "werebench", "werewolf_among_us"]
 MAX_SEATS = 30
 SNAKE_ID = r"^[a-z][a-z0-9_]*$"  # canonical ids (phases, roles) are snake_case, never verbatim text
 RECORD_ID = r"^[0-9a-f]{24}$"
@@ -143,7 +142,7 @@ def games_suites() -> Suite:
             NON_EMPTY,
             *_not_null_unique("game_id"),
             ("ExpectColumnValuesToNotBeNull", {"column": "source"}),
-            _in("source", WEREWOLF_SOURCES),
+            _in("source", _game_sources()),
             _in("split", SPLITS),
             _in("winner", [f for f in FACTIONS if f != "host"]),
             ("ExpectColumnValuesToMatchRegex", {"column": "language", "regex": r"^[a-z]{2,3}(?:-[A-Za-z0-9]+)*$"}),
@@ -235,3 +234,10 @@ def suites_for(table: str) -> Suite:
     """The suite of one release table, by name."""
     return {"records": record_suites, "volumes": volume_suites, "games": games_suites,
             "utterances": utterance_suites, "votes": vote_suites}[table]()
+
+
+def _game_sources() -> list[str]:
+    """The werewolf sources the registry knows (built-in and installed plugins)."""
+    from shardsmith.sources.registry import game_source_names
+
+    return game_source_names()

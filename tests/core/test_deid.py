@@ -9,8 +9,8 @@ import pytest
 from shardsmith.config import Settings
 from shardsmith.demo.dicom_fixtures import make_cxr_dicom
 from shardsmith.publish.build import build_release
-from shardsmith.staging.runner import run_source
 from shardsmith.sources.medical.vindr_cxr import VinDrCxr
+from shardsmith.staging.runner import run_source
 
 IDENTIFIERS = {
     "patient_id": "PID-778899-SECRET",

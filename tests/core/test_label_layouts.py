@@ -4,9 +4,9 @@ import csv
 
 import pytest
 
+from shardsmith.sources.labelfiles import LabelFileError
 from shardsmith.sources.medical.nih_cxr14 import NihCxr14
 from shardsmith.sources.medical.stats import label_stats
-from shardsmith.sources.labelfiles import LabelFileError
 from shardsmith.sources.medical.vindr_cxr import VinDrCxr
 
 

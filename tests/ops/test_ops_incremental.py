@@ -10,9 +10,17 @@ import pyarrow.parquet as pq
 import pytest
 from ops_services import demo_home
 
-from shardsmith.defs.medical.assets import BUCKET_KEYS, bucket_of
 from shardsmith.cli import run_build
 from shardsmith.demo import cxr_core
+from shardsmith.staging.versions import bucket_keys
+from shardsmith.staging.versions import bucket_of as _bucket_of
+
+BUCKET_KEYS = bucket_keys(8)
+
+
+def bucket_of(native_id: str) -> str:
+    return _bucket_of(native_id, 8)
+
 
 CHANGED = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"  # a VinDr image of the core demo
 

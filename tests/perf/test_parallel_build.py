@@ -13,8 +13,8 @@ import pytest
 
 from shardsmith.config import ImageOptions, Settings
 from shardsmith.demo import cxr_core
-from shardsmith.staging.runner import WORKERS_ENV, WorkerError, read_catalog, run_source
 from shardsmith.sources.medical.vindr_cxr import VinDrCxr
+from shardsmith.staging.runner import WorkerError, read_catalog, run_source
 
 CRASH_ID = "1b2c3d4e5f60718293a4b5c6d7e8f90a"  # the MONOCHROME1 image of the demo set
 RAISE_ID = "3d4e5f60718293a4b5c6d7e8f90a1b2c"
@@ -45,8 +45,7 @@ def _digest(path: Path) -> str:
 def _build(tmp: Path, name: str, workers: str, monkeypatch, source=None) -> Settings:
     home = tmp / name
     cxr_core.write_vindr(home / "raw" / "vindr_cxr")
-    monkeypatch.setenv(WORKERS_ENV, workers)
-    settings = Settings(home=home, image=ImageOptions(max_side=128, bit_depth=8))
+    settings = Settings(home=home, image=ImageOptions(max_side=128, bit_depth=8), workers=int(workers))
     run_source(settings, source or VinDrCxr())
     return settings
 

@@ -16,10 +16,10 @@ import pytest
 from shardsmith.config import Settings
 from shardsmith.demo.cxr_more import CHESTX_DET, write_chestx_det
 from shardsmith.media.masks import coco_rle_decode
-from shardsmith.sources.medical.chestx_det import ChestXDet, unsafe_member
-from shardsmith.staging.runner import run_source
-from shardsmith.sources.medical.stats import label_stats
 from shardsmith.sources.labelfiles import LabelFileError
+from shardsmith.sources.medical.chestx_det import ChestXDet, unsafe_member
+from shardsmith.sources.medical.stats import label_stats
+from shardsmith.staging.runner import run_source
 
 REAL = Path(os.environ.get("SHARDSMITH_REAL_SAMPLES") or "/nonexistent") / "chestx-det"
 needs_real = pytest.mark.skipif(

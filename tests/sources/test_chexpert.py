@@ -13,11 +13,11 @@ import pytest
 
 from shardsmith.config import Settings
 from shardsmith.demo.cxr_more import CHEXPERT_HEADER, write_chexpert
+from shardsmith.sources.labelfiles import LabelFileError
 from shardsmith.sources.medical.base import LabelResult
 from shardsmith.sources.medical.chexpert import CheXpert
-from shardsmith.staging.runner import run_source
 from shardsmith.sources.medical.stats import label_stats
-from shardsmith.sources.labelfiles import LabelFileError
+from shardsmith.staging.runner import run_source
 
 REAL_CSV = Path(os.environ.get("SHARDSMITH_REAL_SAMPLES") or "/nonexistent") / "cxr-labels" / "chexpert_train.csv.gz"
 needs_real = pytest.mark.skipif(

@@ -14,9 +14,9 @@ import pytest
 
 from shardsmith.config import Settings
 from shardsmith.demo.cxr_more import MS_CXR_IMAGES, write_ms_cxr
+from shardsmith.sources.labelfiles import LabelFileError
 from shardsmith.sources.medical.ms_cxr import MsCxr
 from shardsmith.staging.runner import run_source
-from shardsmith.sources.labelfiles import LabelFileError
 
 V1_HEADER = "dicom_id,category_name,label_text,path,x,y,w,h,image_width,image_height"
 

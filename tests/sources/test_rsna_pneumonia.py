@@ -16,10 +16,10 @@ import pytest
 from shardsmith.config import Settings
 from shardsmith.demo.cxr_more import RSNA_PATIENTS, write_rsna
 from shardsmith.pseudonym import stable_id
-from shardsmith.staging.runner import run_source
+from shardsmith.sources.labelfiles import LabelFileError
 from shardsmith.sources.medical.rsna_pneumonia import RsnaPneumonia
 from shardsmith.sources.medical.stats import label_stats
-from shardsmith.sources.labelfiles import LabelFileError
+from shardsmith.staging.runner import run_source
 
 REAL = os.environ.get("SHARDSMITH_REAL_SAMPLES")
 REAL_ZIP = Path(REAL or "/nonexistent") / "cxr-labels" / "kaggle_stage_2_train_labels.csv.zip"

@@ -19,9 +19,9 @@ from shardsmith.config import Settings
 from shardsmith.demo.cxr_more import SIIM_UIDS, siim_components, write_siim
 from shardsmith.demo.dicom_fixtures import make_cxr_dicom
 from shardsmith.media.masks import coco_rle_decode, siim_rle_decode
-from shardsmith.staging.runner import run_source
 from shardsmith.sources.medical.siim_acr import SiimAcr
 from shardsmith.sources.medical.stats import label_stats
+from shardsmith.staging.runner import run_source
 
 REAL = Path(os.environ.get("SHARDSMITH_REAL_SAMPLES") or "/nonexistent")
 REAL_CSV = REAL / "cxr-labels" / "siim-pneumothorax-train-rle.csv.gz"

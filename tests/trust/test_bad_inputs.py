@@ -21,9 +21,9 @@ import pytest
 
 from shardsmith.config import Settings
 from shardsmith.demo.dicom_fixtures import chest_phantom, make_cxr_dicom, write_png
-from shardsmith.staging.runner import run_source
-from shardsmith.sources.registry import get_source
 from shardsmith.sources.labelfiles import LabelFileError
+from shardsmith.sources.registry import get_source
+from shardsmith.staging.runner import run_source
 
 SIZE = 64
 VINDR_HEADER = ["image_id", "class_name", "class_id", "rad_id", "x_min", "y_min", "x_max", "y_max"]

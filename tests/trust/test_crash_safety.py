@@ -31,8 +31,8 @@ from shardsmith.loaders import open_release
 from shardsmith.publish import release as R
 from shardsmith.publish.build import build_release
 from shardsmith.sources.medical.nih_cxr14 import NihCxr14
-from shardsmith.staging.runner import run_source
 from shardsmith.sources.medical.vindr_cxr import VinDrCxr
+from shardsmith.staging.runner import run_source
 
 SOURCES = ["nih_cxr14", "vindr_cxr"]
 STAGES = ["started", "table:records", "tables_written", "manifest_written", "renamed", "latest_written"]

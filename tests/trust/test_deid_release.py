@@ -21,8 +21,8 @@ from shardsmith.demo import cxr_core, cxr_more, volumes_demo
 from shardsmith.demo.dicom_fixtures import make_cxr_dicom
 from shardsmith.publish.build import build_release
 from shardsmith.schemas.records import RECORDS_SCHEMA
-from shardsmith.staging.runner import run_source
 from shardsmith.sources.registry import get_source, medical_source_names
+from shardsmith.staging.runner import run_source
 
 KEY = "trust-key-Zq8vN3pLx0"
 EXTRA = {

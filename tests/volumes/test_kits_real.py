@@ -12,8 +12,8 @@ from shardsmith.config import ImageOptions, Settings
 from shardsmith.media.masks import coco_rle_decode, resize_mask
 from shardsmith.media.raster import decode_png
 from shardsmith.sources.medical.kits import Kits
-from shardsmith.staging.runner import run_source
 from shardsmith.sources.medical.volumetric import VolumeOptions
+from shardsmith.staging.runner import run_source
 
 CASES = ("case_00061", "case_00148")
 MAX_SIDE = 128  # the real slices are 512x512: downsize so the test stays fast

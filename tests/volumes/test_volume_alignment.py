@@ -17,8 +17,8 @@ from shardsmith.media.raster import decode_png
 from shardsmith.sources.medical.brats import Brats
 from shardsmith.sources.medical.kits import Kits
 from shardsmith.sources.medical.msd import Msd
-from shardsmith.staging.runner import run_source
 from shardsmith.sources.medical.volumetric import VolumeOptions
+from shardsmith.staging.runner import run_source
 
 LPS = np.diag([-1.0, -1.0, 1.0])
 ALL_NATIVE = VolumeOptions(slices="all", volume_spacing_mm=None, mr_percentiles=(0.0, 100.0))

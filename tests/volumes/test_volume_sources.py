@@ -14,10 +14,10 @@ from shardsmith.demo import volumes_demo as demo
 from shardsmith.sources.medical.kits import Kits
 from shardsmith.sources.medical.lidc_idri import LidcIdri
 from shardsmith.sources.medical.msd import Msd
-from shardsmith.staging.runner import run_source
-from shardsmith.sources.registry import get_source
 from shardsmith.sources.medical.totalsegmentator import TotalSegmentator
 from shardsmith.sources.medical.volumetric import VolumeOptions
+from shardsmith.sources.registry import get_source
+from shardsmith.staging.runner import run_source
 
 VOLUME_SOURCES = ("msd", "brats", "kits", "lidc_idri", "totalsegmentator")
 SMALL = VolumeOptions(volume_spacing_mm=3.0)

@@ -18,8 +18,8 @@ import pytest
 
 from shardsmith.config import Settings
 from shardsmith.media.audio import AudioError, decode_audio, encode_flac
-from shardsmith.staging.games import build_game, discover_games, write_game_staging
 from shardsmith.speech.base import TranscriberUnavailable, Transcript
+from shardsmith.staging.games import build_game, discover_games, write_game_staging
 
 JFK_REF = (
     "And so, my fellow Americans, ask not what your country can do for you, "

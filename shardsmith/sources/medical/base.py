@@ -15,7 +15,6 @@ The catalog joins the two (a labelled item without an image is quarantined, neve
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -24,9 +23,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from shardsmith.config import Settings
+from shardsmith.errors import RecordError
+from shardsmith.hashing import sha256_file
 from shardsmith.pseudonym import pseudonymise, split_for, stable_id
+from shardsmith.schemas.demographics import age_band
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError, Vocabulary, load_vocabulary
+from shardsmith.sources.base import Source
+
+__all__ = ["Catalog", "CatalogEntry", "Finding", "LabelResult", "LabelledItem", "MedicalSource", "RecordError",
+           "SourceTarget", "age_band", "sha256_file"]
 
 log = logging.getLogger(__name__)
 
@@ -128,28 +134,9 @@ class Catalog:
         return len(self.entries) + len(self.quarantine)
 
 
-class RecordError(Exception):
-    """An item that cannot become a record; becomes a quarantine row with ``reason``."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-class MedicalSource:
+class MedicalSource(Source):
     """Base class for one public dataset. Subclasses set the class attributes and override hooks."""
 
-    name: ClassVar[str]
-    adapter_version: ClassVar[str] = "1"
     collection: ClassVar[str] = "medical"
     # When the dataset's own image id is a patient identifier (RSNA's patientId), native ids and
     # paths are pseudonymised before they reach a record.
@@ -158,14 +145,10 @@ class MedicalSource:
     # with abnormal=None and no findings, e.g. SIIM images without a CSV row).
     unlabelled_images: ClassVar[str] = "quarantine"
 
-    def __init__(self, vocabulary: Vocabulary | None = None):
-        self.vocab = vocabulary or load_vocabulary()
+    def __init__(self, vocabulary: Vocabulary | None = None, settings: Settings | None = None):
+        self.vocab = vocabulary or load_vocabulary(tuple(self.vocabulary_files))
 
     # -- hooks ---------------------------------------------------------------------------------
-    def detect(self, root: Path) -> bool:
-        """True if ``root`` holds this dataset in a layout the adapter understands."""
-        raise NotImplementedError
-
     def read_labels(self, root: Path) -> LabelResult:
         raise NotImplementedError
 
@@ -308,21 +291,3 @@ class MedicalSource:
             "raw_sha256": entry.raw_sha256,
             "adapter_version": f"{self.name}/{self.adapter_version}",
         }
-
-
-def age_band(age: int | float | str | None, width: int = 10) -> str | None:
-    """Ages become decade bands (e.g. 40-49); 90 and over collapse into one band (HIPAA)."""
-    if age is None or age == "":
-        return None
-    try:
-        value = int(str(age).strip().rstrip("YyMmWwDd") or "x")
-    except ValueError:
-        return None
-    if str(age).strip()[-1:] in {"M", "m", "W", "w", "D", "d"}:
-        return "0-9"
-    if value < 0:
-        return None
-    if value >= 90:
-        return "90+"
-    lo = value // width * width
-    return f"{lo}-{lo + width - 1}"

@@ -32,6 +32,16 @@ LABELS = {"2021": ((1, "2021:1"), (2, "2021:2"), (4, "2021:4")),
 
 class Brats(VolumeSource):
     name = "brats"
+    partitioned = False
+    gated = True
+    licence = "BraTS challenge data terms (Synapse)"
+    citation = ('Baid et al., The RSNA-ASNR-MICCAI BraTS 2021 Benchmark on Brain Tumor Segmentation and Rad'
+                'iogenomic Classification, arXiv:2107.02314 (2021)')
+    homepage = 'https://www.synapse.org/brats'
+    layouts = (
+        '2021: BraTS2021_XXXXX/BraTS2021_XXXXX_{t1,t1ce,t2,flair,seg}.nii.gz',
+        '2023 GLI: BraTS-GLI-XXXXX-YYY/BraTS-GLI-XXXXX-YYY-{t1n,t1c,t2w,t2f,seg}.nii.gz',
+    )
     adapter_version = "1"
     default_modality = "MR"
     default_body_part = "brain"

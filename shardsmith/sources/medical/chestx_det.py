@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from shardsmith.config import Settings
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
+from shardsmith.sources.labelfiles import LabelFileError
 from shardsmith.sources.medical.base import (
     Catalog,
     CatalogEntry,
@@ -38,7 +39,6 @@ from shardsmith.sources.medical.base import (
     SourceTarget,
 )
 from shardsmith.sources.medical.cxr import CxrSource
-from shardsmith.sources.labelfiles import LabelFileError
 
 SPLITS = (("train", "train"), ("test", "test"))  # (file infix, record split)
 SPACE = [1024, 1024]
@@ -79,6 +79,14 @@ def zip_members(zip_path: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
 
 class ChestXDet(CxrSource):
     name = "chestx_det"
+    partitioned = True
+    licence = "CC BY-NC-SA 4.0 (ChestX-Det annotations; images from NIH ChestX-ray14)"
+    citation = ('Lian et al., A Structure-Aware Relation Network for Thoracic Diseases Detection and Segmen'
+                'tation, IEEE TMI 40(8) (2021)')
+    homepage = 'https://github.com/Deepwise-AILab/ChestX-Det-Dataset'
+    layouts = (
+        'ChestX_Det_{train,test}.json + {train,test}/<file_name>.png or {train,test}_data.zip',
+    )
     adapter_version = "1"
     default_modality = "DX"
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
+from shardsmith.sources.labelfiles import LabelFileError, find_label_file, open_text
 from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, age_band
 from shardsmith.sources.medical.cxr import CxrSource
-from shardsmith.sources.labelfiles import LabelFileError, find_label_file, open_text
 
 DATASET_DIRS = ("", "CheXpert-v1.0-small", "CheXpert-v1.0")
 CSV_SPLITS = (("train.csv", "train"), ("valid.csv", "val"))
@@ -51,6 +51,15 @@ def view_of(frontal_lateral: str, ap_pa: str) -> str | None:
 
 class CheXpert(CxrSource):
     name = "chexpert"
+    partitioned = True
+    gated = True
+    licence = "Stanford University School of Medicine CheXpert Dataset Research Use Agreement"
+    citation = ('Irvin et al., CheXpert: A Large Chest Radiograph Dataset with Uncertainty Labels and Exper'
+                't Comparison, AAAI 2019')
+    homepage = 'https://stanfordmlgroup.github.io/competitions/chexpert/'
+    layouts = (
+        'CheXpert-v1.0[-small]/{train,valid}.csv (1 / 0 / -1 / blank) + {train,valid}/patientNNNNN/studyN/viewN_<frontal|lateral>.jpg',
+    )
     adapter_version = "1"
     default_modality = "DX"
 

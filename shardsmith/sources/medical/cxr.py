@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from shardsmith.config import Settings
 from shardsmith.pseudonym import stable_id
-from shardsmith.sources.medical.base import CatalogEntry, LabelledItem, MedicalSource, RecordError, SourceTarget
+from shardsmith.sources.medical.base import (
+    CatalogEntry,
+    LabelledItem,
+    MedicalSource,
+    RecordError,
+    SourceTarget,
+)
 
 if TYPE_CHECKING:  # media (cv2, pydicom) loads only when pixels are decoded, not for label stats
     from shardsmith.media.dicom import DecodedImage
@@ -123,7 +129,7 @@ class CxrSource(MedicalSource):
             img = decode_any(path)
         except MediaError as e:
             raise RecordError(e.reason, str(e)) from e
-        if img.meta.get("burned_in_annotation") and not settings_allows_burned_in():
+        if img.meta.get("burned_in_annotation") and not settings.allow_burned_in:
             raise RecordError("burned_in_annotation", "DICOM flags burned-in annotation (PHI risk)")
         enc = encode_png(img, settings.image.max_side, settings.image.bit_depth)
         item = entry.item
@@ -153,9 +159,3 @@ class CxrSource(MedicalSource):
             "sex": item.sex or meta.get("sex"),
             "age_band": item.age_band or meta.get("age_band"),
         }
-
-
-def settings_allows_burned_in() -> bool:
-    import os
-
-    return os.environ.get("SHARDSMITH_ALLOW_BURNED_IN", "").lower() in {"1", "true", "yes"}

@@ -25,6 +25,15 @@ LAYOUTS = (("data", "kits.json", "19"), ("dataset", "kits23.json", "23"))
 
 class Kits(VolumeSource):
     name = "kits"
+    partitioned = False
+    licence = "CC BY-NC-SA 4.0 (KiTS19 / KiTS23)"
+    citation = ('Heller et al., The state of the art in kidney and kidney tumor segmentation in contrast-en'
+                'hanced CT imaging: Results of the KiTS19 challenge, Medical Image Analysis 67 (2021)')
+    homepage = 'https://kits-challenge.org/'
+    layouts = (
+        'KiTS19: data/case_XXXXX/{imaging,segmentation}.nii.gz + data/kits.json',
+        'KiTS23: dataset/case_XXXXX/{imaging,segmentation}.nii.gz + dataset/kits23.json',
+    )
     adapter_version = "1"
     default_modality = "CT"
     default_body_part = "abdomen"

@@ -101,6 +101,14 @@ def _contoured(nodule: dict[str, Any]) -> bool:
 
 class LidcIdri(VolumeSource):
     name = "lidc_idri"
+    partitioned = False
+    licence = "CC BY 3.0 (LIDC-IDRI, TCIA)"
+    citation = ('Armato et al., The Lung Image Database Consortium (LIDC) and Image Database Resource Initi'
+                'ative (IDRI), Medical Physics 38(2) (2011)')
+    homepage = 'https://www.cancerimagingarchive.net/collection/lidc-idri/'
+    layouts = (
+        'LIDC-IDRI-dddd/<study>/<series>/*.dcm + LidcReadMessage XML (joined by SeriesInstanceUid)',
+    )
     adapter_version = "1"
     default_modality = "CT"
     default_body_part = "chest"

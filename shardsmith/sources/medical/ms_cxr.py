@@ -21,9 +21,9 @@ from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
+from shardsmith.sources.labelfiles import find_label_file, read_rows
 from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, SourceTarget
 from shardsmith.sources.medical.cxr import CxrSource
-from shardsmith.sources.labelfiles import find_label_file, read_rows
 
 LABEL_FILES = ("MS_CXR_Local_Alignment_v1.1.0.csv", "MS_CXR_Local_Alignment_v1.0.0.csv")
 REQUIRED = ("dicom_id", "category_name", "label_text", "path", "x", "y", "w", "h", "image_width", "image_height")
@@ -33,6 +33,15 @@ SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "
 
 class MsCxr(CxrSource):
     name = "ms_cxr"
+    partitioned = True
+    gated = True
+    licence = "PhysioNet Credentialed Health Data License 1.5.0 (MS-CXR over MIMIC-CXR-JPG)"
+    citation = ('Boecking et al., Making the Most of Text Semantics to Improve Biomedical Vision-Language P'
+                'rocessing, ECCV 2022')
+    homepage = 'https://physionet.org/content/ms-cxr/'
+    layouts = (
+        'MS_CXR_Local_Alignment_v1.*.csv (+ .json) + MIMIC-CXR-JPG files/pNN/pNNNNNNNN/sNNNNNNNN/<dicom_id>.jpg',
+    )
     adapter_version = "1"
     default_modality = "DX"
 

@@ -49,6 +49,14 @@ def _rel(task_dir: Path, root: Path, path: str) -> Path:
 
 class Msd(VolumeSource):
     name = "msd"
+    partitioned = False
+    licence = "CC BY-SA 4.0 (Medical Segmentation Decathlon)"
+    citation = ('Antonelli et al., The Medical Segmentation Decathlon, Nature Communications 13, 4128 (2022'
+                ')')
+    homepage = 'http://medicaldecathlon.com/'
+    layouts = (
+        'TaskXX_Name/{dataset.json, imagesTr/, labelsTr/, imagesTs/}',
+    )
     adapter_version = "1"
     default_modality = "CT"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
+from shardsmith.sources.labelfiles import find_label_file, read_rows
 from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, SourceTarget, age_band
 from shardsmith.sources.medical.cxr import CxrSource
-from shardsmith.sources.labelfiles import find_label_file, read_rows
 
 NIH_LABELS = (
     "Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis",
@@ -28,6 +28,14 @@ ENTRY_REQUIRED = ("Image Index", "Finding Labels", "Patient ID", "View Position"
 
 class NihCxr14(CxrSource):
     name = "nih_cxr14"
+    partitioned = True
+    licence = "NIH Clinical Center public release (no restrictions stated; cite Wang et al. 2017)"
+    citation = ('Wang et al., ChestX-ray8: Hospital-scale Chest X-ray Database and Benchmarks on Weakly-Sup'
+                'ervised Classification and Localization of Common Thorax Diseases, CVPR 2017')
+    homepage = 'https://nihcc.app.box.com/v/ChestXray-NIHCC'
+    layouts = (
+        'Data_Entry_2017[_v2020].csv + BBox_List_2017.csv + images*/[images/]<Image Index>.png (+ train_val_list.txt / test_list.txt)',
+    )
     adapter_version = "1"
     default_modality = "DX"
 

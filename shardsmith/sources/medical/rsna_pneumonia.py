@@ -24,9 +24,9 @@ from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
+from shardsmith.sources.labelfiles import find_label_file, is_blank, read_rows
 from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, SourceTarget
 from shardsmith.sources.medical.cxr import CxrSource
-from shardsmith.sources.labelfiles import find_label_file, is_blank, read_rows
 
 LABELS_CSV = "stage_2_train_labels.csv"
 CLASS_CSV = "stage_2_detailed_class_info.csv"
@@ -38,6 +38,15 @@ OPACITY = "Lung Opacity"  # the finding that Target=1 and the class "Lung Opacit
 
 class RsnaPneumonia(CxrSource):
     name = "rsna_pneumonia"
+    partitioned = True
+    gated = True
+    licence = "RSNA Pneumonia Detection Challenge terms (Kaggle)"
+    citation = ('Shih et al., Augmenting the National Institutes of Health Chest Radiograph Dataset with Ex'
+                'pert Annotations of Possible Pneumonia, Radiology: Artificial Intelligence 1(1) (2019)')
+    homepage = 'https://www.kaggle.com/c/rsna-pneumonia-detection-challenge'
+    layouts = (
+        'stage_2_train_labels.csv (+ stage_2_detailed_class_info.csv) + stage_2_train_images/<patientId>.dcm',
+    )
     adapter_version = "1"
     default_modality = "CR"
     native_id_identifies_patient = True

@@ -18,9 +18,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
+from shardsmith.sources.labelfiles import find_label_file, read_rows
 from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, SourceTarget
 from shardsmith.sources.medical.cxr import CxrSource
-from shardsmith.sources.labelfiles import find_label_file, read_rows
 
 LABEL_FILES = ("train-rle.csv", "stage_2_train.csv")
 IMAGE_DIRS = ("dicom-images-train", "dicom-images-test")
@@ -45,6 +45,14 @@ def rle_problem(rle: str) -> str | None:
 
 class SiimAcr(CxrSource):
     name = "siim_acr"
+    partitioned = True
+    gated = True
+    licence = "SIIM-ACR Pneumothorax Segmentation terms (Kaggle)"
+    citation = 'Zawacki et al., SIIM-ACR Pneumothorax Segmentation, Kaggle (2019)'
+    homepage = 'https://www.kaggle.com/c/siim-acr-pneumothorax-segmentation'
+    layouts = (
+        "train-rle.csv / stage_2_train.csv (column ' EncodedPixels') + dicom-images-*/<study>/<series>/<SOPInstanceUID>.dcm",
+    )
     adapter_version = "1"
     default_modality = "CR"
     unlabelled_images = "unlabelled"

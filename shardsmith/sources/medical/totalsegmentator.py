@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from shardsmith.sources.medical.base import CatalogEntry, LabelledItem, age_band
-from shardsmith.sources.medical.volumetric import LoadedCase, TargetDef, VolumeSource, quarantine_case, visible
+from shardsmith.sources.medical.volumetric import (
+    LoadedCase,
+    TargetDef,
+    VolumeSource,
+    quarantine_case,
+    visible,
+)
 
 CASE_RE = re.compile(r"^s\d{4}$")
 SPLITS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
@@ -26,6 +32,14 @@ SPLITS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 
 class TotalSegmentator(VolumeSource):
     name = "totalsegmentator"
+    partitioned = False
+    licence = "CC BY 4.0 (TotalSegmentator)"
+    citation = ('Wasserthal et al., TotalSegmentator: Robust Segmentation of 104 Anatomic Structures in CT '
+                'Images, Radiology: Artificial Intelligence 5(5) (2023)')
+    homepage = 'https://zenodo.org/records/10047292'
+    layouts = (
+        "[Totalsegmentator_dataset/]sNNNN/{ct.nii.gz, segmentations/<structure>.nii.gz} + meta.csv (';'-separated)",
+    )
     adapter_version = "1"
     default_modality = "CT"
     default_body_part = None

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
+from shardsmith.sources.labelfiles import find_label_file, is_blank, read_rows
 from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, SourceTarget
 from shardsmith.sources.medical.cxr import CxrSource
-from shardsmith.sources.labelfiles import find_label_file, is_blank, read_rows
 
 # The 14 local labels the Kaggle competition kept; PhysioNet annotates 22 local + 6 global.
 KAGGLE_LABELS = (
@@ -29,6 +29,16 @@ BOX_COLS = ("x_min", "y_min", "x_max", "y_max")
 
 class VinDrCxr(CxrSource):
     name = "vindr_cxr"
+    partitioned = True
+    gated = True
+    licence = "PhysioNet Credentialed Health Data License 1.5.0 (VinDr-CXR)"
+    citation = ("Nguyen et al., VinDr-CXR: An open dataset of chest X-rays with radiologist's annotations, "
+                'Scientific Data 9, 429 (2022)')
+    homepage = 'https://physionet.org/content/vindr-cxr/'
+    layouts = (
+        'Kaggle VinBigData: train.csv (one row per reader and box) + train/<image_id>.dicom',
+        'PhysioNet 1.0.0: annotations/{image_labels,annotations}_{train,test}.csv + {train,test}/<image_id>.dicom',
+    )
     adapter_version = "1"
 
     def detect(self, root: Path) -> bool:

@@ -39,7 +39,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from shardsmith.config import Settings
+from shardsmith.config import Settings, VolumeOptions
 from shardsmith.pseudonym import stable_id
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
@@ -68,42 +67,6 @@ if TYPE_CHECKING:  # SimpleITK/cv2 load only when pixels are decoded, not for la
 
 log = logging.getLogger(__name__)
 
-SLICE_MODES = ("labelled+empty", "labelled", "all")
-
-
-@dataclass(frozen=True)
-class VolumeOptions:
-    """What becomes a record and how intensities/volumes are stored (env: SHARDSMITH_VOLUME_*)."""
-
-    slices: str = "labelled+empty"
-    empty_fraction: float = 0.1
-    ct_window: str | None = None  # preset name or "level,width"; None = the source's default
-    mr_percentiles: tuple[float, float] = (0.5, 99.5)
-    volume_spacing_mm: float | None = 1.5  # None keeps the native (reoriented) grid
-    write_volumes: bool = True
-    sequences: tuple[str, ...] | None = None  # MR sequences that get 2D records; None = all
-
-    def __post_init__(self) -> None:
-        if self.slices not in SLICE_MODES:
-            raise ValueError(f"slices must be one of {SLICE_MODES}, got {self.slices!r}")
-        if not 0.0 <= self.empty_fraction <= 1.0:
-            raise ValueError(f"empty_fraction must be in [0, 1], got {self.empty_fraction}")
-        if self.volume_spacing_mm is not None and self.volume_spacing_mm <= 0:
-            raise ValueError("volume_spacing_mm must be positive")
-
-    @classmethod
-    def from_env(cls) -> VolumeOptions:
-        env = os.environ.get
-        spacing = env("SHARDSMITH_VOLUME_SPACING_MM", "1.5")
-        seqs = env("SHARDSMITH_VOLUME_SEQUENCES")
-        return cls(
-            slices=env("SHARDSMITH_VOLUME_SLICES", "labelled+empty"),
-            empty_fraction=float(env("SHARDSMITH_VOLUME_EMPTY_FRACTION", "0.1")),
-            ct_window=env("SHARDSMITH_CT_WINDOW") or None,
-            volume_spacing_mm=None if spacing.lower() in ("", "native", "none") else float(spacing),
-            write_volumes=env("SHARDSMITH_VOLUME_TABLE", "1").lower() not in ("0", "false", "no"),
-            sequences=tuple(s.strip() for s in seqs.split(",")) if seqs else None,
-        )
 
 
 @dataclass
@@ -173,9 +136,9 @@ class VolumeSource(MedicalSource):
     default_body_part: ClassVar[str | None] = None
     default_ct_window: ClassVar[str] = "soft_tissue"
 
-    def __init__(self, vocabulary=None, options: VolumeOptions | None = None):
+    def __init__(self, vocabulary=None, options: VolumeOptions | None = None, settings: Settings | None = None):
         super().__init__(vocabulary)
-        self.options = options or VolumeOptions.from_env()
+        self.options = options or (settings.volume if settings else VolumeOptions())
         self._prepared: PreparedCase | None = None
 
     # -- hooks for subclasses ------------------------------------------------------------------

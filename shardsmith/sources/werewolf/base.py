@@ -6,14 +6,14 @@ without a cycle.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from shardsmith.schemas.roles import Role, lookup_role
+from shardsmith.sources.base import Source
 
 ADAPTER_VERSION = "werewolf-1.0.0"
 
@@ -92,13 +92,6 @@ def source_transcription(language: str, settings: dict[str, Any]) -> dict[str, A
 def dumps(obj: Any) -> str:
     """Deterministic JSON for ``extra`` / ``settings`` columns."""
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def sha256_files(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -192,3 +185,31 @@ def rule_variant_id(role_texts: list[str]) -> str:
     """Canonical id of a board: its distinct canonical role ids, sorted, joined by '+'."""
     ids = sorted({lookup_role(r).role for r in role_texts if str(r).strip()})
     return "+".join(ids) if ids else "unknown"
+
+
+class GameSource(Source):
+    """One Werewolf data source: finds its games under ``raw/<name>/`` and turns one game into rows.
+
+    Every game is one partition of the werewolf assets (``partitioned`` is true), counted in
+    ``unit`` (subtitle lines, dialogue entries, whole games) so that inputs = published +
+    quarantined holds per game. ``needs_asr`` sources get a transcriber in ``build_game``.
+    """
+
+    collection: ClassVar[str] = "werewolf"
+    partitioned: ClassVar[bool] = True
+    unit: ClassVar[str] = "game"
+
+    def discover(self, root: Path) -> Discovery:
+        """The games under ``root`` and the files deliberately skipped, deterministic order."""
+        raise NotImplementedError
+
+    def build_game(self, ref: GameRef, transcriber: Any = None) -> GameResult:
+        """Rows for one game (``transcriber`` only for ``needs_asr`` sources)."""
+        raise NotImplementedError
+
+    def label_game(self, ref: GameRef) -> GameResult:
+        """Rows from label files alone (no audio), for ``shardsmith labels``."""
+        return self.build_game(ref)
+
+    def detect(self, root: Path) -> bool:
+        return root.is_dir() and bool(self.discover(root).games)

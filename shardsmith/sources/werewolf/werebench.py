@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shardsmith.hashing import sha256_files
 from shardsmith.pseudonym import split_for
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.roles import UnknownRoleError, lookup_role
@@ -44,6 +45,7 @@ from shardsmith.sources.werewolf.base import (
     Discovery,
     GameRef,
     GameResult,
+    GameSource,
     Skipped,
     canonical_phase,
     dumps,
@@ -52,7 +54,6 @@ from shardsmith.sources.werewolf.base import (
     rule_variant_id,
     safe_id,
     seat_row,
-    sha256_files,
     source_transcription,
 )
 
@@ -554,3 +555,22 @@ def build_game(ref: GameRef) -> GameResult:
         }
     )
     return res
+
+
+class WereBench(GameSource):
+    """WereBench: 77 televised Chinese Werewolf games (Pandakill), speaker-labelled SRT transcripts
+    plus per-game config dict literals (parsed as data, never executed)."""
+
+    name = SOURCE
+    unit = UNIT
+    licence = "see the WereBench repository (research use)"
+    citation = ("Song et al., Beyond Survival: Evaluating LLMs in Social Deduction Games with "
+                "Human-Aligned Strategies, arXiv:2510.11389 (2025)")
+    homepage = "https://github.com/ZiruiSongBest/WereBench"
+    layouts = ("Season_N/NN.srt + NN - GAME_CONFIG.txt | NN-GAME_CONFIG.py | NN-GAME_CONFIG.txt",)
+
+    def discover(self, root: Path) -> Discovery:
+        return discover(root)
+
+    def build_game(self, ref: GameRef, transcriber: Any = None) -> GameResult:
+        return build_game(ref)

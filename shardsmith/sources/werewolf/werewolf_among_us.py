@@ -28,6 +28,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from shardsmith.hashing import sha256_files
 from shardsmith.pseudonym import pseudonymise
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.roles import UnknownRoleError, load_roles
@@ -36,12 +37,12 @@ from shardsmith.sources.werewolf.base import (
     Discovery,
     GameRef,
     GameResult,
+    GameSource,
     Skipped,
     dumps,
     rule_variant_id,
     safe_id,
     seat_row,
-    sha256_files,
     source_transcription,
 )
 
@@ -265,3 +266,21 @@ def build_game(ref: GameRef) -> GameResult:
         }
     )
     return res
+
+
+class WerewolfAmongUs(GameSource):
+    """Werewolf Among Us: One Night Ultimate Werewolf / Avalon games with persuasion annotations."""
+
+    name = SOURCE
+    unit = UNIT
+    licence = "Apache-2.0 (Werewolf Among Us)"
+    citation = ("Lai et al., Werewolf Among Us: Multimodal Resources for Modeling Persuasion Behaviors "
+                "in Social Deduction Games, Findings of ACL 2023")
+    homepage = "https://huggingface.co/datasets/bolinlai/Werewolf-Among-Us"
+    layouts = ("{Youtube,Ego4D}/{train,dev,test}.json (lists of games with Dialogue entries)",)
+
+    def discover(self, root: Path) -> Discovery:
+        return discover(root)
+
+    def build_game(self, ref: GameRef, transcriber: Any = None) -> GameResult:
+        return build_game(ref)

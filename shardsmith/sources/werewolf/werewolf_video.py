@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from shardsmith.hashing import sha256_files
 from shardsmith.media.audio import (
     SAMPLE_RATE,
     AudioError,
@@ -33,20 +34,20 @@ from shardsmith.sources.werewolf.base import (
     Discovery,
     GameRef,
     GameResult,
+    GameSource,
     Skipped,
     canonical_phase,
     dumps,
     phase_at,
     safe_id,
     seat_row,
-    sha256_files,
 )
 from shardsmith.speech.base import Transcriber, TranscriberUnavailable
 
 SOURCE = "werewolf_video"
 UNIT = "game"
 VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv")
-SIDECAR_SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "werewolf_sidecar.schema.json"
+SIDECAR_SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "werewolf_sidecar.schema.json"
 CLIP_PAD_S = 0.1
 log = logging.getLogger(__name__)
 
@@ -263,3 +264,47 @@ def build_game(ref: GameRef, transcriber: Transcriber | None = None) -> GameResu
     )
     res.published = 1
     return res
+
+
+def label_game(ref: GameRef) -> GameResult:
+    """Sidecar-only view of a video game for label statistics: seats and roles, no audio decoding."""
+    from shardsmith.schemas.roles import UnknownRoleError
+    from shardsmith.sources.werewolf.base import seat_row
+
+    res = GameResult(SOURCE, ref.game_id, UNIT, inputs=1)
+    side_path = ref.path("sidecar")
+    try:
+        side = json.loads(side_path.read_text(encoding="utf-8-sig")) if side_path else None
+        problems = ["sidecar missing"] if side is None else validate_sidecar(side)
+        if problems:
+            raise ValueError("; ".join(problems))
+        seats = [seat_row(s["seat"], s["role"]) for s in side["seats"]]
+    except (ValueError, UnknownRoleError) as exc:
+        res.quarantine.append(quarantine_row(ref.source, "labels", "sidecar_invalid", str(exc), ref.game_id))
+        res.quarantined = 1
+        return res
+    res.games.append({"seats": seats})
+    res.published = 1
+    return res
+
+
+class WerewolfVideo(GameSource):
+    """Your own Werewolf recordings: ``<game>.mp4`` (any common container) + ``<game>.json`` sidecar."""
+
+    name = SOURCE
+    unit = UNIT
+    needs_asr = True
+    licence = "your own recordings (you hold the rights and the players' consent)"
+    citation = "—"
+    homepage = "—"
+    layouts = ("<game>.<mp4|mkv|webm|mov|...> with an optional <game>.json sidecar "
+               "(shardsmith/schemas/werewolf_sidecar.schema.json)",)
+
+    def discover(self, root: Path) -> Discovery:
+        return discover(root)
+
+    def build_game(self, ref: GameRef, transcriber: Any = None) -> GameResult:
+        return build_game(ref, transcriber)
+
+    def label_game(self, ref: GameRef) -> GameResult:
+        return label_game(ref)

@@ -1,0 +1,26 @@
+"""The one place that hashes files: streamed (``hashlib.file_digest``), so a long video or a
+large DICOM is never read into memory whole just to be checksummed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, streamed."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def sha256_files(paths: Iterable[str | Path]) -> str:
+    """One digest over several files, in the order given (each file's digest, not its bytes)."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(bytes.fromhex(sha256_file(p)))
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
