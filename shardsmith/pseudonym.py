@@ -17,9 +17,20 @@ class MissingKeyError(RuntimeError):
     pass
 
 
+# Set in worker processes from the job the parent sends: a worker must use the parent's key, not
+# whatever its (long-lived, forked-earlier) process environment held.
+_PROCESS_KEY: bytes | None = None
+
+
+def use_key(key: bytes | None) -> None:
+    """Make ``key`` this process's pseudonym key (worker processes of the staging runner)."""
+    global _PROCESS_KEY
+    _PROCESS_KEY = key
+
+
 def pseudonym_key() -> bytes:
     """The configured secret (``config.pseudonym_key``); a clear error when there is none."""
-    key = config.pseudonym_key()
+    key = _PROCESS_KEY or config.pseudonym_key()
     if key:
         return key
     raise MissingKeyError(

@@ -33,8 +33,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shardsmith.atomic import atomic_write_json, commit, temp_path, write_parquet_atomic
+from shardsmith import config
 from shardsmith.config import Settings
 from shardsmith.errors import RecordError
+from shardsmith.pseudonym import use_key
 from shardsmith.schemas.quarantine import QUARANTINE_SCHEMA, quarantine_row
 from shardsmith.schemas.records import RECORDS_SCHEMA
 from shardsmith.sources.medical.base import Catalog, CatalogEntry, LabelledItem, MedicalSource
@@ -189,7 +191,7 @@ def _build_one(source: MedicalSource, entry: CatalogEntry, root: Path, settings:
 
 # Per worker process: unpickled jobs by digest, so a job's source and settings are unpickled once
 # per worker even though every task carries them (a pool outlives one build_records call).
-_JOBS: dict[bytes, tuple[MedicalSource, Path, Settings, tuple[str, ...]]] = {}
+_JOBS: dict[bytes, tuple[MedicalSource, Path, Settings, tuple[str, ...], bytes | None]] = {}
 _POOL: ProcessPoolExecutor | None = None
 _POOL_WORKERS = 0
 
@@ -207,7 +209,8 @@ def _work(job_key: bytes, job: bytes, entry: CatalogEntry) -> Outcome:
         if len(_JOBS) > 8:
             _JOBS.clear()
         spec = _JOBS[job_key] = pickle.loads(job)
-    source, root, settings, extra_names = spec
+    source, root, settings, extra_names, key = spec
+    use_key(key)
     try:
         return _build_one(source, entry, root, settings, extra_names)
     except Exception as e:  # re-raised by the parent; the exception object itself may not pickle
@@ -267,7 +270,8 @@ def _outcomes(source: MedicalSource, entries: list[CatalogEntry], root: Path, se
     submission order, so the output is the same bytes as the serial path."""
     if workers > 1:
         try:
-            job = pickle.dumps((source, root, settings, extra_names), protocol=pickle.HIGHEST_PROTOCOL)
+            job = pickle.dumps((source, root, settings, extra_names, config.pseudonym_key()),
+                               protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             log.warning("%s: the source cannot be pickled for worker processes (%s); decoding serially",
                         source.name, exc)
