@@ -439,11 +439,10 @@ def test_bad_input_is_quarantined_and_good_rows_survive(case: Case, tmp_path: Pa
 
 
 def test_burned_in_allowed_when_configured(tmp_path: Path, monkeypatch):
-    settings = Settings(home=tmp_path)
+    settings = Settings(home=tmp_path, allow_burned_in=True)
     root = settings.raw_dir("vindr_cxr")
     vindr_good(root)
     dicom_burned_in(root, "burnedin0001")
-    monkeypatch.setenv("SHARDSMITH_ALLOW_BURNED_IN", "1")
     counts = _run(settings, "vindr_cxr")
     assert counts.quarantined == 0 and "burnedin0001" in _staged_ids(settings, "vindr_cxr")
 
