@@ -28,6 +28,7 @@ __all__ = [
     "xywh_to_xyxy",
     "clip_box_xyxy",
     "box_inside",
+    "box_to_mask",
 ]
 
 
@@ -246,3 +247,18 @@ def box_inside(box: Sequence[float], width: float, height: float, tol: float = 1
     if not all(np.isfinite([x0, y0, x1, y1])):
         return False
     return -tol <= x0 < x1 <= width + tol and -tol <= y0 < y1 <= height + tol
+
+
+def box_to_mask(box: Sequence[float], height: int, width: int) -> np.ndarray:
+    """Fill a corner box (maxima exclusive) as the pixels whose centres lie inside it, clipped to the image.
+
+    Integer boxes fill exactly ``(x1 - x0) * (y1 - y0)`` pixels; fractional ones never grow by a pixel.
+    """
+    _check_size(height, width)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    c0, c1 = max(int(np.ceil(x0 - 0.5)), 0), min(int(np.ceil(x1 - 0.5)), int(width))
+    r0, r1 = max(int(np.ceil(y0 - 0.5)), 0), min(int(np.ceil(y1 - 0.5)), int(height))
+    out = np.zeros((int(height), int(width)), dtype=bool)
+    if c1 > c0 and r1 > r0:
+        out[r0:r1, c0:c1] = True
+    return out
