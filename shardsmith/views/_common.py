@@ -112,8 +112,8 @@ def display_name(label: str, vocab: Vocabulary | None = None) -> str:
 
 
 def in_sentence(name: str) -> str:
-    """Lower-case a display name for use inside a sentence, keeping acronyms (ILD, COPD)."""
-    return name if len(name) > 1 and name[1].isupper() else name[:1].lower() + name[1:]
+    """Lower-case a display name for use inside a sentence, keeping acronyms ("Enlarged PA", "ILD")."""
+    return " ".join(w if w.isupper() and len(w.strip("()")) > 1 else w.lower() for w in name.split(" "))
 
 
 # --------------------------------------------------------------------------- targets
