@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
 from shardsmith.media import masks as M
 from shardsmith.schemas.vocabulary import Vocabulary, load_vocabulary
 from shardsmith.views._common import (
@@ -49,21 +47,19 @@ def _image_size(record: dict[str, Any], targets: list[dict[str, Any]]) -> tuple[
     raise ValueError(f"record {record.get('record_id')!r} has targets but no height/width")
 
 
-def _target_mask(target: dict[str, Any], h: int, w: int) -> np.ndarray:
+def _target_rle(target: dict[str, Any], h: int, w: int) -> dict[str, Any]:
     if target.get("mask_rle"):
-        mask = M.coco_rle_decode(target["mask_rle"])
-        if mask.shape != (h, w):
-            raise ValueError(
-                f"target {target.get('target_id')!r}: mask is {mask.shape}, the image is {(h, w)}"
-            )
-        return mask
-    return M.box_to_mask(target["box_xyxy"], h, w)
+        size = [int(v) for v in target["mask_rle"]["size"]]
+        if size != [h, w]:
+            raise ValueError(f"target {target.get('target_id')!r}: mask is {size}, the image is {[h, w]}")
+        return target["mask_rle"]
+    return M.box_to_coco_rle(target["box_xyxy"], h, w)
 
 
-def _target_box(target: dict[str, Any], mask: np.ndarray) -> list[float] | None:
+def _target_box(target: dict[str, Any]) -> list[float] | None:
     if target.get("box_xyxy"):
         return [float(v) for v in target["box_xyxy"]]
-    return M.mask_bbox_xyxy(mask)
+    return M.coco_rle_bbox_xyxy(target["mask_rle"])
 
 
 def grounding_for_record(
@@ -91,21 +87,15 @@ def grounding_for_record(
                 break  # the source says otherwise about the parent: stop rolling up
             covers.setdefault(lab, []).append(i)
     h, w = _image_size(record, grounded)
-    masks: dict[int, np.ndarray] = {}
+    rles = [_target_rle(t, h, w) for t in grounded]
+    boxes_of = [_target_box(t) for t in grounded]
     synonyms = synonyms_table(vocab)
     rows = []
     for label in sorted(covers):
         idx = covers[label]
-        union = np.zeros((h, w), dtype=bool)
-        boxes = []
-        for i in idx:
-            if i not in masks:
-                masks[i] = _target_mask(grounded[i], h, w)
-            union |= masks[i]
-            box = _target_box(grounded[i], masks[i])
-            if box is not None:
-                boxes.append(box)
-        area = float(union.sum())
+        union = M.coco_rle_union([rles[i] for i in idx], h, w)  # run-length merge: no dense mask
+        boxes = [boxes_of[i] for i in idx if boxes_of[i] is not None]
+        area = M.coco_rle_area(union)
         fraction = area / float(h * w)
         derived = label not in present
         own_phrases = [] if derived else list(dict.fromkeys(
@@ -120,7 +110,7 @@ def grounding_for_record(
             "derived": derived,
             "target_ids": [grounded[i].get("target_id") for i in idx],
             "boxes": boxes,
-            "mask_rle": M.coco_rle_encode(union),
+            "mask_rle": union,
             "area_px": area,
             "area_fraction": fraction,
             "size_bin": size_bin(fraction, bins),
