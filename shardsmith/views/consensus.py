@@ -131,6 +131,29 @@ def votes_from_items(items: Iterable[Any], source: str) -> Iterator[ImageVotes]:
         yield ImageVotes(item.native_id, source, item.split, readers, present, known, marks)
 
 
+def votes_from_marks(
+    marks: Iterable[tuple[str, str, str, Any]],
+    source: str,
+    readers: dict[str, Iterable[str]] | None = None,
+    split: str | None = None,
+) -> Iterator[ImageVotes]:
+    """From plain ``(image_id, label, reader, box_xyxy or None)`` tuples, e.g. a label table read by
+    hand. Each tuple is a present mark; ``readers`` lists who read each image (silent readers
+    included) when known. Images come out sorted by id."""
+    by_image: dict[str, ImageVotes] = {}
+    for image_id, label, reader, box in marks:
+        v = by_image.get(image_id)
+        if v is None:
+            v = by_image[image_id] = ImageVotes(image_id, source, split, tuple(sorted((readers or {}).get(image_id, ()))))
+        v.present.setdefault(label, set()).add(reader)
+        v.known.add(label)
+        if box is not None:
+            v.marks.append(Mark(label, reader, tuple(float(c) for c in box)))
+    for image_id, rs in sorted((readers or {}).items()):
+        by_image.setdefault(image_id, ImageVotes(image_id, source, split, tuple(sorted(rs))))
+    yield from (by_image[k] for k in sorted(by_image))
+
+
 def votes_from_records(records: Rows, sources: Iterable[str] | None = None) -> Iterator[ImageVotes]:
     """From record rows (stored-pixel geometry); only sources with a consensus method by default."""
     wanted = set(sources) if sources is not None else set(consensus_methods())

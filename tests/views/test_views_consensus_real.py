@@ -16,7 +16,7 @@ import pytest
 
 from shardsmith.schemas.vocabulary import load_vocabulary
 from shardsmith.sources.vindr_cxr import VinDrCxr
-from shardsmith.views.consensus import AgreementStats, consensus_rows, votes_from_items
+from shardsmith.views.consensus import AgreementStats, consensus_rows, votes_from_items, votes_from_marks
 
 KAPPA_LABELS = ("Cardiomegaly", "Nodule/Mass")  # a well agreed label and a poorly agreed one
 
@@ -117,3 +117,17 @@ def test_fleiss_kappa_matches_an_independent_computation(csv_rows: pd.DataFrame,
     assert got["percent_agreement"] == pytest.approx(100 * observed, abs=1e-9)
     assert got["fleiss_kappa"] == pytest.approx(kappa, abs=1e-9)
     assert -1.0 <= kappa <= 1.0
+
+
+def test_plain_mark_tuples_give_the_same_rows_as_the_adapter(csv_rows: pd.DataFrame, built) -> None:
+    """The consensus needs no adapter: (image, label, reader, box) tuples straight from the CSV agree."""
+    rows, _ = built
+    sample = sorted(csv_rows["image_id"].unique())[:400]
+    part = csv_rows[csv_rows["image_id"].isin(sample)]
+    readers = part.groupby("image_id")["rad_id"].apply(set).to_dict()
+    marks = [(r.image_id, _canonical(r.class_name), r.rad_id, (r.x_min, r.y_min, r.x_max, r.y_max))
+             for r in part.itertuples() if r.class_name != "No finding"]
+    votes = votes_from_marks(marks, "vindr_cxr", readers=readers, split="train")
+    mine = list(consensus_rows(votes))
+    wanted = [r for r in rows if r["record_id"] in set(sample)]
+    assert mine and sorted(mine, key=lambda r: r["consensus_id"]) == sorted(wanted, key=lambda r: r["consensus_id"])
