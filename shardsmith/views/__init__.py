@@ -22,6 +22,7 @@ from shardsmith.views.consensus import (
     consensus_for_image,
     consensus_methods,
     consensus_rows,
+    method_for,
     votes_from_items,
     votes_from_records,
 )
@@ -65,7 +66,7 @@ def build_views(records: Rows, vocab: Vocabulary | None = None) -> Views:
         out.grounding.extend(grounding_for_record(rec, vocab, bins))
         out.dialogues.extend(dialogue_for_record(rec, vocab))
         out.prevalence.add(rec)
-        method = methods.get(rec["source"])
+        method = method_for(methods, rec["source"], rec.get("split"))
         if method is not None:
             for votes in votes_from_records([rec], sources=[rec["source"]]):
                 out.agreement.add(votes, method)

@@ -37,6 +37,7 @@ from shardsmith.views._common import CONSENSUS_READER, Rows, iter_rows, read_dat
 @dataclass(frozen=True)
 class ConsensusMethod:
     source: str
+    split: str  # the source split it applies to, or "*" for every split
     method: str  # wbf | mask_vote
     min_readers: int
     readers_per_image: int | None  # known reader count when the data does not list silent readers
@@ -51,24 +52,32 @@ def _num(text: str | None) -> float | None:
 
 
 @lru_cache(maxsize=1)
-def consensus_methods() -> dict[str, ConsensusMethod]:
+def consensus_methods() -> dict[tuple[str, str], ConsensusMethod]:
     out = {}
     for r in read_data_csv("consensus_methods.csv"):
         m = ConsensusMethod(
-            source=r["source"], method=r["method"], min_readers=int(r["min_readers"]),
+            source=r["source"], split=r["split"] or "*", method=r["method"], min_readers=int(r["min_readers"]),
             readers_per_image=int(r["readers_per_image"]) if r["readers_per_image"] else None,
             iou_thr=_num(r["iou_thr"]), skip_box_thr=_num(r["skip_box_thr"]) or 0.0,
             vote_fraction=_num(r["vote_fraction"]), vote_denominator=r["vote_denominator"] or None,
         )
         if m.method not in ("wbf", "mask_vote"):
             raise ValueError(f"consensus_methods.csv: {m.source}: unknown method {m.method!r}")
+        if (m.source, m.split) in out:
+            raise ValueError(f"consensus_methods.csv: {m.source}/{m.split} listed twice")
         if m.method == "wbf" and m.iou_thr is None:
             raise ValueError(f"consensus_methods.csv: {m.source}: wbf needs iou_thr")
         if m.method == "mask_vote" and (m.vote_fraction is None or m.vote_denominator not in ("present", "total")):
             raise ValueError(f"consensus_methods.csv: {m.source}: mask_vote needs vote_fraction and "
                              "vote_denominator present|total")
-        out[m.source] = m
+        out[(m.source, m.split)] = m
     return out
+
+
+def method_for(methods: dict[tuple[str, str], ConsensusMethod], source: str,
+               split: str | None) -> ConsensusMethod | None:
+    """The method of a source's split: an exact split row wins over the source's ``*`` row."""
+    return methods.get((source, split or "*")) or methods.get((source, "*"))
 
 
 # --------------------------------------------------------------------------- the common input
@@ -156,7 +165,7 @@ def votes_from_marks(
 
 def votes_from_records(records: Rows, sources: Iterable[str] | None = None) -> Iterator[ImageVotes]:
     """From record rows (stored-pixel geometry); only sources with a consensus method by default."""
-    wanted = set(sources) if sources is not None else set(consensus_methods())
+    wanted = set(sources) if sources is not None else {s for s, _ in consensus_methods()}
     for rec in iter_rows(records):
         if rec["source"] not in wanted:
             continue
@@ -351,13 +360,13 @@ class AgreementStats:
 
 def consensus_rows(
     votes: Iterable[ImageVotes],
-    methods: dict[str, ConsensusMethod] | None = None,
+    methods: dict[tuple[str, str], ConsensusMethod] | None = None,
     stats: AgreementStats | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Stream consensus rows (``schemas.views.CONSENSUS_SCHEMA``); feeds ``stats`` on the way."""
     methods = methods or consensus_methods()
     for v in votes:
-        method = methods.get(v.source)
+        method = method_for(methods, v.source, v.split)
         if method is None:
             continue
         if stats is not None:

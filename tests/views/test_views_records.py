@@ -192,7 +192,9 @@ def test_wbf_and_mask_vote_on_hand_records(hand_records) -> None:
     expected = np.zeros((50, 50), dtype=bool)
     expected[5:15, 0:10] = True  # rows drawn by >= 2 of the readers 0-9, 5-14, 8-17
     np.testing.assert_array_equal(M.coco_rle_decode(vote["mask_rle"]), expected)
-    assert set(consensus_methods()) == {"vindr_cxr", "lidc_idri"}
+    assert set(consensus_methods()) == {("vindr_cxr", "train"), ("lidc_idri", "*")}
+    test_split = [dict(r, split="test", record_id=r["record_id"] + "-t") for r in hand_records]
+    assert {r["source"] for r in consensus_rows(votes_from_records(test_split))} == {"lidc_idri"}
     assert not any(r["source"] not in ("vindr_cxr", "lidc_idri") for r in rows.values())
 
 
