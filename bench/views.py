@@ -10,6 +10,7 @@ to one Parquet file with a PNG per record, then timed best-of-3:
 * ``read_all``: reading the file with images (what any pass over staged records pays);
 * ``read_view_columns``: reading only ``VIEW_COLUMNS`` (what the view step reads);
 * ``views``: ``build_views`` over those batches (grounding, consensus, dialogues, fairness);
+* ``write``: writing the three view tables to Parquet (what ``stage_views`` adds);
 * ``card``: rendering the four card sections from the built views.
 
 The per-record view cost is compared with a full build's marginal cost per image from
@@ -102,6 +103,7 @@ def _best(fn: Callable[[], object]) -> tuple[float, object]:
 def run(n: int = 2000) -> dict:
     from shardsmith.schemas.records import RECORDS_SCHEMA
     from shardsmith.views import VIEW_COLUMNS, build_views
+    from shardsmith.views.stage import VIEW_SCHEMAS
 
     records = synthetic_records(n)
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,14 +113,21 @@ def run(n: int = 2000) -> dict:
         t_all, _ = _best(lambda: sum(b.num_rows for b in pq.ParquetFile(path).iter_batches()))
         t_cols, _ = _best(lambda: sum(b.num_rows for b in pq.ParquetFile(path).iter_batches(columns=VIEW_COLUMNS)))
         t_views, views = _best(lambda: build_views(pq.ParquetFile(path).iter_batches(columns=VIEW_COLUMNS)))
+
+        def write() -> None:
+            for name, schema in VIEW_SCHEMAS.items():
+                pq.write_table(pa.Table.from_pylist(getattr(views, name), schema=schema),
+                               Path(tmp) / f"{name}.parquet", compression="zstd")
+
+        t_write, _ = _best(write)
     t_card, card = _best(views.card_markdown)
-    per_record = 1000 * (t_cols + t_views + t_card) / n
+    per_record = 1000 * (t_cols + t_views + t_write + t_card) / n
     return {
         "records": n, "image": [H, W],
         "rows": {"grounding": len(views.grounding), "consensus": len(views.consensus),
                  "dialogues": len(views.dialogues)},
         "ms_per_record": {"read_all": 1000 * t_all / n, "read_view_columns": 1000 * t_cols / n,
-                          "views": 1000 * t_views / n, "card": 1000 * t_card / n,
+                          "views": 1000 * t_views / n, "write": 1000 * t_write / n, "card": 1000 * t_card / n,
                           "view_step_total": per_record},
         "build_ms_per_image": BUILD_MS_PER_IMAGE,
         "share_of_build_percent": 100 * per_record / BUILD_MS_PER_IMAGE,

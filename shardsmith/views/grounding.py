@@ -98,8 +98,9 @@ def grounding_for_record(
         area = M.coco_rle_area(union)
         fraction = area / float(h * w)
         derived = label not in present
-        own_phrases = [] if derived else list(dict.fromkeys(
-            grounded[i]["text"].strip() for i in idx if (grounded[i].get("text") or "").strip()
+        own_phrases = [] if derived else list(dict.fromkeys(  # a child's phrase describes the child
+            grounded[i]["text"].strip() for i in idx
+            if grounded[i]["label"] == label and (grounded[i].get("text") or "").strip()
         ))
         rows.append({
             "grounding_id": f"{record['record_id']}:{label}",

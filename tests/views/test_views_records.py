@@ -152,6 +152,9 @@ def test_hand_records_grounding(hand_records) -> None:
     assert rows["phrase:consolidation"]["phrase"] == "left lower lobe consolidation"
     assert rows["phrase:lung_opacity"]["derived"] and rows["phrase:lung_opacity"]["phrase_source"] == "vocabulary"
     assert not any(k.startswith(("unstated-region", "normal", "uncertain")) for k in rows)
+    both = rows["parent-and-child-phrases:lung_opacity"]  # stated itself, covers its child's region too
+    assert not both["derived"] and both["phrase"] == "right basal opacity" and both["target_ids"] == ["o0", "e0"]
+    assert rows["parent-and-child-phrases:edema"]["phrase"] == "mild pulmonary edema"
     lidc = rows["three-readers:lung_nodule"]
     assert lidc["readers"] == ["reader1", "reader2", "reader3"] and "k" not in lidc["target_ids"]
     assert "effusion" in rows["two-readers:pleural_effusion"]["synonyms"]
