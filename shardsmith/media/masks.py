@@ -30,6 +30,10 @@ __all__ = [
     "xywh_to_xyxy",
     "clip_box_xyxy",
     "box_inside",
+    "box_to_mask",
+    "box_to_coco_rle",
+    "coco_rle_union",
+    "coco_rle_bbox_xyxy",
 ]
 
 
@@ -241,3 +245,58 @@ def box_inside(box: Sequence[float], width: float, height: float, tol: float = 1
     if not all(np.isfinite([x0, y0, x1, y1])):
         return False
     return -tol <= x0 < x1 <= width + tol and -tol <= y0 < y1 <= height + tol
+
+
+def _box_pixels(box: Sequence[float], height: int, width: int) -> tuple[int, int, int, int]:
+    """Column/row ranges [c0, c1) x [r0, r1) of the pixels whose centres lie inside a corner box."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    c0, c1 = max(int(np.ceil(x0 - 0.5)), 0), min(int(np.ceil(x1 - 0.5)), int(width))
+    r0, r1 = max(int(np.ceil(y0 - 0.5)), 0), min(int(np.ceil(y1 - 0.5)), int(height))
+    return c0, r0, max(c1, c0), max(r1, r0)
+
+
+def box_to_mask(box: Sequence[float], height: int, width: int) -> np.ndarray:
+    """Fill a corner box (maxima exclusive) as the pixels whose centres lie inside it, clipped to the image.
+
+    Integer boxes fill exactly ``(x1 - x0) * (y1 - y0)`` pixels; fractional ones never grow by a pixel.
+    """
+    _check_size(height, width)
+    c0, r0, c1, r1 = _box_pixels(box, height, width)
+    out = np.zeros((int(height), int(width)), dtype=bool)
+    out[r0:r1, c0:c1] = True
+    return out
+
+
+def _from_native(native: dict[str, Any]) -> dict[str, Any]:
+    counts = native["counts"]
+    return {"size": [int(native["size"][0]), int(native["size"][1])],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else str(counts)}
+
+
+def box_to_coco_rle(box: Sequence[float], height: int, width: int) -> dict[str, Any]:
+    """COCO RLE of ``box_to_mask(box, height, width)``, built without a dense mask."""
+    _check_size(height, width)
+    c0, r0, c1, r1 = _box_pixels(box, height, width)
+    bbox = np.array([[c0, r0, c1 - c0, r1 - r0]], dtype=np.float64)
+    return _from_native(coco_mask.frPyObjects(bbox, int(height), int(width))[0])
+
+
+def coco_rle_union(rles: Sequence[dict[str, Any]], height: int, width: int) -> dict[str, Any]:
+    """Pixelwise OR of COCO RLEs of one (height, width) image, merged run by run (no dense mask)."""
+    _check_size(height, width)
+    natives = [_to_coco_native(r) for r in rles]
+    bad = [n["size"] for n in natives if list(n["size"]) != [int(height), int(width)]]
+    if bad:
+        raise MaskError("coco_rle_size", f"COCO RLE of size {bad[0]} in a union over {height}x{width}")
+    if not natives:
+        return coco_rle_encode(np.zeros((int(height), int(width)), dtype=bool))
+    return _from_native(coco_mask.merge(natives, intersect=0) if len(natives) > 1 else natives[0])
+
+
+def coco_rle_bbox_xyxy(rle: dict[str, Any]) -> list[float] | None:
+    """Tight box of a COCO RLE's foreground (as ``mask_bbox_xyxy``) without decoding; None when empty."""
+    native = _to_coco_native(rle)
+    if coco_mask.area(native) == 0:
+        return None
+    x, y, w, h = (float(v) for v in coco_mask.toBbox(native))
+    return [x, y, x + w, y + h]

@@ -57,6 +57,19 @@ TABLES: dict[str, TableSpec] = {
         "votes", "shardsmith.schemas.werewolf:VOTES_SCHEMA", "vote_id", split_column=None,
         version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
     ),
+    # Task views derived from records at release time (issue 14; shardsmith.views).
+    "grounding": TableSpec(
+        "grounding", "shardsmith.schemas.views:GROUNDING_SCHEMA", "grounding_id",
+        version_ref="shardsmith.schemas.views:VIEWS_SCHEMA_VERSION",
+    ),
+    "consensus": TableSpec(
+        "consensus", "shardsmith.schemas.views:CONSENSUS_SCHEMA", "consensus_id",
+        version_ref="shardsmith.schemas.views:VIEWS_SCHEMA_VERSION",
+    ),
+    "dialogues": TableSpec(
+        "dialogues", "shardsmith.schemas.views:DIALOGUES_SCHEMA", "turn_id",
+        version_ref="shardsmith.schemas.views:VIEWS_SCHEMA_VERSION",
+    ),
 }
 
 COLLECTION_TABLES: dict[str, tuple[str, ...]] = {

@@ -1,0 +1,74 @@
+"""Task views built from staged ``records`` at release time (issue 14). Plain library: no Dagster.
+
+    views = build_views(records_batches)          # one pass over the records
+    views.grounding, views.consensus, views.dialogues   # lists of rows for the release tables
+    views.card_markdown()                           # the card sections
+
+The builders stream: each takes record rows (dicts, an Arrow table, or an iterable of Arrow
+batches) and yields rows of the schemas in ``shardsmith.schemas.views``. Read the records with
+``VIEW_COLUMNS`` only, so image bytes are never loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shardsmith.schemas.vocabulary import Vocabulary, load_vocabulary
+from shardsmith.views._common import Rows, iter_rows, size_bins
+from shardsmith.views.card import consensus_section, dialogues_section, fairness_section, grounding_section
+from shardsmith.views.consensus import (
+    AgreementStats,
+    consensus_for_image,
+    consensus_methods,
+    consensus_rows,
+    method_for,
+    votes_from_items,
+    votes_from_records,
+)
+from shardsmith.views.dialogues import dialogue_for_record, dialogue_rows
+from shardsmith.views.fairness import PrevalenceBySlice
+from shardsmith.views.grounding import grounding_for_record, grounding_rows
+
+# The records columns the views read (everything but pixels and provenance).
+VIEW_COLUMNS = ["record_id", "source", "split", "sex", "age_band", "height", "width", "abnormal",
+                "complete", "findings", "targets"]
+
+__all__ = [
+    "VIEW_COLUMNS", "Views", "build_views", "grounding_rows", "consensus_rows", "dialogue_rows",
+    "votes_from_items", "votes_from_records", "AgreementStats", "PrevalenceBySlice",
+]
+
+
+@dataclass
+class Views:
+    grounding: list[dict[str, Any]] = field(default_factory=list)
+    consensus: list[dict[str, Any]] = field(default_factory=list)
+    dialogues: list[dict[str, Any]] = field(default_factory=list)
+    agreement: AgreementStats = field(default_factory=AgreementStats)
+    prevalence: PrevalenceBySlice = field(default_factory=PrevalenceBySlice)
+
+    def card_markdown(self) -> str:
+        """The four card sections, in the order the card should show them."""
+        return "\n".join([
+            grounding_section(self.grounding), consensus_section(self.agreement.results()),
+            dialogues_section(self.dialogues), fairness_section(self.prevalence),
+        ])
+
+
+def build_views(records: Rows, vocab: Vocabulary | None = None) -> Views:
+    """All views in one pass over the records (the release step's entry point)."""
+    vocab = vocab or load_vocabulary()
+    bins = size_bins()
+    methods = consensus_methods()
+    out = Views()
+    for rec in iter_rows(records):
+        out.grounding.extend(grounding_for_record(rec, vocab, bins))
+        out.dialogues.extend(dialogue_for_record(rec, vocab))
+        out.prevalence.add(rec)
+        method = method_for(methods, rec["source"], rec.get("split"))
+        if method is not None:
+            for votes in votes_from_records([rec], sources=[rec["source"]]):
+                out.agreement.add(votes, method)
+                out.consensus.extend(consensus_for_image(votes, method))
+    return out

@@ -1,0 +1,68 @@
+"""The release step's one call: staged records in, view tables as Parquet plus card sections out.
+
+    staged = stage_views(records_files, scratch / "views")
+    for name, files in staged.files.items():      # grounding, consensus, dialogues (non-empty only)
+        tables.append(TableInput(TABLES[name], files))
+    card_text += staged.card_markdown
+
+Records are read with ``VIEW_COLUMNS`` only, batch by batch, so pixels never load. The view rows
+themselves are small (boxes, one RLE per row) and are written once at the end, one file per table
+holding every split (``publish`` splits by the ``split`` column).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shardsmith.schemas.views import CONSENSUS_SCHEMA, DIALOGUES_SCHEMA, GROUNDING_SCHEMA
+from shardsmith.views import VIEW_COLUMNS, build_views
+
+VIEW_SCHEMAS: dict[str, pa.Schema] = {
+    "grounding": GROUNDING_SCHEMA, "consensus": CONSENSUS_SCHEMA, "dialogues": DIALOGUES_SCHEMA,
+}
+BATCH_ROWS = 256
+
+
+@dataclass
+class StagedViews:
+    files: dict[str, list[Path]] = field(default_factory=dict)  # table -> Parquet files (non-empty tables)
+    rows: dict[str, int] = field(default_factory=dict)
+    card_markdown: str = ""
+    agreement: list[dict[str, Any]] = field(default_factory=list)  # per source and label (card, metadata)
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    """Write beside the target and rename, so a crash never leaves half a file that looks staged.
+    (A private stand-in until the re-layout's shared atomic write lands.)"""
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def _record_batches(files: list[Path]):
+    for f in files:
+        pf = pq.ParquetFile(f)
+        columns = [c for c in VIEW_COLUMNS if c in pf.schema_arrow.names]
+        yield from pf.iter_batches(batch_size=BATCH_ROWS, columns=columns)
+
+
+def stage_views(record_files: list[Path], out_dir: Path) -> StagedViews:
+    """Build every view over the staged records and write ``<out_dir>/<table>.parquet``."""
+    views = build_views(_record_batches(record_files))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged = StagedViews(card_markdown=views.card_markdown(), agreement=views.agreement.results())
+    for name, schema in VIEW_SCHEMAS.items():
+        rows = getattr(views, name)
+        staged.rows[name] = len(rows)
+        if not rows:
+            continue
+        path = out_dir / f"{name}.parquet"
+        _write_atomic(pa.Table.from_pylist(rows, schema=schema), path)
+        staged.files[name] = [path]
+    return staged

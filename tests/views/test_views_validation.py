@@ -1,0 +1,56 @@
+"""The view tables' suites and integrity checks pass on built views and catch broken rows."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from shardsmith.views import build_views
+from shardsmith.views.validation import view_frames, view_integrity, view_suites
+
+
+@pytest.fixture(scope="module")
+def built(demo_records):
+    return build_views(demo_records)
+
+
+def test_built_views_pass_every_check(demo_records, built) -> None:
+    frames = view_frames(demo_records, built.grounding, built.consensus, built.dialogues)
+    outcomes = view_integrity(frames)
+    assert outcomes and all(o.passed for o in outcomes), [o for o in outcomes if not o.passed]
+    for name, expectations in view_suites().items():  # no expectation is skipped for a missing column
+        for _, kwargs in expectations:
+            cols = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+            assert set(cols + list(kwargs.get("column_list", ()))) <= set(frames[name].columns)
+
+
+def test_broken_rows_fail_by_name(demo_records, built) -> None:
+    grounding = copy.deepcopy(built.grounding)
+    dialogues = copy.deepcopy(built.dialogues)
+    grounding[0]["size_bin"] = "large" if grounding[0]["size_bin"] != "large" else "small"
+    grounding[1]["target_ids"] = ["not-a-target"]
+    grounding[2]["area_px"] += 1
+    seg = next(t for t in dialogues if t["turn"] == "segment")
+    seg["answer_target_ids"] = seg["answer_target_ids"] + ["invented"]
+    listing = next(t for t in dialogues if t["turn"] == "findings")
+    listing["answer_labels"] = listing["answer_labels"] + ["tuberculosis"]
+    failed = {o.name: o.examples for o in view_integrity(view_frames(demo_records, grounding, [], dialogues))
+              if not o.passed}
+    assert failed == {
+        "grounding.size_bin_matches": [grounding[0]["grounding_id"]],
+        "grounding.targets_exist": [grounding[1]["grounding_id"]],
+        "grounding.area_matches": [grounding[2]["grounding_id"]],
+        "dialogues.targets_exist": [seg["turn_id"]],
+        "dialogues.labels_present": [listing["turn_id"]],
+    }
+
+
+def test_suites_run_in_great_expectations(demo_records, built) -> None:
+    from shardsmith.validation.gx_runner import run_tables
+
+    frames = view_frames(demo_records, built.grounding, built.consensus, built.dialogues)
+    report = run_tables({"views": (frames, view_suites())})["views"]
+    assert report.success, report
+    evaluated = {s.suite.split(".")[-1]: s.evaluated for s in report.suites}
+    assert evaluated == {name: len(exps) for name, exps in view_suites().items()}
