@@ -32,8 +32,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shardsmith.atomic import atomic_write_json, commit, temp_path, write_parquet_atomic
 from shardsmith import config
+from shardsmith.atomic import atomic_write_json, commit, temp_path, write_parquet_atomic
 from shardsmith.config import Settings
 from shardsmith.errors import RecordError
 from shardsmith.pseudonym import use_key

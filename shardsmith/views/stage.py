@@ -12,7 +12,6 @@ holding every split (``publish`` splits by the ``split`` column).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shardsmith.atomic import write_parquet_atomic
 from shardsmith.schemas.views import CONSENSUS_SCHEMA, DIALOGUES_SCHEMA, GROUNDING_SCHEMA
 from shardsmith.views import VIEW_COLUMNS, build_views
 
@@ -35,14 +35,6 @@ class StagedViews:
     rows: dict[str, int] = field(default_factory=dict)
     card_markdown: str = ""
     agreement: list[dict[str, Any]] = field(default_factory=list)  # per source and label (card, metadata)
-
-
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    """Write beside the target and rename, so a crash never leaves half a file that looks staged.
-    (A private stand-in until the re-layout's shared atomic write lands.)"""
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
 
 
 def _record_batches(files: list[Path]):
@@ -63,6 +55,6 @@ def stage_views(record_files: list[Path], out_dir: Path) -> StagedViews:
         if not rows:
             continue
         path = out_dir / f"{name}.parquet"
-        _write_atomic(pa.Table.from_pylist(rows, schema=schema), path)
+        write_parquet_atomic(pa.Table.from_pylist(rows, schema=schema), path)
         staged.files[name] = [path]
     return staged

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from shardsmith.schemas.vocabulary import load_vocabulary
-from shardsmith.sources.vindr_cxr import VinDrCxr
+from shardsmith.sources.medical.vindr_cxr import VinDrCxr
 from shardsmith.views.consensus import AgreementStats, consensus_rows, votes_from_items, votes_from_marks
 
 KAPPA_LABELS = ("Cardiomegaly", "Nodule/Mass")  # a well agreed label and a poorly agreed one
