@@ -130,8 +130,11 @@ def validate_tables(table_files: dict[str, list[Path]], out_dir: Path) -> dict[s
         for t in ww:
             frames_by_table[t] = {k: frames[k] for k in per_table[t] if k in frames}
             checks[t] = [c for name, c in integrity.items() if owner[name] == t]
+    views = [t for t in VIEW_TABLES if t in table_files]
+    if views:
+        _view_checks(table_files, views, frames_by_table, checks)
     for t, frames in frames_by_table.items():
-        inputs[t] = (frames, suites_for(t))
+        inputs[t] = (frames, _view_suites(t) if t in VIEW_TABLES else suites_for(t))
     reports = run_tables(inputs, out_dir / "docs")
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries: dict[str, dict] = {}
@@ -141,6 +144,33 @@ def validate_tables(table_files: dict[str, list[Path]], out_dir: Path) -> dict[s
         (out_dir / f"{t}.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
         summaries[t] = summary
     return summaries
+
+
+VIEW_TABLES = ("grounding", "consensus", "dialogues")
+
+
+def _view_suites(table: str) -> dict:
+    from shardsmith.views.validation import view_suites
+
+    return {table: view_suites()[table]}
+
+
+def _view_checks(table_files: dict[str, list[Path]], views: list[str], frames_by_table: dict, checks: dict) -> None:
+    """Frames and integrity checks of the task views (issue 14): every row refers to a real record,
+    finding and target of the records being published."""
+    from shardsmith.validation.frames import read_tables
+    from shardsmith.views import VIEW_COLUMNS
+    from shardsmith.views.validation import view_frames, view_integrity
+
+    def rows(files: list[Path]) -> list[dict]:
+        return read_tables(files, [c for c in VIEW_COLUMNS if c in pq.read_schema(files[0]).names]).to_pylist()
+
+    view_rows = {t: _read_without_media(table_files[t]).to_pylist() for t in views}
+    frames = view_frames(rows(table_files.get("records", [])), **view_rows)
+    outcomes = view_integrity({t: frames[t] for t in views})
+    for t in views:
+        frames_by_table[t] = {t: frames[t]}
+        checks[t] = [o for o in outcomes if o.name.startswith(f"{t}.")]
 
 
 def validate_records(files: list[Path], out_dir: Path) -> dict:
@@ -176,7 +206,16 @@ def build_release(settings: Settings, collection: str, sources: list[str],
     hooks: dict[str, Callable[[dict], None]] = {}
     stats: dict = {}
     scratch = Path(tempfile.mkdtemp(prefix="shardsmith-validation-"))
+    views_dir = Path(tempfile.mkdtemp(prefix="shardsmith-views-"))
     try:
+        extra_card = ""
+        records = next((t for t in tables if t.spec.name == "records"), None)
+        if collection == "medical" and records is not None:
+            from shardsmith.views.stage import stage_views
+
+            staged = stage_views(records.files, views_dir)
+            tables += [TableInput(TABLES[n], staged.files[n]) for n in VIEW_TABLES if n in staged.files]
+            extra_card = staged.card_markdown
         summaries = validate_tables({t.spec.name: t.files for t in tables}, scratch)
         if not all(s["success"] for s in summaries.values()):
             raise ValidationFailedError(
@@ -189,10 +228,11 @@ def build_release(settings: Settings, collection: str, sources: list[str],
         return publish(
             settings.releases, collection, tables,
             input_fingerprints=fingerprints,
-            card=lambda manifest: render_card(manifest, stats),
+            card=lambda manifest: render_card(manifest, stats) + ("\n" + extra_card if extra_card else ""),
             validation_dir=scratch,
             stats_hooks=hooks,
             crash_hook=crash_hook,
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(views_dir, ignore_errors=True)
