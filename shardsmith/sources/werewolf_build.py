@@ -2,9 +2,11 @@
 
 - ``discover_games(source, raw_root)``: the games of a source, in a deterministic order; files that
   are deliberately not games (templates, strays) are listed by ``discover(...).skipped`` and logged.
-- ``build_game(source, ref, settings, transcriber=None)``: rows for one game (``GameResult``).
+- ``build_game(source, ref, settings, transcriber=None)``: rows for one game (``GameResult``): the
+  adapter's games / utterances / votes, every row stamped with the game's split, plus the derived
+  ``decisions`` and ``role_inference`` items (``shardsmith.views``).
 - ``write_game_staging(settings, source, result)``: one Parquet file per game and table,
-  ``staging/<source>/{games,utterances,votes}/<game_id>.parquet`` and
+  ``staging/<source>/{games,utterances,votes,decisions,role_inference}/<game_id>.parquet`` and
   ``quarantine/<source>/<game_id>.parquet``, replaced atomically (temp file + rename) with
   deterministic bytes, so re-running a partition overwrites exactly its own files.
 - ``label_stats(source, raw_root)``: cheap statistics from label files alone (no audio).
@@ -27,16 +29,27 @@ import pyarrow.parquet as pq
 
 from shardsmith.config import Settings
 from shardsmith.schemas.quarantine import QUARANTINE_SCHEMA
-from shardsmith.schemas.werewolf import GAMES_SCHEMA, UTTERANCES_SCHEMA, VOTES_SCHEMA
+from shardsmith.schemas.werewolf import (
+    DECISIONS_SCHEMA,
+    GAMES_SCHEMA,
+    ROLE_INFERENCE_SCHEMA,
+    UTTERANCES_SCHEMA,
+    VOTES_SCHEMA,
+)
 from shardsmith.sources import werebench, werewolf_among_us, werewolf_video
 from shardsmith.sources.werewolf_common import Discovery, GameRef, GameResult, Skipped
 from shardsmith.speech.base import Transcriber
+from shardsmith.views.decisions import build_decisions
+from shardsmith.views.role_inference import build_role_inference
 
 WEREWOLF_SOURCES = ("werewolf_video", "werebench", "werewolf_among_us")
+GAME_TABLES = ("games", "utterances", "votes", "decisions", "role_inference")  # staged per game
 log = logging.getLogger(__name__)
 
 __all__ = [
     "WEREWOLF_SOURCES",
+    "GAME_TABLES",
+    "add_views",
     "GameRef",
     "GameResult",
     "Skipped",
@@ -81,8 +94,26 @@ def build_game(
     if ref.source != source:
         raise ValueError(f"game {ref.game_id} belongs to {ref.source}, not {source}")
     if source == "werewolf_video":
-        return werewolf_video.build_game(ref, transcriber)
-    return _adapter(source).build_game(ref)
+        return add_views(werewolf_video.build_game(ref, transcriber))
+    return add_views(_adapter(source).build_game(ref))
+
+
+def add_views(result: GameResult) -> GameResult:
+    """Stamp the game's split on its utterances and votes, and derive its evaluation items.
+
+    Each adapter decides the split of its ``games`` row (an official split or ``split_for``); the
+    other tables take it from there, so no row can disagree with its game.
+    """
+    game = result.games[0] if result.games else None
+    split = game.get("split") if game else None
+    for row in (*result.utterances, *result.votes):
+        row["split"] = split
+    if game is None:
+        result.decisions, result.role_inference = [], []
+        return result
+    result.decisions = build_decisions(game, result.utterances, result.votes)
+    result.role_inference = build_role_inference(game, result.utterances)
+    return result
 
 
 def game_tables(result: GameResult) -> dict[str, pa.Table]:
@@ -91,6 +122,8 @@ def game_tables(result: GameResult) -> dict[str, pa.Table]:
         "games": pa.Table.from_pylist(result.games, schema=GAMES_SCHEMA),
         "utterances": pa.Table.from_pylist(result.utterances, schema=UTTERANCES_SCHEMA),
         "votes": pa.Table.from_pylist(result.votes, schema=VOTES_SCHEMA),
+        "decisions": pa.Table.from_pylist(result.decisions, schema=DECISIONS_SCHEMA),
+        "role_inference": pa.Table.from_pylist(result.role_inference, schema=ROLE_INFERENCE_SCHEMA),
         "quarantine": pa.Table.from_pylist(result.quarantine, schema=QUARANTINE_SCHEMA),
     }
 
@@ -117,7 +150,7 @@ def write_game_staging(settings: Settings, source: str, result: GameResult) -> d
     """
     tables = game_tables(result)
     out: dict[str, Path] = {}
-    for name in ("games", "utterances", "votes"):
+    for name in GAME_TABLES:
         out[name] = settings.staging_dir(source) / name / f"{result.game_id}.parquet"
         _write_atomic(tables[name], out[name])
     out["quarantine"] = settings.quarantine_dir(source) / f"{result.game_id}.parquet"

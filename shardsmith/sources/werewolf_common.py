@@ -60,6 +60,8 @@ class GameResult:
     games: list[dict] = field(default_factory=list)
     utterances: list[dict] = field(default_factory=list)
     votes: list[dict] = field(default_factory=list)
+    decisions: list[dict] = field(default_factory=list)  # derived: shardsmith.views.decisions
+    role_inference: list[dict] = field(default_factory=list)  # derived: shardsmith.views.role_inference
     quarantine: list[dict] = field(default_factory=list)
     inputs: int = 0
     published: int = 0
@@ -76,6 +78,8 @@ class GameResult:
             "quarantined": self.quarantined,
             "utterances": len(self.utterances),
             "votes": len(self.votes),
+            "decisions": len(self.decisions),
+            "role_inference": len(self.role_inference),
             "quarantine_rows": len(self.quarantine),
         }
 

@@ -1,0 +1,1 @@
+"""Evaluation views derived per game from the games / utterances / votes rows (plain library)."""
