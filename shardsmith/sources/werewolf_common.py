@@ -15,7 +15,7 @@ from typing import Any
 
 from shardsmith.schemas.roles import Role, lookup_role
 
-ADAPTER_VERSION = "werewolf-1.0.0"
+ADAPTER_VERSION = "werewolf-1.1.0"  # 1.1: split on every row, decisions, role_inference, WereBench winner
 
 
 @dataclass(frozen=True)

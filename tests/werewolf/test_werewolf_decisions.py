@@ -150,6 +150,41 @@ def test_release_checks_pass_on_real_games(werebench) -> None:
     assert warned and all(d["vote_time_s"] > d["day_end_s"] for d in warned)
 
 
+@pytest.mark.parametrize("game_id,winner", [
+    ("werebench-s1-04", "werewolf"),  # "游戏结束，狼人阵营胜利"
+    ("werebench-s3-17", "village"),  # "... 7 号玩家出局，游戏结束，好人阵营获胜"
+    ("werebench-s3-04", "village"),  # "狼人交牌，好人阵营获胜": the wolves concede
+    ("werebench-s5-09", "werewolf"),
+    ("werebench-s3-01", None),  # only the recap says who won ("好人阵营惊险获胜"), after no marker
+])
+def test_winner_is_the_hosts_announcement(werebench, game_id: str, winner: str | None) -> None:
+    results, _, _ = werebench
+    (r,) = [r for r in results if r.game_id == game_id]
+    assert r.games[0]["winner"] == winner
+    for d in r.decisions:
+        assert d["winner"] == winner
+        assert d["voter_won"] == (None if winner is None else d["voter_faction"] == winner)
+        # only the MVP's votes are recorded: the winners' choice is the MVP's when the MVP won
+        assert d["winning_majority_target"] == (d["target_seat"] if d["voter_won"] else None)
+
+
+def test_winner_known_for_almost_every_game(werebench) -> None:
+    results, _, _ = werebench
+    winners = [r.games[0]["winner"] for r in results]
+    assert winners.count(None) <= 1 and {"village", "werewolf"} <= set(winners)
+    won = [d["voter_won"] for r in results for d in r.decisions]
+    assert won.count(True) > won.count(False) > 0  # the MVP is mostly, not always, on the winning side
+
+
+def test_announced_winner_rules() -> None:
+    from shardsmith.sources.werebench import announced_winner
+
+    assert announced_winner([("a", "天亮了"), ("b", "游戏结束，狼人阵营获胜")]) == ("werewolf", "b", [])
+    assert announced_winner([("a", "好人阵营获胜")])[0] is None  # no end-of-game marker before it
+    winner, line, warnings = announced_winner([("a", "游戏结束，好人阵营获胜"), ("b", "游戏结束，狼人阵营胜利")])
+    assert winner is None and line is None and "different winners" in warnings[0]
+
+
 # ----------------------------------------------------------------- synthetic games
 
 SEATS = [(1, "seer", "village"), (2, "werewolf", "werewolf"), (3, "villager", "village"),
@@ -280,6 +315,7 @@ def test_demo_sources_give_decisions_and_items(demo_raw: Path) -> None:
     assert d["context_rule"] == "before_cut_off" and d["cut_off_utterance_id"] == "werebench-s9-01-6"
     # line 5 is quarantined (broken timestamp); line 6 is the cut-off itself; line 8 is post-game
     assert d["context_utterance_ids"] == [f"werebench-s9-01-{i}" for i in (1, 2, 3, 4)]
+    assert wb.games[0]["winner"] == "village" and d["voter_won"] and d["winning_majority_target"] == 2
     wau = build_game("werewolf_among_us", discover_games("werewolf_among_us", demo_raw / "werewolf_among_us")[0])
     assert len(wau.decisions) == len(wau.votes) == 4
     assert all(x["candidates_exact"] and x["context_rule"] == "before_game_end" for x in wau.decisions)
