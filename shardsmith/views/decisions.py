@@ -29,7 +29,14 @@ Post-game lines (the host's recap names every role) are never context.
 Candidates: the game's seats minus the seats known to be out before the vote. Only whole-table
 votes of earlier days tell who was exiled (a unique plurality target); night kills are recorded by
 no source, so ``candidates_exact`` is true only where nobody can be out before the vote (ONUW's one
-vote, ``voting_outcome``).
+vote, ``voting_outcome``). WereBench records neither exiles nor deaths as data, so its candidates
+are the whole roster (and its MVP "votes" include days after the MVP died, by the host's own
+announcements), hence inexact.
+
+Outcome: ``voter_won`` compares the game's ``winner`` with the faction the voter wins with (that
+of the final card where cards are swapped). ``winning_majority_target`` is the unique plurality of
+that day's recorded targets of voters on the winning side; WereBench records only the MVP's vote,
+so there it is the MVP's target when the MVP won, else null.
 """
 
 from __future__ import annotations
