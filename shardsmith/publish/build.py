@@ -77,7 +77,7 @@ def unchanged_release(settings: Settings, collection: str, fingerprints: dict[st
 RECORD_COLUMNS = ["record_id", "source", "native_id", "patient_id", "split", "modality", "body_part", "view",
                   "height", "width", "slice_index", "num_slices", "abnormal", "complete", "raw_sha256",
                   "findings", "targets"]
-WEREWOLF_TABLES = ("games", "utterances", "votes")
+WEREWOLF_TABLES = ("games", "utterances", "votes", "decisions", "role_inference")
 # Media columns are never needed by the suites; leaving them out keeps validation memory small.
 _SKIP_COLUMNS = {"audio", "image", "image_npy", "label_npy"}
 
@@ -121,12 +121,16 @@ def validate_tables(table_files: dict[str, list[Path]], out_dir: Path) -> dict[s
     ww = [t for t in WEREWOLF_TABLES if t in table_files]
     if ww:
         tables = {t: _read_without_media(table_files[t]) if t in table_files else None for t in WEREWOLF_TABLES}
-        frames = werewolf_frames(tables["games"], tables["utterances"], tables["votes"])
+        frames = werewolf_frames(tables["games"], tables["utterances"], tables["votes"],
+                                 decisions=tables["decisions"], role_inference=tables["role_inference"])
         per_table = {"games": ("games", "seats", "phases"), "utterances": ("utterances", "words"),
-                     "votes": ("votes",)}
+                     "votes": ("votes",), "decisions": ("decisions", "decision_context"),
+                     "role_inference": ("role_inference", "role_utterances")}
         integrity = {c.name: c for c in I.werewolf_integrity(frames)}
         owner = {"utterances_do_not_overlap": "utterances", "utterance_times_inside_media": "utterances",
-                 "votes_reference_roster": "votes"}
+                 "votes_reference_roster": "votes", "decision_context_before_vote": "decisions",
+                 "decisions_cover_votes": "decisions", "role_items_cover_roster": "role_inference",
+                 "role_items_list_the_seats_lines": "role_inference"}
         for t in ww:
             frames_by_table[t] = {k: frames[k] for k in per_table[t] if k in frames}
             checks[t] = [c for name, c in integrity.items() if owner[name] == t]

@@ -51,10 +51,18 @@ TABLES: dict[str, TableSpec] = {
     ),
     "utterances": TableSpec(
         "utterances", "shardsmith.schemas.werewolf:UTTERANCES_SCHEMA", "utterance_id", {"audio": "flac"},
-        split_column=None, version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
+        version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
     ),
     "votes": TableSpec(
-        "votes", "shardsmith.schemas.werewolf:VOTES_SCHEMA", "vote_id", split_column=None,
+        "votes", "shardsmith.schemas.werewolf:VOTES_SCHEMA", "vote_id",
+        version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
+    ),
+    "decisions": TableSpec(
+        "decisions", "shardsmith.schemas.werewolf:DECISIONS_SCHEMA", "decision_id",
+        version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
+    ),
+    "role_inference": TableSpec(
+        "role_inference", "shardsmith.schemas.werewolf:ROLE_INFERENCE_SCHEMA", "item_id",
         version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
     ),
     # Task views derived from records at release time (issue 14; shardsmith.views).
@@ -74,5 +82,5 @@ TABLES: dict[str, TableSpec] = {
 
 COLLECTION_TABLES: dict[str, tuple[str, ...]] = {
     "medical": ("records", "volumes"),
-    "werewolf": ("games", "utterances", "votes"),
+    "werewolf": ("games", "utterances", "votes", "decisions", "role_inference"),
 }

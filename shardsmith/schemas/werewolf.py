@@ -1,6 +1,8 @@
-"""The Werewolf record contracts (DESIGN section 4): games, utterances and votes.
+"""The Werewolf record contracts (DESIGN section 4): games, utterances, votes and two evaluation views.
 
-Three tables so that a reader can join them by ``game_id``. Every adapter (werebench,
+Tables join by ``game_id``; every table carries the game's ``split`` so that a reader can take "the
+test games' utterances" without a join. ``decisions`` and ``role_inference`` are derived per game
+from the other three (``shardsmith.views``). Every adapter (werebench,
 werewolf_among_us, werewolf_video) writes rows of exactly these schemas; the version goes into
 the Arrow schema metadata so a release can tell readers which contract its Parquet follows.
 Bump WEREWOLF_SCHEMA_VERSION on any change a reader would notice.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-WEREWOLF_SCHEMA_VERSION = "1.0.0"
+WEREWOLF_SCHEMA_VERSION = "1.1.0"  # 1.1: split on every table; decisions, role_inference
 
 SPEAKER_SOURCES = ("annotation", "transcript_label", "diarization", "turns")
 FACTIONS = ("werewolf", "village", "neutral", "host")
@@ -110,6 +112,7 @@ UTTERANCES_SCHEMA = _with_version(
             pa.field("utterance_id", pa.string(), nullable=False),
             pa.field("game_id", pa.string(), nullable=False),
             pa.field("source", pa.string(), nullable=False),
+            pa.field("split", pa.string()),  # the game's split
             pa.field("order", pa.int32(), nullable=False),
             pa.field("start_s", pa.float64()),
             pa.field("end_s", pa.float64()),  # null where the source gives only start times
@@ -138,6 +141,7 @@ VOTES_SCHEMA = _with_version(
     pa.schema(
         [
             pa.field("game_id", pa.string(), nullable=False),
+            pa.field("split", pa.string()),  # the game's split
             pa.field("day", pa.int32()),
             pa.field("voter_seat", pa.int32()),
             pa.field("target_seat", pa.int32()),  # null: abstained / no target recorded
@@ -148,4 +152,63 @@ VOTES_SCHEMA = _with_version(
     "votes",
 )
 
-TABLES: dict[str, pa.Schema] = {"games": GAMES_SCHEMA, "utterances": UTTERANCES_SCHEMA, "votes": VOTES_SCHEMA}
+# How a decision's context was cut (see shardsmith.views.decisions): before the vote's cut-off line,
+# before the end of the vote's day, or (no phases, no cut-off) every in-game utterance.
+CONTEXT_RULES = ("before_cut_off", "before_day_end", "before_game_end")
+
+DECISIONS_SCHEMA = _with_version(
+    pa.schema(
+        [
+            pa.field("decision_id", pa.string(), nullable=False),
+            pa.field("game_id", pa.string(), nullable=False),
+            pa.field("source", pa.string(), nullable=False),
+            pa.field("split", pa.string()),
+            pa.field("day", pa.int32()),
+            pa.field("vote_source", pa.string(), nullable=False),  # the vote's ``source`` (mvp_record, ...)
+            pa.field("voter_seat", pa.int32()),
+            pa.field("voter_role", pa.string()),  # dealt card
+            pa.field("voter_faction", pa.string()),
+            pa.field("voter_final_role", pa.string()),  # where the game swaps cards (ONUW)
+            pa.field("candidate_seats", pa.list_(pa.int32())),  # seats not known to be out before the vote
+            pa.field("candidates_exact", pa.bool_()),  # the source records every elimination before it
+            pa.field("target_seat", pa.int32()),  # null: abstained / no target recorded
+            pa.field("winner", pa.string()),  # the game's winning faction; null where the source does not say
+            pa.field("voter_won", pa.bool_()),  # null where the winner is unknown
+            pa.field("winning_majority_target", pa.int32()),  # plurality of the winners' votes that day
+            pa.field("context_utterance_ids", pa.list_(pa.string())),  # in utterance order
+            pa.field("context_rule", pa.string()),  # see CONTEXT_RULES
+            pa.field("cut_off_utterance_id", pa.string()),  # the line where the vote was taken (WereBench)
+            pa.field("vote_time_s", pa.float64()),  # start of that line; no context line starts later
+            pa.field("day_end_s", pa.float64()),  # when the vote's day ends; every context line starts before
+            pa.field("warnings", pa.list_(pa.string())),
+        ]
+    ),
+    "decisions",
+)
+
+ROLE_INFERENCE_SCHEMA = _with_version(
+    pa.schema(
+        [
+            pa.field("item_id", pa.string(), nullable=False),
+            pa.field("game_id", pa.string(), nullable=False),
+            pa.field("source", pa.string(), nullable=False),
+            pa.field("split", pa.string()),
+            pa.field("seat", pa.int32(), nullable=False),
+            pa.field("role", pa.string()),  # the answer: canonical role id of the dealt card
+            pa.field("faction", pa.string()),
+            pa.field("final_role", pa.string()),
+            pa.field("utterance_ids", pa.list_(pa.string())),  # what this seat said, in order
+            pa.field("rule_variant", pa.string()),
+            pa.field("role_set", pa.list_(pa.string())),  # the game's dealt roles as a sorted multiset
+        ]
+    ),
+    "role_inference",
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "games": GAMES_SCHEMA,
+    "utterances": UTTERANCES_SCHEMA,
+    "votes": VOTES_SCHEMA,
+    "decisions": DECISIONS_SCHEMA,
+    "role_inference": ROLE_INFERENCE_SCHEMA,
+}

@@ -23,10 +23,18 @@ import pyarrow as pa
 from shardsmith.atomic import write_parquet_atomic
 from shardsmith.config import Settings
 from shardsmith.schemas.quarantine import QUARANTINE_SCHEMA
-from shardsmith.schemas.werewolf import GAMES_SCHEMA, UTTERANCES_SCHEMA, VOTES_SCHEMA
+from shardsmith.schemas.werewolf import (
+    DECISIONS_SCHEMA,
+    GAMES_SCHEMA,
+    ROLE_INFERENCE_SCHEMA,
+    UTTERANCES_SCHEMA,
+    VOTES_SCHEMA,
+)
 from shardsmith.sources.registry import game_source_names, get_source
 from shardsmith.sources.werewolf.base import Discovery, GameRef, GameResult, GameSource, Skipped
 from shardsmith.staging.layout import StagingLayout
+from shardsmith.views.decisions import build_decisions
+from shardsmith.views.role_inference import build_role_inference
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +48,11 @@ __all__ = [
     "write_game_staging",
     "label_stats",
     "game_tables",
+    "add_views",
+    "GAME_TABLES",
 ]
 
-GAME_TABLES = ("games", "utterances", "votes")
+GAME_TABLES = ("games", "utterances", "votes", "decisions", "role_inference")  # staged per game
 
 
 def game_source(source: str) -> GameSource:
@@ -71,7 +81,25 @@ def build_game(
     if ref.source != source:
         raise ValueError(f"game {ref.game_id} belongs to {ref.source}, not {source}")
     adapter = game_source(source)
-    return adapter.build_game(ref, transcriber if adapter.needs_asr else None)
+    return add_views(adapter.build_game(ref, transcriber if adapter.needs_asr else None))
+
+
+def add_views(result: GameResult) -> GameResult:
+    """Stamp the game's split on its utterances and votes, and derive its evaluation items.
+
+    Each adapter decides the split of its ``games`` row (an official split or ``split_for``); the
+    other tables take it from there, so no row can disagree with its game.
+    """
+    game = result.games[0] if result.games else None
+    split = game.get("split") if game else None
+    for row in (*result.utterances, *result.votes):
+        row["split"] = split
+    if game is None:
+        result.decisions, result.role_inference = [], []
+        return result
+    result.decisions = build_decisions(game, result.utterances, result.votes)
+    result.role_inference = build_role_inference(game, result.utterances)
+    return result
 
 
 def game_tables(result: GameResult) -> dict[str, pa.Table]:
@@ -80,6 +108,8 @@ def game_tables(result: GameResult) -> dict[str, pa.Table]:
         "games": pa.Table.from_pylist(result.games, schema=GAMES_SCHEMA),
         "utterances": pa.Table.from_pylist(result.utterances, schema=UTTERANCES_SCHEMA),
         "votes": pa.Table.from_pylist(result.votes, schema=VOTES_SCHEMA),
+        "decisions": pa.Table.from_pylist(result.decisions, schema=DECISIONS_SCHEMA),
+        "role_inference": pa.Table.from_pylist(result.role_inference, schema=ROLE_INFERENCE_SCHEMA),
         "quarantine": pa.Table.from_pylist(result.quarantine, schema=QUARANTINE_SCHEMA),
     }
 
@@ -150,7 +180,7 @@ def label_stats(source: str, raw_root: Path) -> dict[str, Any]:
 
 # --- the per-game step, as the Dagster layer runs it -------------------------------------------------
 
-STEP_VERSION = "1"  # bump when the per-game step's output changes for the same inputs
+STEP_VERSION = "2"  # bump when the per-game step's output changes for the same inputs
 
 
 def discover_all(settings: Settings) -> tuple[dict[str, list[GameRef]], list[dict]]:

@@ -164,10 +164,15 @@ def volume_frames(files: list[Path]) -> dict[str, pd.DataFrame]:
 # ------------------------------------------------------------------------------------ werewolf
 GAME_SCALARS = ["game_id", "source", "native_id", "split", "language", "rule_variant", "has_host", "winner",
                 "media_sha256", "media_duration_s", "raw_sha256", "adapter_version"]
-UTTERANCE_SCALARS = ["utterance_id", "game_id", "source", "order", "start_s", "end_s", "speaker_seat", "is_host",
+UTTERANCE_SCALARS = ["utterance_id", "game_id", "source", "split", "order", "start_s", "end_s", "speaker_seat", "is_host",
                      "speaker_label", "speaker_role", "speaker_faction", "phase", "speaker_source",
                      "speaker_confidence", "asr_model", "asr_confidence", "verified"]
-VOTE_SCALARS = ["game_id", "day", "voter_seat", "target_seat", "source", "cut_off_utterance_id"]
+VOTE_SCALARS = ["game_id", "split", "day", "voter_seat", "target_seat", "source", "cut_off_utterance_id"]
+DECISION_SCALARS = ["decision_id", "game_id", "source", "split", "day", "vote_source", "voter_seat", "voter_role",
+                    "voter_faction", "voter_final_role", "candidates_exact", "target_seat", "winner", "voter_won",
+                    "winning_majority_target", "context_rule", "cut_off_utterance_id", "vote_time_s", "day_end_s"]
+ROLE_ITEM_SCALARS = ["item_id", "game_id", "source", "split", "seat", "role", "faction", "final_role",
+                     "rule_variant"]
 
 
 def _inside(start: float | None, end: float | None, duration: float | None, tol: float) -> bool | None:
@@ -185,14 +190,19 @@ def _nan_to_none(value: float | None) -> float | None:
 
 
 def werewolf_frames(games: pa.Table | None, utterances: pa.Table | None, votes: pa.Table | None,
-                    tolerance_s: float = MEDIA_TOLERANCE_S) -> dict[str, pd.DataFrame]:
-    """games/utterances/votes -> frames for the per-table suites, with roster and media joins done.
+                    tolerance_s: float = MEDIA_TOLERANCE_S, *, decisions: pa.Table | None = None,
+                    role_inference: pa.Table | None = None) -> dict[str, pd.DataFrame]:
+    """games/utterances/votes/decisions/role_inference -> frames for the per-table suites, with roster,
+    split and media joins done.
 
-    Keys: ``games``, ``seats``, ``phases`` (from games), ``utterances``, ``words``, ``votes``. A frame
-    is absent when its table is absent.
+    Keys: ``games``, ``seats``, ``phases`` (from games), ``utterances``, ``words``, ``votes``,
+    ``decisions``, ``decision_context`` (one row per context utterance), ``role_inference``,
+    ``role_utterances`` (one row per listed utterance). A frame is absent when its table is absent.
     """
     out: dict[str, pd.DataFrame] = {}
     roster: dict[str, set[int]] = {}
+    seat_role: dict[tuple[str, int], str | None] = {}
+    split_of: dict[str, str | None] = {}
     duration: dict[str, float | None] = {}
     if games is not None:
         game_rows, seat_rows, phase_rows = [], [], []
@@ -201,6 +211,8 @@ def werewolf_frames(games: pa.Table | None, utterances: pa.Table | None, votes: 
             seats = g.get("seats") or []
             numbers = [s["seat"] for s in seats]
             roster[gid] = {n for n in numbers if n is not None}
+            split_of[gid] = g.get("split")
+            seat_role.update({(gid, s["seat"]): s.get("role") for s in seats if s.get("seat") is not None})
             dur = _nan_to_none(g.get("media_duration_s"))
             duration[gid] = dur
             row = {c: g.get(c) for c in GAME_SCALARS}
@@ -229,6 +241,7 @@ def werewolf_frames(games: pa.Table | None, utterances: pa.Table | None, votes: 
             row = {c: u.get(c) for c in UTTERANCE_SCALARS}
             row.update({
                 "game_known": None if known is None else gid in known,
+                "split_matches_game": _same_split(u.get("split"), gid, split_of, known),
                 "speaker_in_roster": None if seat is None or known is None else seat in roster.get(gid, set()),
                 "within_media": _inside(u.get("start_s"), u.get("end_s"), duration.get(gid), tolerance_s),
                 "host_has_no_seat": not (u.get("is_host") and seat is not None),
@@ -245,7 +258,7 @@ def werewolf_frames(games: pa.Table | None, utterances: pa.Table | None, votes: 
                 word_rows.append({"utterance_id": u.get("utterance_id"), "start_s": ws, "end_s": we,
                                   "confidence": w.get("confidence"), "within_utterance": inside})
         out["utterances"] = pd.DataFrame(utt_rows, columns=UTTERANCE_SCALARS + [
-            "game_known", "speaker_in_roster", "within_media", "host_has_no_seat", "has_text", "extra_is_json"])
+            "game_known", "split_matches_game", "speaker_in_roster", "within_media", "host_has_no_seat", "has_text", "extra_is_json"])
         out["words"] = pd.DataFrame(word_rows, columns=["utterance_id", "start_s", "end_s", "confidence",
                                                         "within_utterance"])
     if votes is not None:
@@ -256,13 +269,94 @@ def werewolf_frames(games: pa.Table | None, utterances: pa.Table | None, votes: 
             row = {c: v.get(c) for c in VOTE_SCALARS}
             row.update({
                 "game_known": None if known is None else gid in known,
+                "split_matches_game": _same_split(v.get("split"), gid, split_of, known),
                 "voter_in_roster": None if voter is None or known is None else voter in seats,
                 "target_in_roster": None if target is None or known is None else target in seats,
             })
             vote_rows.append(row)
-        out["votes"] = pd.DataFrame(vote_rows, columns=VOTE_SCALARS + ["game_known", "voter_in_roster",
-                                                                       "target_in_roster"])
+        out["votes"] = pd.DataFrame(vote_rows, columns=VOTE_SCALARS + ["game_known", "split_matches_game",
+                                                                       "voter_in_roster", "target_in_roster"])
+    if decisions is not None:
+        out.update(_decision_frames(decisions, roster, seat_role, split_of, known))
+    if role_inference is not None:
+        out.update(_role_item_frames(role_inference, roster, seat_role, split_of, known))
     return out
+
+
+def _same_split(split: str | None, gid: str, split_of: dict[str, str | None], known: set | None) -> bool | None:
+    """A row's split equals its game's (None: no games to compare with, or the game is unknown)."""
+    if known is None or gid not in known:
+        return None
+    return split == split_of.get(gid)
+
+
+def _member(value: int | None, values: list | None) -> bool | None:
+    return None if value is None else value in (values or [])
+
+
+DECISION_DERIVED = ["n_candidates", "n_context", "n_warnings", "game_known", "split_matches_game",
+                    "voter_in_roster", "voter_role_matches_roster", "voter_is_candidate", "target_is_candidate",
+                    "majority_is_candidate", "candidates_in_roster"]
+
+
+def _decision_frames(decisions: pa.Table, roster: dict[str, set[int]], seat_role: dict, split_of: dict,
+                     known: set | None) -> dict[str, pd.DataFrame]:
+    rows, context = [], []
+    for d in decisions.to_pylist():
+        gid, voter, cands = d.get("game_id"), d.get("voter_seat"), d.get("candidate_seats") or []
+        seats = roster.get(gid, set())
+        row = {c: d.get(c) for c in DECISION_SCALARS}
+        row.update({
+            "n_candidates": len(cands),
+            "n_context": len(d.get("context_utterance_ids") or []),
+            "n_warnings": len(d.get("warnings") or []),
+            "game_known": None if known is None else gid in known,
+            "split_matches_game": _same_split(d.get("split"), gid, split_of, known),
+            "voter_in_roster": None if voter is None or known is None else voter in seats,
+            "voter_role_matches_roster": None if voter is None or known is None
+            else seat_role.get((gid, voter)) == d.get("voter_role"),
+            "voter_is_candidate": _member(voter, cands),
+            "target_is_candidate": _member(d.get("target_seat"), cands),
+            "majority_is_candidate": _member(d.get("winning_majority_target"), cands),
+            "candidates_in_roster": None if known is None else set(cands) <= seats,
+        })
+        rows.append(row)
+        for pos, uid in enumerate(d.get("context_utterance_ids") or []):
+            context.append({"decision_id": d.get("decision_id"), "game_id": gid, "position": pos,
+                            "utterance_id": uid})
+    return {"decisions": pd.DataFrame(rows, columns=DECISION_SCALARS + DECISION_DERIVED),
+            "decision_context": pd.DataFrame(context, columns=["decision_id", "game_id", "position",
+                                                               "utterance_id"])}
+
+
+ROLE_ITEM_DERIVED = ["n_utterances", "game_known", "split_matches_game", "seat_in_roster", "role_matches_roster",
+                     "role_in_role_set", "role_set_matches_roster"]
+
+
+def _role_item_frames(items: pa.Table, roster: dict[str, set[int]], seat_role: dict, split_of: dict,
+                      known: set | None) -> dict[str, pd.DataFrame]:
+    dealt: dict[str, list[str]] = {}
+    for (gid, _), role in seat_role.items():
+        if role:
+            dealt.setdefault(gid, []).append(role)
+    rows, said = [], []
+    for r in items.to_pylist():
+        gid, seat, board = r.get("game_id"), r.get("seat"), r.get("role_set") or []
+        row = {c: r.get(c) for c in ROLE_ITEM_SCALARS}
+        row.update({
+            "n_utterances": len(r.get("utterance_ids") or []),
+            "game_known": None if known is None else gid in known,
+            "split_matches_game": _same_split(r.get("split"), gid, split_of, known),
+            "seat_in_roster": None if known is None else seat in roster.get(gid, set()),
+            "role_matches_roster": None if known is None else seat_role.get((gid, seat)) == r.get("role"),
+            "role_in_role_set": r.get("role") in board,
+            "role_set_matches_roster": None if known is None else sorted(board) == sorted(dealt.get(gid, [])),
+        })
+        rows.append(row)
+        for uid in r.get("utterance_ids") or []:
+            said.append({"item_id": r.get("item_id"), "game_id": gid, "seat": seat, "utterance_id": uid})
+    return {"role_inference": pd.DataFrame(rows, columns=ROLE_ITEM_SCALARS + ROLE_ITEM_DERIVED),
+            "role_utterances": pd.DataFrame(said, columns=["item_id", "game_id", "seat", "utterance_id"])}
 
 
 def _is_json(text: str | None) -> bool | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -182,13 +183,133 @@ def utterance_times_inside_media(utterances: pd.DataFrame, games: pd.DataFrame,
                         f"{len(bad)} utterance(s) outside their media", bad[:5])
 
 
+def _value(x):
+    """A frame cell as a plain Python value: NaN / NA -> None, whole floats (nullable ints) -> int."""
+    if x is None or (not isinstance(x, (list, tuple, str)) and pd.isna(x)):
+        return None
+    if isinstance(x, float) and x.is_integer():
+        return int(x)
+    return x
+
+
+def decision_context_before_vote(decisions: pd.DataFrame, context: pd.DataFrame, utterances: pd.DataFrame,
+                                 phases: pd.DataFrame | None) -> CheckOutcome:
+    """No decision's context holds a line said after the vote.
+
+    Re-derived from the utterances and the games' phases, not from the decision's own time columns:
+    every context line exists in the same game and is not post-game; it starts before the vote's day
+    ends (``views.decisions.day_end_s`` on the game's phases); and where the vote names a cut-off
+    line, it comes before that line in utterance order and starts no later than it.
+    """
+    from shardsmith.views.decisions import day_end_s
+
+    utt = {u: (g, _value(o), _value(t), p) for u, g, o, t, p in zip(
+        utterances["utterance_id"], utterances["game_id"], utterances["order"], utterances["start_s"],
+        utterances["phase"], strict=True)}
+    game_phases: dict[str, list[dict]] = {}
+    if phases is not None:
+        for g, name, start, end in zip(phases["game_id"], phases["name"], phases["start_s"], phases["end_s"],
+                                       strict=True):
+            game_phases.setdefault(g, []).append({"name": name, "start_s": _value(start), "end_s": _value(end)})
+    vote = {d: (g, _value(day), _value(cut)) for d, g, day, cut in zip(
+        decisions["decision_id"], decisions["game_id"], decisions["day"], decisions["cut_off_utterance_id"],
+        strict=True)}
+    bad: list[str] = []
+    ends: dict[str, float | None] = {}
+    for did, uid in zip(context["decision_id"], context["utterance_id"], strict=True):
+        gid, day, cut_id = vote.get(did, (None, None, None))
+        u = utt.get(uid)
+        if gid is None or u is None or u[0] != gid:
+            bad.append(f"{did}: context {uid} is not an utterance of {gid}")
+            continue
+        _, order, start, phase = u
+        if phase == "post_game":
+            bad.append(f"{did}: context {uid} is post-game")
+        if did not in ends:
+            ends[did] = day_end_s(sorted(game_phases.get(gid, []), key=lambda p: (p["start_s"] is None,
+                                                                                  p["start_s"] or 0.0)), day)
+        end = ends[did]
+        if end is not None and start is not None and start >= end:
+            bad.append(f"{did}: context {uid} starts at {start:.2f}s, after day {day} ends ({end:.2f}s)")
+        cut = utt.get(cut_id) if cut_id else None
+        if cut is not None and cut[0] == gid:
+            if order is not None and cut[1] is not None and order >= cut[1]:
+                bad.append(f"{did}: context {uid} (order {order}) is not before cut-off {cut_id} (order {cut[1]})")
+            if start is not None and cut[2] is not None and start > cut[2]:
+                bad.append(f"{did}: context {uid} starts at {start:.2f}s, after the vote ({cut[2]:.2f}s)")
+    return CheckOutcome("decision_context_before_vote", not bad,
+                        f"{len(bad)} context line(s) said after their vote", bad[:5])
+
+
+def decisions_cover_votes(decisions: pd.DataFrame, votes: pd.DataFrame) -> CheckOutcome:
+    """Exactly one decision per vote: the (game, day, voter, vote source) keys agree as multisets."""
+    want = Counter((g, _value(d), _value(v), s) for g, d, v, s in zip(
+        votes["game_id"], votes["day"], votes["voter_seat"], votes["source"], strict=True))
+    have = Counter((g, _value(d), _value(v), s) for g, d, v, s in zip(
+        decisions["game_id"], decisions["day"], decisions["voter_seat"], decisions["vote_source"], strict=True))
+    missing, extra = want - have, have - want
+    examples = [f"vote without decision: {k}" for k in list(missing)[:3]] + \
+        [f"decision without vote: {k}" for k in list(extra)[:3]]
+    return CheckOutcome("decisions_cover_votes", not missing and not extra,
+                        f"{sum(want.values())} vote(s), {sum(have.values())} decision(s); "
+                        f"{sum(missing.values())} missing, {sum(extra.values())} extra", examples)
+
+
+def role_items_cover_roster(items: pd.DataFrame, seats: pd.DataFrame) -> CheckOutcome:
+    """Every seat with a role in a game that has items has exactly one ``role_inference`` item."""
+    have = Counter((g, _value(s)) for g, s in zip(items["game_id"], items["seat"], strict=True))
+    games = set(items["game_id"])
+    want = Counter((g, _value(s)) for g, s, r in zip(seats["game_id"], seats["seat"], seats["role"], strict=True)
+                   if g in games and _value(r) is not None)
+    missing, extra = want - have, have - want
+    examples = [f"seat without item: {k}" for k in list(missing)[:3]] + \
+        [f"item without a seat: {k}" for k in list(extra)[:3]]
+    return CheckOutcome("role_items_cover_roster", not missing and not extra,
+                        f"{sum(missing.values())} seat(s) without an item, {sum(extra.values())} extra item(s)",
+                        examples)
+
+
+def role_items_list_the_seats_lines(items: pd.DataFrame, said: pd.DataFrame, utterances: pd.DataFrame) -> CheckOutcome:
+    """Each item lists exactly its seat's in-game utterances: none of another seat, none post-game, none left out."""
+    speaker = {u: (g, _value(s), p) for u, g, s, p in zip(
+        utterances["utterance_id"], utterances["game_id"], utterances["speaker_seat"], utterances["phase"],
+        strict=True)}
+    bad: list[str] = []
+    listed: dict[tuple, set[str]] = {}
+    for iid, gid, seat, uid in zip(said["item_id"], said["game_id"], said["seat"], said["utterance_id"],
+                                   strict=True):
+        seat = _value(seat)
+        listed.setdefault((gid, seat), set()).add(uid)
+        u = speaker.get(uid)
+        if u is None or u[0] != gid or u[1] != seat:
+            bad.append(f"{iid}: {uid} is not said by seat {seat} of {gid}")
+        elif u[2] == "post_game":
+            bad.append(f"{iid}: {uid} is post-game")
+    keys = {(g, _value(s)) for g, s in zip(items["game_id"], items["seat"], strict=True)}
+    for uid, (gid, seat, phase) in speaker.items():
+        if (gid, seat) in keys and phase != "post_game" and uid not in listed.get((gid, seat), set()):
+            bad.append(f"{gid} seat {seat}: {uid} is not listed")
+    return CheckOutcome("role_items_list_the_seats_lines", not bad,
+                        f"{len(bad)} utterance(s) listed wrongly or left out", bad[:5])
+
+
 def werewolf_integrity(frames: dict[str, pd.DataFrame]) -> list[CheckOutcome]:
     out = []
     utt, games, votes, seats = (frames.get(k) for k in ("utterances", "games", "votes", "seats"))
+    decisions, context = frames.get("decisions"), frames.get("decision_context")
+    items, said = frames.get("role_inference"), frames.get("role_utterances")
     if utt is not None:
         out.append(utterances_do_not_overlap(utt))
         if games is not None:
             out.append(utterance_times_inside_media(utt, games))
     if votes is not None and seats is not None:
         out.append(votes_reference_roster(votes, seats))
+    if decisions is not None and context is not None and utt is not None:
+        out.append(decision_context_before_vote(decisions, context, utt, frames.get("phases")))
+    if decisions is not None and votes is not None:
+        out.append(decisions_cover_votes(decisions, votes))
+    if items is not None and seats is not None:
+        out.append(role_items_cover_roster(items, seats))
+    if items is not None and said is not None and utt is not None:
+        out.append(role_items_list_the_seats_lines(items, said, utt))
     return out

@@ -182,6 +182,7 @@ def utterance_suites() -> Suite:
             NON_EMPTY,
             *_not_null_unique("utterance_id"),
             ("ExpectColumnValuesToNotBeNull", {"column": "game_id"}),
+            *_split_of_game(),
             ("ExpectCompoundColumnsToBeUnique", {"column_list": ["game_id", "order"]}),
             _between("order", 0),
             _between("start_s", 0),
@@ -218,6 +219,7 @@ def vote_suites() -> Suite:
         "votes": [
             NON_EMPTY,
             ("ExpectColumnValuesToNotBeNull", {"column": "game_id"}),
+            *_split_of_game(),
             ("ExpectColumnValuesToNotBeNull", {"column": "source"}),
             _in("source", VOTE_SOURCES),
             _between("day", 0, 100),
@@ -230,10 +232,85 @@ def vote_suites() -> Suite:
     }
 
 
+def _split_of_game() -> list[tuple[str, dict]]:
+    """Every Werewolf table carries its game's split (published under data/<table>/<split>/)."""
+    return [("ExpectColumnValuesToNotBeNull", {"column": "split"}), _in("split", SPLITS),
+            _true("split_matches_game")]
+
+
+def decision_suites() -> Suite:
+    from shardsmith.schemas.werewolf import CONTEXT_RULES, FACTIONS, VOTE_SOURCES
+
+    roles = _roles()
+    players = [f for f in FACTIONS if f != "host"]
+    return {
+        "decisions": [
+            NON_EMPTY,
+            *_not_null_unique("decision_id"),
+            ("ExpectColumnValuesToNotBeNull", {"column": "game_id"}),
+            *_split_of_game(),
+            _in("vote_source", VOTE_SOURCES),
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["game_id", "day", "voter_seat", "vote_source"]}),
+            _between("day", 0, 100),
+            ("ExpectColumnValuesToNotBeNull", {"column": "voter_seat"}),
+            _in("voter_role", roles),
+            _in("voter_final_role", roles),
+            _in("voter_faction", players),
+            _in("winner", players),
+            ("ExpectColumnValuesToNotBeNull", {"column": "context_rule"}),
+            _in("context_rule", CONTEXT_RULES),
+            _between("n_candidates", 1, MAX_SEATS),
+            _between("vote_time_s", 0),
+            _between("day_end_s", 0),
+            _true("game_known"),
+            _true("voter_in_roster"),
+            _true("voter_role_matches_roster"),
+            _true("voter_is_candidate"),
+            _true("target_is_candidate"),
+            _true("majority_is_candidate"),
+            _true("candidates_in_roster"),
+        ],
+        "decision_context": [
+            ("ExpectColumnValuesToNotBeNull", {"column": "utterance_id"}),
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["decision_id", "utterance_id"]}),
+            _between("position", 0),
+        ],
+    }
+
+
+def role_inference_suites() -> Suite:
+    from shardsmith.schemas.werewolf import FACTIONS
+
+    roles = _roles()
+    return {
+        "role_inference": [
+            NON_EMPTY,
+            *_not_null_unique("item_id"),
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["game_id", "seat"]}),
+            *_split_of_game(),
+            ("ExpectColumnValuesToNotBeNull", {"column": "role"}),
+            _in("role", roles),
+            _in("final_role", roles),
+            _in("faction", [f for f in FACTIONS if f != "host"]),
+            _true("game_known"),
+            _true("seat_in_roster"),
+            _true("role_matches_roster"),
+            _true("role_in_role_set"),
+            _true("role_set_matches_roster"),
+        ],
+        "role_utterances": [
+            ("ExpectColumnValuesToNotBeNull", {"column": "utterance_id"}),
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["item_id", "utterance_id"]}),
+        ],
+    }
+
+
 def suites_for(table: str) -> Suite:
     """The suite of one release table, by name."""
     return {"records": record_suites, "volumes": volume_suites, "games": games_suites,
-            "utterances": utterance_suites, "votes": vote_suites}[table]()
+            "utterances": utterance_suites, "votes": vote_suites, "decisions": decision_suites,
+            "role_inference": role_inference_suites}[table]()
+
 
 
 def _game_sources() -> list[str]:

@@ -17,10 +17,18 @@ import pytest
 from shardsmith.media.masks import coco_rle_encode
 from shardsmith.pseudonym import pseudonymise
 from shardsmith.schemas.volumes import VOLUMES_SCHEMA
-from shardsmith.schemas.werewolf import GAMES_SCHEMA, UTTERANCES_SCHEMA, VOTES_SCHEMA
+from shardsmith.schemas.werewolf import (
+    DECISIONS_SCHEMA,
+    GAMES_SCHEMA,
+    ROLE_INFERENCE_SCHEMA,
+    UTTERANCES_SCHEMA,
+    VOTES_SCHEMA,
+)
 from shardsmith.validation import integrity as I
 from shardsmith.validation.frames import record_frames, volume_frame_row, werewolf_frames
 from shardsmith.validation.suites import suites_for
+from shardsmith.views.decisions import build_decisions
+from shardsmith.views.role_inference import build_role_inference
 
 SHA = "a" * 64
 
@@ -81,18 +89,27 @@ def _werewolf(bad: bool) -> dict[str, pd.DataFrame]:
     seats = [{"seat": s, "player": pseudonymise(f"player{s}", "werebench", b"k"), "role": role,
               "role_source": role, "faction": fac, "final_role": None}
              for s, role, fac in ((1, "seer", "village"), (2, "werewolf", "werewolf"), (3, "villager", "village"))]
-    game = {"game_id": "g1", "source": "werebench", "native_id": "Season_1/01", "split": None, "language": "zh",
+    game = {"game_id": "g1", "source": "werebench", "native_id": "Season_1/01", "split": "train", "language": "zh",
             "rule_variant": "seer+villager+werewolf", "rule_variant_text": "x", "seats": seats, "has_host": True,
             "winner": "village", "phases": [{"name": "day_1", "name_source": "day 1", "start_s": 0.0, "end_s": 50.0}],
             "media_sha256": SHA, "media_duration_s": 60.0, "raw_sha256": SHA, "extra": "{}"}
-    utts = [{"utterance_id": f"u{i}", "game_id": "g1", "source": "werebench", "order": i, "start_s": 10.0 * i,
+    utts = [{"utterance_id": f"u{i}", "game_id": "g1", "source": "werebench", "split": "train", "order": i,
+             "start_s": 10.0 * i,
              "end_s": 10.0 * i + 8, "speaker_seat": i + 1, "is_host": False, "speaker_role": "seer",
              "speaker_faction": "village", "phase": "day_1", "text": "hello", "speaker_source": "annotation",
              "verified": True, "speaker_confidence": 1.0, "extra": "{}",
              "words": [{"word": "hello", "start_s": 10.0 * i, "end_s": 10.0 * i + 1, "confidence": 0.9}]}
             for i in range(3)]
-    votes = [{"game_id": "g1", "day": 1, "voter_seat": 1, "target_seat": 2, "source": "mvp_record"}]
+    votes = [{"game_id": "g1", "split": "train", "day": 1, "voter_seat": 1, "target_seat": 2, "source": "mvp_record"}]
+    decisions = build_decisions(game, utts, votes)
+    items = build_role_inference(game, utts)
     if bad:
+        utts[2]["split"] = "test"  # not its game's split
+        decisions[0]["target_seat"] = 9  # nobody sits there
+        decisions[0]["split"] = None
+        decisions[0]["context_rule"] = "hindsight"
+        items[0]["role"] = "werewolf"  # seat 1 is the seer
+        items[1]["role_set"] = ["seer"]  # a board without its own role
         game["seats"] = seats + [dict(seats[0])]  # seat 1 twice
         game["winner"] = "villagers"  # not a faction
         game["phases"][0]["end_s"] = -5.0  # ends before it starts
@@ -103,7 +120,9 @@ def _werewolf(bad: bool) -> dict[str, pd.DataFrame]:
         votes.append({"game_id": "g1", "day": 1, "voter_seat": 3, "target_seat": 7, "source": "rumour"})
     return werewolf_frames(pa.Table.from_pylist([game], schema=GAMES_SCHEMA),
                            pa.Table.from_pylist(utts, schema=UTTERANCES_SCHEMA),
-                           pa.Table.from_pylist(votes, schema=VOTES_SCHEMA))
+                           pa.Table.from_pylist(votes, schema=VOTES_SCHEMA),
+                           decisions=pa.Table.from_pylist(decisions, schema=DECISIONS_SCHEMA),
+                           role_inference=pa.Table.from_pylist(items, schema=ROLE_INFERENCE_SCHEMA))
 
 
 TABLE_FRAMES = {
@@ -112,6 +131,9 @@ TABLE_FRAMES = {
     "games": lambda bad: {k: v for k, v in _werewolf(bad).items() if k in ("games", "seats", "phases")},
     "utterances": lambda bad: {k: v for k, v in _werewolf(bad).items() if k in ("utterances", "words")},
     "votes": lambda bad: {"votes": _werewolf(bad)["votes"]},
+    "decisions": lambda bad: {k: v for k, v in _werewolf(bad).items() if k in ("decisions", "decision_context")},
+    "role_inference": lambda bad: {k: v for k, v in _werewolf(bad).items()
+                                   if k in ("role_inference", "role_utterances")},
 }
 # (frame, expectation type, column) that each broken table must fail
 EXPECTED_FAILURES = {
@@ -132,9 +154,16 @@ EXPECTED_FAILURES = {
     "utterances": {("utterances", "expect_column_values_to_be_in_set", "speaker_in_roster"),
                    ("utterances", "expect_column_values_to_be_in_set", "within_media"),
                    ("utterances", "expect_column_values_to_be_in_set", "speaker_source"),
-                   ("utterances", "expect_compound_columns_to_be_unique", ("game_id", "order"))},
+                   ("utterances", "expect_compound_columns_to_be_unique", ("game_id", "order")),
+                   ("utterances", "expect_column_values_to_be_in_set", "split_matches_game")},
     "votes": {("votes", "expect_column_values_to_be_in_set", "target_in_roster"),
               ("votes", "expect_column_values_to_be_in_set", "source")},
+    "decisions": {("decisions", "expect_column_values_to_be_in_set", "target_is_candidate"),
+                  ("decisions", "expect_column_values_to_not_be_null", "split"),
+                  ("decisions", "expect_column_values_to_be_in_set", "context_rule")},
+    "role_inference": {("role_inference", "expect_column_values_to_be_in_set", "role_matches_roster"),
+                       ("role_inference", "expect_column_values_to_be_in_set", "role_in_role_set"),
+                       ("role_inference", "expect_column_values_to_be_in_set", "role_set_matches_roster")},
 }
 
 

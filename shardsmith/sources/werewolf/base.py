@@ -1,6 +1,6 @@
 """Shared pieces of the Werewolf adapters: game references, results, phases, seats, JSON helpers.
 
-Kept apart from ``werewolf_build`` so that the adapters and the entry points can both import it
+Kept apart from ``staging.games`` so that the adapters and the staging code can both import it
 without a cycle.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from shardsmith.schemas.roles import Role, lookup_role
 from shardsmith.sources.base import Source
 
-ADAPTER_VERSION = "werewolf-1.0.0"
+ADAPTER_VERSION = "werewolf-1.1.0"  # 1.1: split on every row, decisions, role_inference, WereBench winner
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ class GameResult:
     games: list[dict] = field(default_factory=list)
     utterances: list[dict] = field(default_factory=list)
     votes: list[dict] = field(default_factory=list)
+    decisions: list[dict] = field(default_factory=list)  # derived: shardsmith.views.decisions
+    role_inference: list[dict] = field(default_factory=list)  # derived: shardsmith.views.role_inference
     quarantine: list[dict] = field(default_factory=list)
     inputs: int = 0
     published: int = 0
@@ -76,6 +78,8 @@ class GameResult:
             "quarantined": self.quarantined,
             "utterances": len(self.utterances),
             "votes": len(self.votes),
+            "decisions": len(self.decisions),
+            "role_inference": len(self.role_inference),
             "quarantine_rows": len(self.quarantine),
         }
 

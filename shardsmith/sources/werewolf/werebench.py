@@ -24,15 +24,22 @@ Decisions:
   anchors out of order, a speaker whose alias and role disagree) are kept and listed in the game's
   ``warnings``. Phases are the config anchors sorted by time.
 - Timestamps with fewer than three fraction digits (``00:00:36,72``) are read as decimal fractions.
-- No winner field exists in WereBench, so ``winner`` is null; the MVP goes to ``extra``.
+- No winner field exists in WereBench. The host announces it ("游戏结束，好人阵营获胜": game over, the
+  good side wins): ``winner`` is the faction announced after the end-of-game marker in the latest
+  host line (outside pre-game rule explanations) that has one, with the phrases as data in
+  ``schemas/vocabulary/werewolf_outcomes.csv``; the line's id goes to ``extra.winner_announced_in``.
+  No announcement leaves ``winner`` null; host lines naming different winners leave it null, and
+  either case is said in ``warnings``. The MVP goes to ``extra``.
 """
 
 from __future__ import annotations
 
 import ast
+import csv
 import logging
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +47,7 @@ from shardsmith.hashing import sha256_files
 from shardsmith.pseudonym import split_for
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.roles import UnknownRoleError, lookup_role
+from shardsmith.schemas.werewolf import FACTIONS
 from shardsmith.sources.werewolf.base import (
     ADAPTER_VERSION,
     Discovery,
@@ -230,6 +238,56 @@ def parse_srt(data: bytes | str) -> list[SrtEntry]:
             problem = "broken_timestamp"
         entries.append(SrtEntry(len(entries), srt_id, start, end, timing.strip(), "\n".join(body), problem))
     return entries
+
+
+# ------------------------------------------------------------------ the announced winner
+
+OUTCOMES_CSV = Path(__file__).parents[2] / "schemas" / "vocabulary" / "werewolf_outcomes.csv"
+
+
+@lru_cache(maxsize=1)
+def outcome_phrases() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """End-of-game markers and (win phrase, faction) pairs from ``werewolf_outcomes.csv``."""
+    markers: list[str] = []
+    wins: list[tuple[str, str]] = []
+    with OUTCOMES_CSV.open(newline="", encoding="utf-8") as fh:
+        for lineno, row in enumerate(csv.DictReader(fh), start=2):
+            phrase, faction = row["phrase"].strip(), row["faction"].strip()
+            if not phrase:
+                raise ValueError(f"{OUTCOMES_CSV.name}:{lineno}: empty phrase")
+            if row["kind"] == "end_marker":
+                markers.append(phrase)
+            elif row["kind"] == "win" and faction in FACTIONS and faction != "host":
+                wins.append((phrase, faction))
+            else:
+                raise ValueError(f"{OUTCOMES_CSV.name}:{lineno}: kind {row['kind']!r} / faction {faction!r}")
+    return tuple(markers), tuple(wins)
+
+
+def announced_winner(host_lines: list[tuple[str, str]]) -> tuple[str | None, str | None, list[str]]:
+    """(winner, id of the announcing line, warnings) from the host's lines ``(utterance_id, text)``.
+
+    A line announces a winner when a win phrase follows an end-of-game marker in it; the first such
+    phrase counts. The latest announcing line decides; an earlier one naming another faction makes
+    the winner unknown.
+    """
+    markers, wins = outcome_phrases()
+    found: list[tuple[str, str]] = []
+    for uid, text in host_lines:
+        for marker in markers:
+            at = text.find(marker)
+            rest = text[at + len(marker):] if at >= 0 else ""
+            hits = sorted((rest.find(phrase), faction) for phrase, faction in wins if phrase in rest)
+            if hits:
+                found.append((uid, hits[0][1]))
+                break
+    if not found:
+        return None, None, ["no host line announces the winner; winner is null"]
+    named = sorted({f for _, f in found})
+    if len(named) > 1:
+        return None, None, [f"host lines announce different winners {named} ({[u for u, _ in found]}); "
+                            "winner is null"]
+    return found[-1][1], found[-1][0], []
 
 
 # ------------------------------------------------------------------ discovery
@@ -522,8 +580,13 @@ def build_game(ref: GameRef) -> GameResult:
             }
         )
 
+    winner, announced_in, winner_warnings = announced_winner(
+        [(u["utterance_id"], u["text"]) for u in res.utterances if u["is_host"] and u["phase"] != "pre_game"]
+    )
+    warnings += winner_warnings
     extra = {
         "episode": md.get("source"),
+        "winner_announced_in": announced_in,
         "config_game_id": md.get("game_id"),
         "mvp_seat": mvp_seat,
         "sheriff_appointments": config.get("sheriff_appointments"),
@@ -542,7 +605,7 @@ def build_game(ref: GameRef) -> GameResult:
             "rule_variant_text": (md.get("game_rules") or "").strip() or "、".join(board),
             "seats": seat_rows,
             "has_host": any(t == "host" for t in target_of.values()),
-            "winner": None,
+            "winner": winner,
             "phases": phases,
             "media_sha256": None,
             "media_duration_s": None,
