@@ -35,6 +35,8 @@ from filelock import FileLock, Timeout
 
 from shardsmith import __version__
 from shardsmith.pseudonym import stable_id
+from shardsmith.publish.hf_features import with_hf_features
+from shardsmith.publish.wds_codec import encode_sample, wds_key
 from shardsmith.schemas.tables import TableSpec
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,6 @@ PARQUET_FILE_BYTES = 512 << 20
 WDS_SHARD_BYTES = 256 << 20
 WDS_SHARD_COUNT = 10_000
 LOCK_TIMEOUT_S = 5.0
-_KEY_SAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class ReleaseLockedError(RuntimeError):
@@ -69,16 +70,12 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def wds_key(value: Any) -> str:
-    """WebDataset splits keys at the first dot, so keys keep only [A-Za-z0-9_-]."""
-    return _KEY_SAFE.sub("_", str(value))
-
-
 class _SplitWriter:
     """Parquet parts and tar shards for one (table, split), rolled over by size."""
 
     def __init__(self, root: Path, spec: TableSpec, split: str, schema: pa.Schema):
-        self.root, self.spec, self.split, self.schema = root, spec, split, schema
+        self.root, self.spec, self.split = root, spec, split
+        self.schema = with_hf_features(schema, spec)
         self.pq_dir = root / "data" / spec.name / split
         self.wds_dir = root / "wds" / spec.name / split
         self.pq_dir.mkdir(parents=True, exist_ok=True)
@@ -146,18 +143,8 @@ class _SplitWriter:
         if self.tar is None or self.shard_bytes >= WDS_SHARD_BYTES or self.shard_count >= WDS_SHARD_COUNT:
             self._open_shard()
         key = wds_key(row.get(self.spec.key_column) or stable_id(json.dumps(row, sort_keys=True, default=str)))
-        meta = {}
-        for col, value in row.items():
-            if col in self.spec.media:
-                continue
-            meta[col] = value
-        self._add_member(f"{key}.json", json.dumps(meta, sort_keys=True, ensure_ascii=False,
-                                                     default=_json_default).encode())
-        for col, ext in self.spec.media.items():
-            value = row.get(col)
-            data = value.get("bytes") if isinstance(value, dict) else value
-            if data:
-                self._add_member(f"{key}.{ext}", data)
+        for name, data in encode_sample(row, self.spec, key):
+            self._add_member(name, data)
         self.shard_bytes += size_hint
         self.shard_count += 1
         self.rows += 1
@@ -168,14 +155,6 @@ class _SplitWriter:
             self.writer.close()
         if self.tar is not None:
             self.tar.close()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return None
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
 def _row_size(row: dict, spec: TableSpec) -> int:
