@@ -110,6 +110,11 @@ def render_card(manifest: dict, stats: dict[str, Any] | None = None,
     out.append("\n## Sources and licences\n\n| source | licence | input fingerprint |\n| --- | --- | --- |")
     for s in sources:
         out.append(f"| {s} | {facts[s]['licence']} | `{manifest['input_fingerprints'][s][:16]}` |")
+    cited = [(s, facts[s]) for s in sources if facts[s].get("citation") or facts[s].get("homepage")]
+    if cited:
+        out.append("\n## Citations\n\nCite each source you use:\n")
+        out += [f"- **{s}**: {f.get('citation') or ''} {('<' + f['homepage'] + '>') if f.get('homepage') else ''}".rstrip()
+                for s, f in cited]
     findings = stats.get("findings") or {}
     targets = stats.get("targets") or {}
     if findings or targets:

@@ -103,6 +103,7 @@ def test_card_front_matter_through_dataset_card_data(rel) -> None:
     assert gated["extra_gated_fields"]["I have access to vindr_cxr and accept its terms"] == "checkbox"
     text = render_card(rel.manifest, {}, licences)
     assert "| vindr_cxr | PhysioNet Credentialed Health Data License 1.5.0 |" in text
+    assert "- **vindr_cxr**: Nguyen et al. 2022 <https://physionet.org/content/vindr-cxr/>" in text
     assert DatasetCard(text).data.extra_gated_prompt == gated["extra_gated_prompt"]
 
 
