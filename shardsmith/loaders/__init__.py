@@ -98,7 +98,7 @@ class Release:
             base = f"{self.root}/{prefix}"
             if self.fs.exists(base):
                 for found in self.fs.find(base):
-                    rel = found[found.index(f"/{prefix}/") + 1:] if f"/{prefix}/" in found else found
+                    rel = found.lstrip("/")[len(self.root.lstrip("/")) + 1:]
                     if rel not in listed:
                         problems.append(f"unlisted file: {rel}")
         return problems

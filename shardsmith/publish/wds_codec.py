@@ -63,12 +63,29 @@ def _npy(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
+def _audio(data: bytes) -> dict[str, Any]:
+    """FLAC/WAV bytes -> ``{"array": mono float32 in [-1, 1], "sampling_rate": int}`` (the shape
+    ``datasets.Audio`` decodes to), through PyAV's bundled FFmpeg."""
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate
+        resampler = av.audio.resampler.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks = [out.to_ndarray().reshape(-1) for frame in container.decode(stream)
+                  for out in resampler.resample(frame)]
+        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    array = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return {"array": array, "sampling_rate": int(rate)}
+
+
 # Member extension -> (decoded sample key, decoder). ``<name>.npy`` members decode to ``<name>``.
 _DECODERS: dict[str, tuple[str, Callable[[bytes], Any]]] = {
     "png": ("image", _image),
     "jpg": ("image", _image),
     "jpeg": ("image", _image),
-    "flac": ("audio_flac", bytes),
+    "flac": ("audio", _audio),
+    "wav": ("audio", _audio),
 }
 
 
@@ -93,8 +110,8 @@ def decode_targets(meta: dict) -> dict[str, Any]:
 
 def decode_sample(sample: dict) -> dict[str, Any]:
     """A raw WebDataset sample (``__key__`` + member extension -> bytes) decoded: ``key``,
-    ``meta`` (the JSON record), media arrays (``image``, ``<name>`` for ``<name>.npy``,
-    ``audio_flac`` bytes) and, for records, ``boxes``/``labels``/``masks``."""
+    ``meta`` (the JSON record), media arrays (``image``, ``<name>`` for ``<name>.npy``, ``audio``
+    as ``{array, sampling_rate}``) and, for records, ``boxes``/``labels``/``masks``."""
     meta = json.loads(sample["json"])
     out: dict[str, Any] = {"key": sample["__key__"], "meta": meta}
     for ext, data in sample.items():

@@ -22,11 +22,14 @@ from shardsmith.schemas.tables import TABLES
 SPEC = TABLES["utterances"]
 
 
+def _tone(freq: float) -> np.ndarray:
+    return (0.5 * np.sin(2 * np.pi * freq * np.arange(1600, dtype=np.float32) / 16_000)).astype(np.float32)
+
+
 def _utterance(i: int, text: str, freq: float) -> dict:
-    t = np.arange(1600, dtype=np.float32) / 16_000
     return {"utterance_id": f"u{i}", "game_id": "g1", "source": "werewolf_video", "order": i, "start_s": float(i),
             "end_s": i + 0.1, "is_host": False, "speaker_source": "turns", "verified": True, "text": text,
-            "audio": {"bytes": encode_flac(0.5 * np.sin(2 * np.pi * freq * t)), "path": None}}
+            "audio": {"bytes": encode_flac(_tone(freq)), "path": None}}
 
 
 def _release(home: Path, rows: list[dict]) -> Path:
@@ -71,6 +74,19 @@ def test_utterance_parquet_declares_audio_for_datasets(two_versions) -> None:
     # Audio decoding itself runs through torchcodec (and system FFmpeg); the stored clip is FLAC.
     raw = ds.cast_column("audio", datasets.Audio(decode=False))[0]["audio"]
     assert raw["bytes"][:4] == b"fLaC"
+
+
+def test_loaders_decode_audio_to_arrays(two_versions) -> None:
+    from shardsmith.loaders import open_release
+
+    rel = open_release(two_versions[1].parents[1], "werewolf", "v1")
+    by_id = {item["meta"]["utterance_id"]: item for item in rel.torch("utterances")}
+    streamed = {s["meta"]["utterance_id"]: s for s in rel.webdataset("utterances")}
+    for uid, freq in (("u0", 440), ("u1", 330), ("u2", 550)):
+        audio = by_id[uid]["audio"]
+        assert audio["sampling_rate"] == 16_000 and audio["array"].dtype == np.float32
+        np.testing.assert_allclose(audio["array"], _tone(freq), atol=1e-4)  # 16-bit FLAC, lossless
+        np.testing.assert_array_equal(streamed[uid]["audio"]["array"], audio["array"])
 
 
 def _tree(root: Path) -> dict[str, bytes]:
