@@ -130,3 +130,16 @@ def test_pull_refuses_a_tampered_file_and_keeps_latest(two_versions) -> None:
     with pytest.raises(PullVerificationError, match=r"checksum mismatch: werewolf/v2/wds/utterances/all/shard"):
         pull(url, back)
     assert not (back / "werewolf" / "LATEST").exists()
+
+
+def test_lean_install_publishes_without_features(tmp_path: Path, monkeypatch, caplog) -> None:
+    import sys
+
+    from shardsmith.publish import hf_features
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if the `hf` extra were not installed
+    monkeypatch.setattr(hf_features, "_warned", False)
+    path = _release(tmp_path, [_utterance(0, "hello", 440)])
+    part = next((path / "data" / "utterances").rglob("*.parquet"))
+    assert b"huggingface" not in (pq.read_schema(part).metadata or {})
+    assert "pip install 'shardsmith[hf]'" in caplog.text
