@@ -110,14 +110,17 @@ class Release:
         return sorted(f"{self.root}/{e['path']}" for e in self.manifest["files"]
                       if e["path"].startswith(prefixes) and e["path"].endswith(suffix))
 
-    def _parquet_files(self, table: str, split: str | None) -> list[str]:
+    def parquet_files(self, table: str = "records", split: str | None = None) -> list[str]:
+        """A table's Parquet parts (paths on ``self.fs``), e.g. for ``datasets.load_dataset``."""
         files = self._files("data", table, split, ".parquet")
         if not files:
             raise FileNotFoundError(f"release {self.version} has no {table!r} rows for split {split!r}")
         return files
 
+    _parquet_files = parquet_files  # the name bench/reading.py uses
+
     def dataset(self, table: str = "records", split: str | None = None) -> pads.Dataset:
-        return pads.dataset(self._parquet_files(table, split), format="parquet",
+        return pads.dataset(self.parquet_files(table, split), format="parquet",
                             filesystem=None if self.local else self.fs)
 
     def arrow(self, table: str = "records", split: str | None = None, columns: list[str] | None = None) -> pa.Table:

@@ -59,7 +59,7 @@ def write_monai_datalist(rel: Release, out_dir: Path, split: str | None = None) 
     from shardsmith.loaders.torch_dataset import ParquetRows
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = ParquetRows(rel, rel._parquet_files("volumes", split), _COLUMNS)
+    rows = ParquetRows(rel, rel.parquet_files("volumes", split), _COLUMNS)
     datalist: dict[str, list[dict]] = {}
     for i in range(len(rows)):
         row = rows[i]

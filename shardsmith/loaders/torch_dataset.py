@@ -89,7 +89,7 @@ class ReleaseDataset(Dataset):
                  transform: Callable[[dict], Any] | None = None, columns: list[str] | None = None):
         self.rel, self.table, self.split, self.transform = rel, table, split, transform
         self.spec = TABLES[table]
-        self.rows = ParquetRows(rel, rel._parquet_files(table, split), columns)
+        self.rows = ParquetRows(rel, rel.parquet_files(table, split), columns)
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -59,7 +59,7 @@ class XRayView:
         self.pathologies = list(pathologies)
         self.labels = np.stack([self._label(r) for r in self.csv]) if self.csv else \
             np.zeros((0, len(self.pathologies)), np.float32)
-        self.rows = ParquetRows(rel, rel._parquet_files("records", split), _COLUMNS)
+        self.rows = ParquetRows(rel, rel.parquet_files("records", split), _COLUMNS)
 
     def _label(self, row: dict) -> np.ndarray:
         lab = np.full(len(self.pathologies), np.nan, np.float32)

@@ -50,7 +50,7 @@ def test_load_dataset_decodes_images_to_pil(rel) -> None:
     import datasets
     from PIL import Image
 
-    files = rel._parquet_files("records", "train")
+    files = rel.parquet_files("records", "train")
     ds = datasets.load_dataset("parquet", data_files=files, split="train")
     assert ds.features["image"] == datasets.Image()
     assert ds.features["findings"] == datasets.List({"label": datasets.Value("string"),
