@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def sha256_file(path: str | Path) -> str:
@@ -24,3 +25,14 @@ def sha256_files(paths: Iterable[str | Path]) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_fileobj(fh: BinaryIO) -> str:
+    """Hex SHA-256 of an open binary file (local or fsspec), streamed."""
+    try:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+    except (TypeError, ValueError, AttributeError):  # a stream without readinto(): plain reads
+        h = hashlib.sha256()
+        while block := fh.read(1 << 20):
+            h.update(block)
+        return h.hexdigest()

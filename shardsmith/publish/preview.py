@@ -34,9 +34,9 @@ def _to_rgb(png: bytes) -> Image.Image:
 def _mask(rle: dict | None) -> np.ndarray | None:
     if not rle or not rle.get("counts"):
         return None
-    from pycocotools import mask as cocomask
+    from shardsmith.media.masks import coco_rle_decode
 
-    return cocomask.decode({"size": list(rle["size"]), "counts": rle["counts"].encode()}).astype(bool)
+    return coco_rle_decode(rle).astype(bool)
 
 
 def draw_record(row: dict, max_side: int | None = None) -> Image.Image:

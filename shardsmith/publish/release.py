@@ -34,7 +34,11 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from shardsmith import __version__
+from shardsmith.atomic import atomic_write_text, fsync_dir
+from shardsmith.hashing import sha256_file
 from shardsmith.pseudonym import stable_id
+from shardsmith.publish.hf_features import with_hf_features
+from shardsmith.publish.wds_codec import encode_sample, wds_key
 from shardsmith.schemas.tables import TableSpec
 
 log = logging.getLogger(__name__)
@@ -44,7 +48,6 @@ PARQUET_FILE_BYTES = 512 << 20
 WDS_SHARD_BYTES = 256 << 20
 WDS_SHARD_COUNT = 10_000
 LOCK_TIMEOUT_S = 5.0
-_KEY_SAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class ReleaseLockedError(RuntimeError):
@@ -61,24 +64,12 @@ class PublishResult:
     row_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def wds_key(value: Any) -> str:
-    """WebDataset splits keys at the first dot, so keys keep only [A-Za-z0-9_-]."""
-    return _KEY_SAFE.sub("_", str(value))
-
-
 class _SplitWriter:
     """Parquet parts and tar shards for one (table, split), rolled over by size."""
 
     def __init__(self, root: Path, spec: TableSpec, split: str, schema: pa.Schema):
-        self.root, self.spec, self.split, self.schema = root, spec, split, schema
+        self.root, self.spec, self.split = root, spec, split
+        self.schema = with_hf_features(schema, spec)
         self.pq_dir = root / "data" / spec.name / split
         self.wds_dir = root / "wds" / spec.name / split
         self.pq_dir.mkdir(parents=True, exist_ok=True)
@@ -146,18 +137,8 @@ class _SplitWriter:
         if self.tar is None or self.shard_bytes >= WDS_SHARD_BYTES or self.shard_count >= WDS_SHARD_COUNT:
             self._open_shard()
         key = wds_key(row.get(self.spec.key_column) or stable_id(json.dumps(row, sort_keys=True, default=str)))
-        meta = {}
-        for col, value in row.items():
-            if col in self.spec.media:
-                continue
-            meta[col] = value
-        self._add_member(f"{key}.json", json.dumps(meta, sort_keys=True, ensure_ascii=False,
-                                                     default=_json_default).encode())
-        for col, ext in self.spec.media.items():
-            value = row.get(col)
-            data = value.get("bytes") if isinstance(value, dict) else value
-            if data:
-                self._add_member(f"{key}.{ext}", data)
+        for name, data in encode_sample(row, self.spec, key):
+            self._add_member(name, data)
         self.shard_bytes += size_hint
         self.shard_count += 1
         self.rows += 1
@@ -168,14 +149,6 @@ class _SplitWriter:
             self.writer.close()
         if self.tar is not None:
             self.tar.close()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return None
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
 def _row_size(row: dict, spec: TableSpec) -> int:
@@ -245,24 +218,6 @@ def list_versions(collection_dir: Path) -> list[str]:
 def read_latest(collection_dir: Path) -> str | None:
     p = collection_dir / "LATEST"
     return p.read_text().strip() if p.is_file() else None
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    with tmp.open("w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _clean_stale(collection_dir: Path) -> None:
@@ -337,7 +292,7 @@ def publish(
                 shutil.rmtree(tmp)
                 log.info("content already published as %s/%s; nothing new", collection, version)
                 if read_latest(coll_dir) != version:
-                    _atomic_write_text(coll_dir / "LATEST", version + "\n")
+                    atomic_write_text(coll_dir / "LATEST", version + "\n")
                 return PublishResult(collection, version, coll_dir / version, False, digest, row_counts)
         versions = list_versions(coll_dir)
         version = f"v{int(versions[-1][1:]) + 1 if versions else 1}"
@@ -367,9 +322,9 @@ def publish(
             raise RuntimeError(f"release failed verification before publishing: {problems[:5]}")
         final = coll_dir / version
         os.rename(tmp, final)
-        _fsync_dir(coll_dir)
+        fsync_dir(coll_dir)
         hook("renamed")
-        _atomic_write_text(coll_dir / "LATEST", version + "\n")
+        atomic_write_text(coll_dir / "LATEST", version + "\n")
         hook("latest_written")
         log.info("published %s/%s (%s)", collection, version, digest[:12])
         return PublishResult(collection, version, final, True, digest, row_counts)

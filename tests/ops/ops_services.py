@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from skip_policy import need
 
 REPO = Path(__file__).resolve().parents[2]
 PY = REPO / ".venv" / "bin" / "python"
@@ -42,13 +42,13 @@ def need_module(name: str) -> None:
     try:
         __import__(name)
     except ImportError:
-        pytest.skip(f"python package {name!r} missing: run scripts/bootstrap.sh (the `ops` extra)")
+        need("services", f"python package {name!r} missing: run scripts/bootstrap.sh (the `ops` extra)")
 
 
 def _pg_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
-        pytest.skip("PostgreSQL server binaries missing (apt-get install postgresql; scripts/bootstrap.sh does it)")
+        need("services", "PostgreSQL server binaries missing (apt-get install postgresql; scripts/bootstrap.sh does it)")
     return Path(found[-1]).parent
 
 
@@ -65,7 +65,7 @@ def postgres() -> Iterator[dict]:
         try:
             pw = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no `postgres` user to own the cluster")
+            need("services", "running as root and there is no `postgres` user to own the cluster")
         os.chown(root, pw.pw_uid, pw.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     data, port = root / "data", free_port()
@@ -88,7 +88,7 @@ def postgres() -> Iterator[dict]:
 def redis_server() -> Iterator[str]:
     exe = shutil.which("redis-server")
     if not exe:
-        pytest.skip("redis-server missing (apt-get install redis-server; scripts/bootstrap.sh does it)")
+        need("services", "redis-server missing (apt-get install redis-server; scripts/bootstrap.sh does it)")
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="shardsmith-redis-")
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

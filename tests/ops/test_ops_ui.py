@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from ops_services import REPO, demo_home, free_port, need_module, stop, wait_port
+from skip_policy import need
 
 pytestmark = pytest.mark.services
 
@@ -54,8 +55,8 @@ def _dismiss_prompt(driver) -> None:
 
 def test_ui_shows_groups_and_materializes_a_catalog(tmp_path):
     if not (CHROMIUM.exists() and DRIVER.exists()):
-        pytest.skip("chromium / chromium-driver missing (apt-get install chromium chromium-driver; "
-                    "scripts/bootstrap.sh does it)")
+        need("services", "chromium / chromium-driver missing (apt-get install chromium chromium-driver; "
+                         "scripts/bootstrap.sh does it)")
     need_module("selenium")
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By

@@ -34,7 +34,7 @@ def test_release_layout_and_manifest(built_home):
     # 4 VinDr + 5 NIH images on disk; the two label rows without an image are not published
     assert sum(m["row_counts"]["records"].values()) == 9
     card = (rel.path / "README.md").read_text()
-    assert card.startswith("---\nconfigs:") and "pleural_effusion" in card
+    assert card.startswith("---\n") and "\nconfigs:\n- config_name: records" in card and "pleural_effusion" in card
 
 
 def test_validation_results_ship_with_the_release(built_home):
