@@ -180,8 +180,8 @@ class Release:
     def torch(self, table: str = "records", split: str | None = None, **kw: Any):
         """A map-style ``torch.utils.data.Dataset`` over a table's rows (random access through the
         Parquet row groups); batch it with ``shardsmith.loaders.collate``. ``grounding`` goes to
-        ``shardsmith.loaders.grounding.GroundingDataset`` when that module is installed."""
-        if table == "grounding" and importlib.util.find_spec("shardsmith.loaders.grounding") is not None:
+        ``shardsmith.loaders.grounding.GroundingDataset`` (image, attention mask, label, size bin)."""
+        if table == "grounding":
             from shardsmith.loaders.grounding import GroundingDataset
 
             return GroundingDataset(self, split, **kw)

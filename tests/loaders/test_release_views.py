@@ -70,7 +70,7 @@ def test_load_dataset_decodes_images_to_pil(rel) -> None:
 
 def test_every_parquet_part_carries_features(rel) -> None:
     parts = [e["path"] for e in rel.manifest["files"] if e["path"].endswith(".parquet")]
-    assert {p.split("/")[1] for p in parts} == {"records", "volumes"}
+    assert {p.split("/")[1] for p in parts} == {"records", "volumes", "grounding", "consensus", "dialogues"}
     for p in parts:
         meta = json.loads(pq.read_schema(rel.path / p).metadata[b"huggingface"])
         feats = meta["info"]["features"]

@@ -32,15 +32,16 @@ def _release(tmp_path: Path, records: list[dict], grounding: list[dict]) -> Rele
                     pq.write_table(pa.Table.from_pylist(chunk, schema=schema), out / f"part-{part:05d}.parquet",
                                    row_group_size=2)
             counts[table][split] = len(mine)
-    return Release(tmp_path, {"version": "test", "row_counts": counts, "files": []})
+    files = [{"path": p.relative_to(tmp_path).as_posix()} for p in sorted((tmp_path / "data").rglob("*.parquet"))]
+    return Release(tmp_path, {"version": "test", "row_counts": counts, "files": files})
 
 
 def test_items_pair_the_record_image_with_the_union_mask(tmp_path: Path, demo_records) -> None:
     records = [r for r in demo_records if r["source"] != "lidc_idri"]
     grounding = list(grounding_rows(records))
     rel = _release(tmp_path, records, grounding)
-    ds = GroundingDataset(rel)
-    assert len(ds) == len(grounding)
+    ds = rel.torch("grounding")
+    assert isinstance(ds, GroundingDataset) and len(ds) == len(grounding)
     images = {r["record_id"]: r["image"]["bytes"] for r in records}
     for i in range(len(ds)):
         item = ds[i]
