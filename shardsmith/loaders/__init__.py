@@ -17,7 +17,6 @@ manifest, never from listing the store.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
