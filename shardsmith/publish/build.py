@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from shardsmith.config import Settings
 from shardsmith.hashing import sha256_file
 from shardsmith.publish.card import render_card
+from shardsmith.publish.preview import label_pictures
 from shardsmith.publish.release import PublishResult, TableInput, label_counter, publish, read_latest
 from shardsmith.schemas.tables import COLLECTION_TABLES, TABLES
 from shardsmith.staging.layout import StagingLayout
@@ -193,6 +194,11 @@ def _failure_text(summaries: dict[str, dict]) -> str:
     return "; ".join(parts)
 
 
+def _present_counts(stats: dict) -> dict[str, int]:
+    """Records with each label present, summed over sources (the label chart's bars)."""
+    return {label: sum(by_source.values()) for label, by_source in (stats.get("findings") or {}).items()}
+
+
 def build_release(settings: Settings, collection: str, sources: list[str],
                   crash_hook: Callable[[str], None] | None = None) -> PublishResult:
     """Validate every staged table of ``collection`` and publish them as one release.
@@ -236,6 +242,8 @@ def build_release(settings: Settings, collection: str, sources: list[str],
             validation_dir=scratch,
             stats_hooks=hooks,
             crash_hook=crash_hook,
+            pictures=(lambda folder: label_pictures(records.files, folder, _present_counts(stats)))
+            if records is not None else None,
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
