@@ -157,8 +157,7 @@ def build_source_assets(name: str, settings: Settings) -> tuple[list, list]:
     def gx_check(context: dg.AssetCheckExecutionContext, shardsmith: ShardsmithResource) -> dg.AssetCheckResult:
         settings = shardsmith.settings()
         src = get_source(name, settings)
-        part = steps.part_of(src, context.partition_key if src.partitioned else None)
-        return _check_result(steps.check_records_suites(settings, src, part))
+        return _check_result(steps.check_parts(settings, src, _parts(context, src)))
 
     @dg.asset_check(asset=records, name="records_integrity", blocking=True, partitions_def=pdef,
                     description="Counts reconcile (inputs = records + quarantined); no patient in two "
@@ -166,13 +165,12 @@ def build_source_assets(name: str, settings: Settings) -> tuple[list, list]:
     def integrity_check(context: dg.AssetCheckExecutionContext, shardsmith: ShardsmithResource) -> dg.AssetCheckResult:
         settings = shardsmith.settings()
         src = get_source(name, settings)
-        part = steps.part_of(src, context.partition_key if src.partitioned else None)
-        return _check_result(steps.check_records_integrity(settings, src, part))
+        return _check_result(steps.check_integrity_parts(settings, src, _parts(context, src)))
 
     return [catalog, records], [gx_check, integrity_check]
 
 
-def _parts(context: dg.AssetExecutionContext, source) -> list[str]:
+def _parts(context, source) -> list[str]:
     """The parts this run covers: one partition, a range (single-run backfill), or the whole source."""
     if not source.partitioned:
         return [steps.WHOLE]
