@@ -26,6 +26,11 @@ N_FFT = 400  # 25 ms window
 HOP = 160  # 10 ms step
 N_MELS = 40
 PARTIAL_FRAMES = 160  # 1.6 s per partial embedding, as the encoder was trained
+# The encoder reads linear mel power, so a quiet recording of a voice lands elsewhere in embedding
+# space than a loud one. The encoder was trained on speech brought up to about -30 dBFS (mean
+# power), and quiet windows are raised to that level before embedding. Loud windows are left as they
+# are (raising only, never lowering, is how the encoder's own preprocessing behaves).
+TARGET_DBFS = -30.0
 WEIGHTS_ENV = "SHARDSMITH_SPEAKER_ENCODER"
 
 
@@ -89,6 +94,21 @@ def mel_frames(wav: np.ndarray) -> np.ndarray:
     return (spec @ mel_filterbank().T).astype(np.float32)
 
 
+def normalize_volume(wav: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np.ndarray:
+    """Raise a window's mean power to ``target_dbfs`` when it is quieter; louder windows stay as they are.
+
+    Digital silence (all zeros) is returned unchanged: there is no level to raise.
+    """
+    wav = np.asarray(wav, dtype=np.float32)
+    power = float(np.mean(np.square(wav, dtype=np.float64))) if wav.size else 0.0
+    if power <= 0.0:
+        return wav
+    gain_db = target_dbfs - 10.0 * np.log10(power)
+    if gain_db <= 0.0:
+        return wav
+    return (wav * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
+
+
 class VoiceEmbedder:
     """d-vectors for short speech windows; one shared instance per process (see ``get_embedder``)."""
 
@@ -121,7 +141,7 @@ class VoiceEmbedder:
         return np.stack(out) if out else np.zeros((0, 256), np.float32)
 
     def _partials(self, wav: np.ndarray) -> list[np.ndarray]:
-        frames = mel_frames(wav)
+        frames = mel_frames(normalize_volume(wav))
         if len(frames) <= PARTIAL_FRAMES:
             return [frames]
         starts = list(range(0, len(frames) - PARTIAL_FRAMES + 1, PARTIAL_FRAMES // 2))
