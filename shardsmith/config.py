@@ -70,3 +70,19 @@ def settings_from_env(home: str | Path | None = None) -> Settings:
         bit_depth=int(os.environ.get("SHARDSMITH_IMAGE_BIT_DEPTH", "8")),
     )
     return Settings(home=root, image=image)
+
+
+ALIGN_MODEL_ENV = "SHARDSMITH_ALIGN_MODEL"
+DIARIZATION_MODEL_ENV = "SHARDSMITH_DIARIZATION_MODEL"
+
+
+def align_model_path() -> Path | None:
+    """A local wav2vec2 folder for whisperx word alignment; unset (the default) leaves alignment off."""
+    value = os.environ.get(ALIGN_MODEL_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def diarization_model_path() -> Path | None:
+    """A local pyannote pipeline folder for whisperx diarization; unset keeps the built-in d-vector diarizer."""
+    value = os.environ.get(DIARIZATION_MODEL_ENV, "").strip()
+    return Path(value).expanduser() if value else None

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from shardsmith.speech.base import TranscriberUnavailable
+from shardsmith.speech.base import MissingExtra, TranscriberUnavailable
 
 SAMPLE_RATE = 16_000
 N_FFT = 400  # 25 ms window
@@ -38,11 +38,15 @@ def encoder_weights_path() -> Path:
     configured = os.environ.get(WEIGHTS_ENV)
     if configured:
         return Path(configured)
-    spec = importlib.util.find_spec("resemblyzer")
+    try:
+        spec = importlib.util.find_spec("resemblyzer")
+    except (ImportError, ValueError):  # ValueError: a module entry without a spec (blocked import)
+        spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise TranscriberUnavailable(
-            "diarization on the CPU needs the Resemblyzer encoder weights: pip install resemblyzer "
-            f"(its pretrained.pt is used, the package is not imported) or set {WEIGHTS_ENV}"
+        raise MissingExtra(
+            "speakers",
+            "diarization on the CPU needs the Resemblyzer encoder weights (its pretrained.pt is used, the "
+            f"package is not imported), or {WEIGHTS_ENV} set to that file",
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
     if not path.is_file():
@@ -109,6 +113,25 @@ def normalize_volume(wav: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np.nd
     return (wav * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
 
 
+def missing_speakers_extra() -> MissingExtra | None:
+    """Why the speaker encoder cannot run here (torch or its weights absent), or None when it can.
+
+    Checked before a game is transcribed, so a game that needs diarization is set aside at once
+    instead of after minutes of transcription.
+    """
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        return MissingExtra("speakers", f"diarization on the CPU needs torch ({exc})")
+    try:
+        path = encoder_weights_path()
+    except MissingExtra as exc:
+        return exc
+    if not path.is_file():
+        return MissingExtra("speakers", f"speaker encoder weights {path} are missing")
+    return None
+
+
 class VoiceEmbedder:
     """d-vectors for short speech windows; one shared instance per process (see ``get_embedder``)."""
 
@@ -116,7 +139,7 @@ class VoiceEmbedder:
         try:
             import torch
         except ImportError as exc:
-            raise TranscriberUnavailable("diarization on the CPU needs torch (pip install torch)") from exc
+            raise MissingExtra("speakers", "diarization on the CPU needs torch") from exc
         self._torch = torch
         self.weights = weights or encoder_weights_path()
         self.lstm = torch.nn.LSTM(N_MELS, 256, 3, batch_first=True)
