@@ -29,13 +29,10 @@ class AudioError(Exception):
         self.detail = detail
 
 
-def media_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+def media_sha256(path: str | Path) -> str:
     """SHA-256 of the file bytes, streamed so a long video never sits in memory."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 # How the decoder treats a damaged stream. Frames carry timestamps; when a frame starts later than

@@ -271,15 +271,16 @@ _NUM_WORDS = {
     "won": 1,
 }
 _NUM = r"(\d{1,2}|" + "|".join(sorted(_NUM_WORDS, key=len, reverse=True)) + r")"
-_SEATWORD = r"(?:seat|sit|set|player|number|no\.?)"
+# "seat" as small ASR models also hear it ("C-3 here", "sheet two"); a hyphen may join it to the number
+_SEATWORD = r"(?:seat|sit|set|sheet|see|c|player|number|no\.?)"
 _SELF_EN = re.compile(
-    rf"^\W*(?:(?:hi|hello|ok|okay|so|well)\W+)?(?:i'?m\s+|i\s+am\s+|this\s+is\s+)?{_SEATWORD}\s+{_NUM}\b",
+    rf"^\W*(?:(?:hi|hello|ok|okay|so|well)\W+)?(?:i'?m\s+|i\s+am\s+|this\s+is\s+)?{_SEATWORD}[\s-]+{_NUM}\b",
     re.I,
 )
-_SELF_EN2 = re.compile(rf"\b(?:i'?m|i\s+am|this\s+is)\s+{_SEATWORD}\s+{_NUM}\b", re.I)
+_SELF_EN2 = re.compile(rf"\b(?:i'?m|i\s+am|this\s+is)\s+{_SEATWORD}[\s-]+{_NUM}\b", re.I)
 _SELF_ZH = re.compile(r"^\W*(?:我是\s*)?(\d{1,2})\s*号")
 _CALL_EN = re.compile(
-    rf"\b{_SEATWORD}\s+{_NUM}\W+(?:it\s+is\s+|it'?s\s+)?(?:please\s+)?(?:speak|go\s+ahead|your\s+turn)", re.I
+    rf"\b{_SEATWORD}[\s-]+{_NUM}\W+(?:it\s+is\s+|it'?s\s+)?(?:please\s+)?(?:speak|go\s+ahead|your\s+turn)", re.I
 )
 _CALL_ZH = re.compile(r"(?:请\s*)?(\d{1,2})\s*号(?:玩家)?\s*(?:请)?发言")
 _HOST_EN = re.compile(
