@@ -56,6 +56,11 @@ class WhisperXTranscriber(Transcriber):
         self.language = language
         self.align_model_path = align_model_path or _as_str(config.align_model_path())
         self.diarization_model_path = diarization_model_path or _as_str(config.diarization_model_path())
+        if self.diarization_model_path and not (Path(self.diarization_model_path) / "config.yaml").is_file():
+            raise TranscriberUnavailable(  # at selection time, not after a game has been transcribed
+                f"{config.DIARIZATION_MODEL_ENV}={self.diarization_model_path} is not a local pyannote "
+                "pipeline folder (no config.yaml); unset it to use the built-in diarizer"
+            )
         self.vad_method = vad_method
         self.cpu_threads = cpu_threads
         self._model: Any = None
@@ -149,8 +154,6 @@ class WhisperXTranscriber(Transcriber):
         if not self.diarization_model_path:
             raise TranscriberUnavailable(f"set {config.DIARIZATION_MODEL_ENV} to a local pyannote pipeline folder")
         folder = Path(self.diarization_model_path)
-        if not (folder / "config.yaml").is_file():
-            raise TranscriberUnavailable(f"{folder} is not a local pyannote pipeline folder (no config.yaml)")
         if self._diarizer is None:
             from whisperx.diarize import DiarizationPipeline
 

@@ -98,3 +98,15 @@ def test_video_game_through_whisperx(tmp_path: Path, wx) -> None:
     print(f"whisperx demo game WER={wer:.3f}")
     # synthetic voices: measured 0.11 here; faster-whisper with the same tiny.en weights gives 0.22 on this game
     assert wer <= 0.25
+
+
+def test_diarization_setting_must_name_a_local_pipeline(tmp_path: Path, monkeypatch) -> None:
+    """SHARDSMITH_DIARIZATION_MODEL is read, and a folder that is no pyannote pipeline is refused up front."""
+    from shardsmith.speech.base import TranscriberUnavailable
+    from shardsmith.speech.whisperx_backend import WhisperXTranscriber
+
+    monkeypatch.setenv("SHARDSMITH_DIARIZATION_MODEL", str(tmp_path))
+    with pytest.raises(TranscriberUnavailable, match="no config.yaml"):
+        WhisperXTranscriber(device="cpu", compute_type="int8")
+    monkeypatch.delenv("SHARDSMITH_DIARIZATION_MODEL")
+    assert WhisperXTranscriber(device="cpu", compute_type="int8").can_diarize is False
