@@ -1,4 +1,4 @@
-.PHONY: demo test ui bench lint clean
+.PHONY: demo test test-whisperx ui bench lint clean
 
 VENV := .venv
 BOOT := $(VENV)/.bootstrap-stamp
@@ -16,6 +16,14 @@ demo: $(BOOT)
 
 test: $(BOOT)
 	$(VENV)/bin/python -m pytest -q -rfE -n 2 --dist loadfile
+
+# whisperx (the `gpu` extra) in a venv of its own, transcribing on the CPU offline; not part of `make test`.
+WX_VENV := .venv-whisperx
+$(WX_VENV)/.bootstrap-stamp: pyproject.toml scripts/bootstrap_whisperx.sh
+	./scripts/bootstrap_whisperx.sh
+
+test-whisperx: $(WX_VENV)/.bootstrap-stamp
+	$(WX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/speech/test_whisperx_cpu.py
 
 ui: $(BOOT)
 	mkdir -p .dagster_home && cp dagster.yaml .dagster_home/dagster.yaml
