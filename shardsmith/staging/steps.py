@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shardsmith.atomic import write_parquet_atomic
+from shardsmith.atomic import atomic_write_json, write_parquet_atomic
 from shardsmith.config import Settings
 from shardsmith.schemas.quarantine import QUARANTINE_SCHEMA
 from shardsmith.sources.medical.base import MedicalSource
@@ -77,7 +77,15 @@ def stage_catalog(settings: Settings, source: MedicalSource) -> StepOutcome:
         log.info("%s: raw tree unchanged (%d files); catalog reused", name, len(state))
         return StepOutcome(version, False, {"items": meta["entries"], "quarantined": meta["quarantined"],
                                             "raw_files": len(state)}, {"catalog": cat_file})
-    cat = source.catalog(root, known_sha256={rel: v[2] for rel, v in state.items()})
+    try:
+        cat = source.catalog(root, known_sha256={rel: v[2] for rel, v in state.items()})
+    except Exception as exc:
+        # The source failed as a whole (a broken label file, say): leave a marker so the release
+        # refuses to publish stale staging of it, then fail the step with the error.
+        atomic_write_json(layout.source_failure(name), {
+            "source": name, "reason": getattr(exc, "reason", type(exc).__name__), "detail": str(exc)[:2000]})
+        raise
+    layout.source_failure(name).unlink(missing_ok=True)
     out = write_catalog(settings, source, cat)
     if source.partitioned:
         # Partitions see only their bucket's items; items rejected while cataloguing (no image,

@@ -337,8 +337,8 @@ class WerewolfVideo(GameSource):
     def discover(self, root: Path) -> Discovery:
         return discover(root)
 
-    def build_game(self, ref: GameRef, transcriber: Any = None) -> GameResult:
-        return build_game(ref, transcriber)
+    def build_game(self, ref: GameRef, transcriber: Any = None, progress: Any = None) -> GameResult:
+        return build_game(ref, transcriber, progress)
 
     def label_game(self, ref: GameRef) -> GameResult:
         return label_game(ref)
