@@ -136,6 +136,8 @@ def build_source_assets(name: str, settings: Settings) -> tuple[list, list]:
                 (recomputed if out.recomputed else reused).append(part)
                 for k in totals:
                     totals[k] += counts[k]
+                if out.recomputed:  # the part's contact sheet and label chart, drawn again
+                    _pictures(layout, name, part, counts["label_distribution"], refresh=True)
                 context.log.info(f"{label}: {counts['records']} records, {counts['quarantined']} quarantined"
                                  f"{'' if out.recomputed else ' (reused)'}")
                 continue
