@@ -127,7 +127,13 @@ class LidcIdri(VolumeSource):
             try:
                 parsed = parse_lidc_xml(x)
             except ET.ParseError as e:
-                quarantine.append(quarantine_case(self.name, "bad_label_file", f"XML does not parse: {e}",
+                quarantine.append(quarantine_case(self.name, "bad_label_file",
+                                                  f"{x.name}: line {e.position[0]}: XML does not parse: {e}",
+                                                  None, str(x.relative_to(root))))
+                continue
+            except ValueError as e:  # a coordinate or position that is not a number
+                quarantine.append(quarantine_case(self.name, "bad_label_file",
+                                                  f"{x.name}: a value is not a number ({e})",
                                                   None, str(x.relative_to(root))))
                 continue
             if parsed and parsed["series_uid"]:

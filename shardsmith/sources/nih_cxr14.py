@@ -14,7 +14,7 @@ from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
 from shardsmith.sources.base import Finding, LabelledItem, LabelResult, SourceTarget, age_band
 from shardsmith.sources.cxr import CxrSource
-from shardsmith.sources.tables import find_label_file, read_rows
+from shardsmith.sources.tables import BadRow, bad_row_quarantine, find_label_file, read_rows
 
 NIH_LABELS = (
     "Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis",
@@ -56,7 +56,9 @@ class NihCxr14(CxrSource):
         files = [str(entry_csv.relative_to(root))]
         rows_read = 0
         canonical = {lab: self.map_label(lab).canonical for lab in NIH_LABELS}
-        for lineno, row in read_rows(entry_csv, ENTRY_REQUIRED):
+        bad: list[BadRow] = []
+        withheld: set[str] = set()
+        for lineno, row in read_rows(entry_csv, ENTRY_REQUIRED, bad_rows=bad):
             rows_read += 1
             image = row["Image Index"]
             labels = [s.strip() for s in row["Finding Labels"].split("|") if s.strip()]
@@ -91,11 +93,19 @@ class NihCxr14(CxrSource):
                 complete=normal,
                 findings=findings,
             )
+        rows_read += len(bad)
+        for b in bad:  # a cut entry row: its image is withheld (not reported again as unlabelled)
+            quarantine.append(bad_row_quarantine(self.name, entry_csv, b, "Image Index"))
+            if b.row.get("Image Index"):
+                withheld.add(b.row["Image Index"])
+                items.pop(b.row["Image Index"], None)
         box_csv = find_label_file(root, "BBox_List_2017.csv")
         if box_csv is not None:
             files.append(str(box_csv.relative_to(root)))
             per_image: dict[str, list[SourceTarget]] = defaultdict(list)
-            for lineno, row in read_rows(box_csv, ("Image Index",), fieldnames=BBOX_FIELDS, skip_header=True):
+            bad = []
+            for lineno, row in read_rows(box_csv, ("Image Index",), fieldnames=BBOX_FIELDS, skip_header=True,
+                                         bad_rows=bad):
                 rows_read += 1
                 image, label = row["Image Index"], row["Finding Label"]
                 where = f"{box_csv.name}:{lineno}"
@@ -118,10 +128,12 @@ class NihCxr14(CxrSource):
                     geometry={"type": "box_xywh", "coords": coords, "space": NIH_BOX_SPACE},
                     source_geometry="xywh@1024",
                 ))
+            rows_read += len(bad)
+            quarantine += [bad_row_quarantine(self.name, box_csv, b, "Image Index") for b in bad]
             for image, targets in per_image.items():
                 items[image].targets = targets
         return LabelResult(items=[items[k] for k in sorted(items)], quarantine=quarantine,
-                           label_files=files, rows_read=rows_read)
+                           label_files=files, rows_read=rows_read, withheld=withheld)
 
     def find_images(self, root: Path) -> dict[str, Path]:
         out: dict[str, Path] = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.sources.base import Finding, LabelledItem, LabelResult, SourceTarget
 from shardsmith.sources.cxr import CxrSource
-from shardsmith.sources.tables import find_label_file, read_rows
+from shardsmith.sources.tables import BadRow, bad_row_quarantine, find_label_file, read_rows
 
 LABEL_FILES = ("train-rle.csv", "stage_2_train.csv")
 IMAGE_DIRS = ("dicom-images-train", "dicom-images-test")
@@ -61,7 +61,8 @@ class SiimAcr(CxrSource):
         quarantine: list[dict] = []
         bad: set[str] = set()
         rows_read = 0
-        for lineno, row in read_rows(path, ("ImageId", "EncodedPixels")):
+        bad_rows: list[BadRow] = []
+        for lineno, row in read_rows(path, ("ImageId", "EncodedPixels"), bad_rows=bad_rows):
             rows_read += 1
             image_id, rle = row["ImageId"], row["EncodedPixels"]
             problem = None if rle == EMPTY else rle_problem(rle)
@@ -71,6 +72,11 @@ class SiimAcr(CxrSource):
                 bad.add(image_id)
                 continue
             rles[image_id].append(rle)
+        for b in bad_rows:
+            rows_read += 1
+            quarantine.append(bad_row_quarantine(self.name, path, b, "ImageId"))
+            if b.row.get("ImageId"):
+                bad.add(b.row["ImageId"])
         items: list[LabelledItem] = []
         for image_id in sorted(rles):
             if image_id in bad:

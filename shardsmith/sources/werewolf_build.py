@@ -172,7 +172,6 @@ def label_stats(source: str, raw_root: Path) -> dict[str, Any]:
 
 def _video_labels(ref: GameRef) -> GameResult:
     """Sidecar-only view of a video game for label statistics: seats and roles, no audio decoding."""
-    import json
 
     from shardsmith.schemas.quarantine import quarantine_row
     from shardsmith.schemas.roles import UnknownRoleError
@@ -181,13 +180,16 @@ def _video_labels(ref: GameRef) -> GameResult:
     res = GameResult(werewolf_video.SOURCE, ref.game_id, werewolf_video.UNIT, inputs=1)
     side_path = ref.path("sidecar")
     try:
-        side = json.loads(side_path.read_text(encoding="utf-8-sig")) if side_path else None
-        problems = ["sidecar missing"] if side is None else werewolf_video.validate_sidecar(side)
-        if problems:
-            raise ValueError("; ".join(problems))
+        if side_path is None:
+            raise werewolf_video.SidecarError("sidecar_missing", "no sidecar beside the video")
+        side = werewolf_video.load_sidecar(side_path)
         seats = [seat_row(s["seat"], s["role"]) for s in side["seats"]]
-    except (ValueError, UnknownRoleError) as exc:
-        res.quarantine.append(quarantine_row(ref.source, "labels", "sidecar_invalid", str(exc), ref.game_id))
+    except werewolf_video.SidecarError as exc:
+        res.quarantine.append(quarantine_row(ref.source, "labels", exc.reason, exc.detail, ref.game_id))
+        res.quarantined = 1
+        return res
+    except UnknownRoleError as exc:
+        res.quarantine.append(quarantine_row(ref.source, "labels", "unknown_role", str(exc), ref.game_id))
         res.quarantined = 1
         return res
     res.games.append({"seats": seats})

@@ -28,6 +28,7 @@ from shardsmith.media.audio import (
 from shardsmith.pseudonym import pseudonymise, split_for
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.roles import UnknownRoleError
+from shardsmith.sources.tables import LabelFileError, read_json
 from shardsmith.sources.werewolf_common import (
     ADAPTER_VERSION,
     Discovery,
@@ -77,6 +78,61 @@ def validate_sidecar(data: Any) -> list[str]:
     return msgs
 
 
+class SidecarError(ValueError):
+    """A sidecar that cannot be used; ``reason`` is the quarantine code, ``detail`` names where."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def sidecar_problem(data: dict) -> tuple[str, str] | None:
+    """The first consistency problem of a schema-valid sidecar, as (reason, detail), else None.
+
+    Each has its own reason so a quarantine says what to fix: a vote or turn naming a seat that does
+    not exist, turns that run backwards or overlap (attribution by turn would be ambiguous), phases
+    that run backwards.
+    """
+    seats = [s["seat"] for s in data["seats"]]
+    if len(set(seats)) != len(seats):
+        return "seat_repeated", f"seats: seat numbers repeat ({sorted(seats)})"
+    for i, v in enumerate(data.get("votes", [])):
+        for who in ("voter", "target"):
+            if v[who] is not None and v[who] not in seats:
+                return "vote_seat_unknown", f"votes/{i}: {who} {v[who]} is not a seat (seats {sorted(seats)})"
+    turns = data.get("turns", [])
+    for i, t in enumerate(turns):
+        if isinstance(t["seat"], int) and t["seat"] not in seats:
+            return "turn_seat_unknown", f"turns/{i}: seat {t['seat']} is not a seat (seats {sorted(seats)})"
+        if t["end"] < t["start"]:
+            return "turn_reversed", f"turns/{i}: end {t['end']} before start {t['start']}"
+    ordered = sorted(range(len(turns)), key=lambda i: (turns[i]["start"], turns[i]["end"]))
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if turns[b]["start"] < turns[a]["end"]:
+            return "turns_overlap", (f"turns/{b} starts at {turns[b]['start']} before turns/{a} ends at "
+                                     f"{turns[a]['end']}")
+    for i, p in enumerate(data.get("phases", [])):
+        if p["end"] < p["start"]:
+            return "phase_reversed", f"phases/{i}: end {p['end']} before start {p['start']}"
+    return None
+
+
+def load_sidecar(path: Path) -> dict:
+    """Read and check one sidecar; SidecarError (naming file and line or JSON path) when it is unusable."""
+    try:
+        data = read_json(path)
+    except LabelFileError as exc:
+        raise SidecarError("sidecar_invalid", str(exc)) from exc
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        msgs = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+        raise SidecarError("sidecar_invalid", f"{path.name}: " + "; ".join(msgs))
+    problem = sidecar_problem(data)
+    if problem:
+        raise SidecarError(problem[0], f"{path.name}: {problem[1]}")
+    return data
+
+
 def discover(root: Path) -> Discovery:
     games: list[GameRef] = []
     skipped: list[Skipped] = []
@@ -111,12 +167,9 @@ def build_game(ref: GameRef, transcriber: Transcriber | None = None) -> GameResu
     if side_path is None:
         return fail_game("labels", "sidecar_missing", f"no {video.stem}.json beside {video.name}")
     try:
-        side = json.loads(side_path.read_text(encoding="utf-8-sig"))
-    except ValueError as exc:
-        return fail_game("labels", "sidecar_invalid", f"not JSON: {exc}")
-    problems = validate_sidecar(side)
-    if problems:
-        return fail_game("labels", "sidecar_invalid", "; ".join(problems))
+        side = load_sidecar(side_path)
+    except SidecarError as exc:
+        return fail_game("labels", exc.reason, exc.detail)
     if side["game_id"] != ref.native_id:
         return fail_game(
             "labels", "sidecar_invalid", f"game_id {side['game_id']!r} differs from file name {video.stem!r}"
