@@ -104,6 +104,7 @@ class NihCxr14(CxrSource):
             files.append(str(box_csv.relative_to(root)))
             per_image: dict[str, list[SourceTarget]] = defaultdict(list)
             bad = []
+            tainted: dict[str, str] = {}  # image -> where its first rejected box row is
             for lineno, row in read_rows(box_csv, ("Image Index",), fieldnames=BBOX_FIELDS, skip_header=True,
                                          bad_rows=bad):
                 rows_read += 1
@@ -118,10 +119,12 @@ class NihCxr14(CxrSource):
                     coords = [float(row[c]) for c in ("x", "y", "w", "h")]
                 except UnknownLabelError as e:
                     quarantine.append(self.unknown_label_row(e, image, where))
+                    tainted.setdefault(image, where)
                     continue
                 except ValueError:
                     quarantine.append(quarantine_row(self.name, "labels", "box_not_numeric",
                                                      f"{where}: {[row[c] for c in 'xywh']}", image, box_csv.name))
+                    tainted.setdefault(image, where)
                     continue
                 per_image[image].append(SourceTarget(
                     label=mapping.canonical, source_label=label, kind="abnormality",
@@ -129,9 +132,21 @@ class NihCxr14(CxrSource):
                     source_geometry="xywh@1024",
                 ))
             rows_read += len(bad)
-            quarantine += [bad_row_quarantine(self.name, box_csv, b, "Image Index") for b in bad]
+            for b in bad:
+                quarantine.append(bad_row_quarantine(self.name, box_csv, b, "Image Index"))
+                if b.row.get("Image Index"):
+                    tainted.setdefault(b.row["Image Index"], f"{box_csv.name}:{b.line}")
             for image, targets in per_image.items():
                 items[image].targets = targets
+            # An image with a rejected box row would be published with fewer boxes than the source
+            # draws: it is withheld, with its own row so that entry rows still reconcile.
+            for image, where in sorted(tainted.items()):
+                if items.pop(image, None) is not None:
+                    withheld.add(image)
+                    quarantine.append(quarantine_row(
+                        self.name, "labels", "boxes_incomplete",
+                        f"{entry_csv.name}: a box row of this image was rejected ({where}); not published "
+                        "with fewer boxes", image, entry_csv.name))
         return LabelResult(items=[items[k] for k in sorted(items)], quarantine=quarantine,
                            label_files=files, rows_read=rows_read, withheld=withheld)
 

@@ -172,7 +172,9 @@ class RsnaPneumonia(CxrSource):
             quarantine.append(quarantine_row(self.name, "labels", "class_without_labels",
                                              f"{CLASS_CSV} names a patient that {path.name} lacks",
                                              self._public_id(pid), CLASS_CSV))
-        return LabelResult(items=items, quarantine=quarantine, label_files=files, rows_read=rows_read)
+        # patients whose rows were rejected: their images are not reported again as unlabelled
+        return LabelResult(items=items, quarantine=quarantine, label_files=files, rows_read=rows_read,
+                           withheld=bad)
 
     def find_images(self, root: Path) -> dict[str, Path]:
         d = root / IMAGE_DIR
