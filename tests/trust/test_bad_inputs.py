@@ -963,11 +963,97 @@ def zero_length_video(raw: Path) -> None:
     _video_game(raw, "empty-game", None, empty=True)
 
 
+def _sidecar_game(raw: Path, name: str, edit: Callable[[dict], None] | None = None, text: str | None = None) -> None:
+    """A video game whose sidecar is edited (or replaced by ``text``); the sidecar fails before any audio."""
+    _video_game(raw, name, np.zeros(16_000, np.float32))
+    path = raw / "werewolf_video" / f"{name}.json"
+    if edit is not None:
+        side = json.loads(path.read_text())
+        edit(side)
+        path.write_text(json.dumps(side, indent=1))
+    if text is not None:
+        path.write_text(text)
+
+
+def sidecar_vote_names_missing_seat(raw: Path) -> None:
+    _sidecar_game(raw, "vote-ghost", lambda s: s["votes"].append({"day": 1, "voter": 1, "target": 17}))
+
+
+def sidecar_turns_overlap(raw: Path) -> None:
+    _sidecar_game(raw, "crosstalk", lambda s: s["turns"].append({"start": 0.5, "end": 1.2, "seat": 2}))
+
+
+def sidecar_turn_names_missing_seat(raw: Path) -> None:
+    _sidecar_game(raw, "turn-ghost", lambda s: s["turns"].append({"start": 30.0, "end": 31.0, "seat": 12}))
+
+
+def sidecar_truncated(raw: Path) -> None:
+    _sidecar_game(raw, "cut-sidecar")
+    path = raw / "werewolf_video" / "cut-sidecar.json"
+    path.write_text(path.read_text()[:-40])
+
+
+def sidecar_utf16_without_bom(raw: Path) -> None:
+    _sidecar_game(raw, "utf16-sidecar")
+    path = raw / "werewolf_video" / "utf16-sidecar.json"
+    path.write_bytes(path.read_text().encode("utf-16-le"))
+
+
+def werebench_srt_corrupted_byte(raw: Path) -> None:
+    d = _season(raw)
+    (d / "04-GAME_CONFIG.py").write_text((d / "01-GAME_CONFIG.py").read_text())
+    data = (d / "01.srt").read_bytes()
+    (d / "04.srt").write_bytes(data + "\n99\n00:09:00,000 --> 00:09:01,000\n说话人 1: ".encode() + b"\xe8\xaf\n")
+
+
+def werebench_config_syntax_error(raw: Path) -> None:
+    d = _season(raw)
+    (d / "05-GAME_CONFIG.py").write_text((d / "01-GAME_CONFIG.py").read_text()[:-25])
+    (d / "05.srt").write_bytes((d / "01.srt").read_bytes())
+
+
+def wau_truncated_list(raw: Path) -> None:
+    path = raw / "werewolf_among_us" / "data" / "Youtube" / "train.json"
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+
+
+def wau_not_a_list(raw: Path) -> None:
+    (raw / "werewolf_among_us" / "data" / "Youtube" / "train.json").write_text('{"games": []}')
+
+
+def wau_unknown_role(raw: Path) -> None:
+    path = raw / "werewolf_among_us" / "data" / "Youtube" / "train.json"
+    games = json.loads(path.read_text())
+    game = json.loads(json.dumps(games[0]))
+    game["startRoles"] = ["Space Wizard" for _ in game["startRoles"]]
+    game.pop("EG_ID", None)
+    game["Game_ID"] = "wizard-game"
+    path.write_text(json.dumps([*games, game]))
+
+
+def wau_game_not_an_object(raw: Path) -> None:
+    path = raw / "werewolf_among_us" / "data" / "Youtube" / "train.json"
+    path.write_text(json.dumps([*json.loads(path.read_text()), ["not", "a", "game"]]))
+
+
+# (id, source, plant, quarantine reason; None: the label file is refused with a LabelFileError, error text)
 WW_CASES = [
     ("werebench_reversed_srt_timestamp", "werebench", werebench_reversed_timestamp, "broken_timestamp"),
     ("werebench_config_contains_code", "werebench", werebench_config_with_code, "config_contains_code"),
+    ("werebench_srt_corrupted_utf8", "werebench", werebench_srt_corrupted_byte, "undecodable_text"),
+    ("werebench_config_syntax_error", "werebench", werebench_config_syntax_error, "config_syntax_error"),
     ("video_without_audio", "werewolf_video", video_without_audio, "no_audio_stream"),
     ("zero_length_video", "werewolf_video", zero_length_video, "empty_media"),
+    ("sidecar_vote_names_missing_seat", "werewolf_video", sidecar_vote_names_missing_seat, "vote_seat_unknown"),
+    ("sidecar_turns_overlap", "werewolf_video", sidecar_turns_overlap, "turns_overlap"),
+    ("sidecar_turn_names_missing_seat", "werewolf_video", sidecar_turn_names_missing_seat, "turn_seat_unknown"),
+    ("sidecar_truncated_json", "werewolf_video", sidecar_truncated, "sidecar_invalid"),
+    ("sidecar_utf16_without_bom", "werewolf_video", sidecar_utf16_without_bom, "sidecar_invalid"),
+    ("wau_unknown_role", "werewolf_among_us", wau_unknown_role, "unknown_role"),
+    ("wau_game_not_an_object", "werewolf_among_us", wau_game_not_an_object, "game_invalid"),
+    ("wau_json_truncated_list", "werewolf_among_us", wau_truncated_list, None, "not valid JSON"),
+    ("wau_json_not_a_list", "werewolf_among_us", wau_not_a_list, None, "expected a JSON list"),
 ]
 
 
@@ -976,16 +1062,22 @@ def test_bad_werewolf_input_is_quarantined(case, tmp_path: Path):
     from shardsmith.demo.werewolf_demo import write_werewolf_demo
     from shardsmith.sources.werewolf_build import build_game, discover_games
 
-    _, source, plant, reason = case
+    _, source, plant, reason, *error = case
     raw = tmp_path / "raw"
     write_werewolf_demo(raw, video=False)
     plant(raw)
+    if reason is None:
+        with pytest.raises(LabelFileError) as err:
+            discover_games(source, raw / source)
+        assert error[0] in str(err.value) and "line" in str(err.value) and str(raw) in str(err.value), err.value
+        return
     quarantine, published = [], []
     for ref in discover_games(source, raw / source):
         result = build_game(source, ref)  # no transcriber: bad media must fail before transcription
+        assert result.reconciles(), result.counts
         quarantine += result.quarantine
         published += [u["utterance_id"] for u in result.utterances]
     assert any(q["reason"] == reason and q["detail"] for q in quarantine), [(q["reason"], q["detail"]) for q in quarantine]
     assert not (raw / "PWNED").exists(), "a game config was executed"
-    if source == "werebench":
+    if source in ("werebench", "werewolf_among_us"):
         assert published, "the good demo game lost its utterances"
