@@ -15,6 +15,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -30,7 +31,9 @@ from hypothesis import strategies as st
 from shardsmith.sources.registry import get_source
 from shardsmith.sources.tables import LabelFileError
 
-FUZZ = settings(max_examples=30, deadline=None, derandomize=True,
+# Bounded and deterministic for `make test`; SHARDSMITH_FUZZ_EXAMPLES=500 explores further (random seeds).
+_EXAMPLES = int(os.environ.get("SHARDSMITH_FUZZ_EXAMPLES", "30"))
+FUZZ = settings(max_examples=_EXAMPLES, deadline=None, derandomize="SHARDSMITH_FUZZ_EXAMPLES" not in os.environ,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 LINE = re.compile(r"line \d+")
 
