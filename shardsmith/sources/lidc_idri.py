@@ -145,9 +145,9 @@ class LidcIdri(VolumeSource):
                                                   f"{x.name}: line {e.position[0]}: XML does not parse: {e}",
                                                   None, str(x.relative_to(root))))
                 continue
-            except ValueError as e:  # a coordinate or position that is not a number
+            except (ValueError, LookupError) as e:  # a value that is not a number; an unknown encoding
                 quarantine.append(quarantine_case(self.name, "bad_label_file",
-                                                  f"{x.name}: a value is not a number ({e})",
+                                                  f"{x.name}: {e.__class__.__name__}: {e}",
                                                   None, str(x.relative_to(root))))
                 continue
             if parsed and parsed["series_uid"]:

@@ -49,15 +49,16 @@ def _rel(task_dir: Path, root: Path, path: str) -> Path:
 
 def _index(meta: Any) -> tuple[list[str], dict[int, str], list[tuple[str, str | None, str]]]:
     """Modalities, label map and (image, label, kind) cases of a dataset.json; raises on a wrong shape."""
-    modalities = [str(v) for _, v in sorted(meta.get("modality", {}).items(), key=lambda kv: int(kv[0]))]
-    labels = {int(k): str(v) for k, v in meta.get("labels", {}).items()}
+    # modality, labels and training are required: a misspelt key would silently drop every case
+    modalities = [str(v) for _, v in sorted(meta["modality"].items(), key=lambda kv: int(kv[0]))]
+    labels = {int(k): str(v) for k, v in meta["labels"].items()}
     cases: list[tuple[str, str | None, str]] = []
-    for pair in meta.get("training", []):
+    for pair in meta["training"]:
         label = pair.get("label")
         if not isinstance(pair["image"], str) or not isinstance(label, str | None):
             raise TypeError(f"training entry {pair!r} does not name image and label paths")
         cases.append((pair["image"], label, "train"))
-    for t in meta.get("test", []):
+    for t in meta["test"]:
         image = t if isinstance(t, str) else t["image"]
         if not isinstance(image, str):
             raise TypeError(f"test entry {t!r} does not name an image path")
