@@ -13,7 +13,10 @@ characters (NUL from a UTF-16 file without a BOM, binary garbage; C1 controls in
 are refused too. Every failure is a ``LabelFileError`` naming file, line and problem.
 
 Rows: a row with fewer cells than the header (a truncated file's last line, a dropped cell) or with
-extra non-empty cells is a ``BadRow``. Callers pass a list to collect them (and quarantine each
+extra non-empty cells is a ``BadRow``; so is a last row without a line break after it, because a file
+cut inside its last cell still has every cell, one of them shorter (``50.0`` read as ``5``). Every
+public label file we read ends with a line break, so this costs a legitimate file at most one row,
+reported, never a silently wrong value. Callers pass a list to collect them (and quarantine each
 row), otherwise the first one raises. A quoted cell running over several lines (an unbalanced quote)
 makes row boundaries untrustworthy and fails the whole file.
 """
@@ -58,6 +61,7 @@ _UTF8_MULTI = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\x
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # tab, LF, FF and CR are text
 _C1 = re.compile(r"[\x80-\x9f]")
 _READ_CHUNK = 1 << 20
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _line_at(data: bytes | str, pos: int) -> int:
@@ -179,7 +183,8 @@ def read_cells(
     """
     if fieldnames is not None and not skip_header:
         raise ValueError("fieldnames given without skip_header")
-    reader = csv.reader(open_text(path), delimiter=delimiter)
+    text = read_label_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -194,11 +199,13 @@ def read_cells(
     least = width
     while least and _placeholder(names[least - 1]):
         least -= 1
-    return names, _rows(path, reader, names, least, bad_rows)
+    unterminated = len(_LINE_BREAK.findall(text)) + 1 if text and not text.endswith(("\n", "\r")) else None
+    return names, _rows(path, reader, names, least, bad_rows, unterminated)
 
 
-def _rows(path: Path, reader: Any, names: list[str], least: int,
-          bad_rows: list[BadRow] | None) -> Iterator[tuple[int, list[str]]]:
+def _rows(path: Path, reader: Any, names: list[str], least: int, bad_rows: list[BadRow] | None,
+          unterminated: int | None) -> Iterator[tuple[int, list[str]]]:
+    """Checked rows; ``unterminated`` is the number of the file's last line when no line break ends it."""
     width = len(names)
     last = reader.line_num
     while True:
@@ -219,6 +226,9 @@ def _rows(path: Path, reader: Any, names: list[str], least: int,
             problem = ("too_few_cells", f"{len(cells)} cells, the header has {least}: a cut or truncated row")
         elif len(cells) > width and any(c.strip() for c in cells[width:]):
             problem = ("too_many_cells", f"{len(cells)} cells, the header has {width}: a cell too many")
+        elif last == unterminated:
+            problem = ("unterminated_last_row", "the file ends inside this row (no line break after it): "
+                                                "it may be cut short")
         if problem:
             row = {n: c.strip() for n, c in zip(names, cells, strict=False) if not _placeholder(n)}
             if bad_rows is None:

@@ -459,6 +459,13 @@ def vindr_extra_cell(root: Path, uid: str) -> None:
     _vindr_rows(root, [[uid, "Cardiomegaly", "3", "R1", "8", "10", "40", "50", "oops"]])
 
 
+def vindr_cut_inside_last_cell(root: Path, uid: str) -> None:
+    _dicom(root / "train" / f"{uid}.dicom")
+    _vindr_rows(root, [[uid, "Cardiomegaly", "3", "R1", "8", "10", "40", "50.0"]])
+    path = root / "train.csv"
+    path.write_bytes(path.read_bytes()[:-4])  # "50.0\r\n" -> "50": every cell there, one of them wrong
+
+
 def vindr_csv_utf16_without_bom(root: Path, uid: str) -> None:
     path = root / "train.csv"
     path.write_bytes(path.read_text().encode("utf-16-le"))
@@ -789,6 +796,8 @@ CASES += [
     Case("dicom_burned_in_odd_value", "vindr_cxr", burned_in_odd_value, "burned_in_annotation_unreadable"),
     Case("vindr_cut_row", "vindr_cxr", vindr_cut_row, "too_few_cells"),
     Case("vindr_extra_cell", "vindr_cxr", vindr_extra_cell, "too_many_cells"),
+    Case("vindr_file_cut_inside_last_cell", "vindr_cxr", vindr_cut_inside_last_cell, "unterminated_last_row",
+         solo=True),
     Case("vindr_csv_utf16_without_bom", "vindr_cxr", vindr_csv_utf16_without_bom, None, "NUL", solo=True),
     Case("vindr_csv_bad_zip", "vindr_cxr", vindr_csv_bad_zip, None, "corrupt archive", solo=True),
     Case("nih_csv_utf16_with_bom", "nih_cxr14", nih_utf16_with_bom, "unknown_label", solo=True),
