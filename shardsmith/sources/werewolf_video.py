@@ -65,16 +65,8 @@ def validate_sidecar(data: Any) -> list[str]:
     """Validation messages (empty when valid), each naming where in the sidecar it failed."""
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     msgs = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
-    if not msgs and isinstance(data, dict):
-        seats = [s["seat"] for s in data["seats"]]
-        if len(set(seats)) != len(seats):
-            msgs.append("seats: seat numbers repeat")
-        for i, t in enumerate(data.get("turns", [])):
-            if t["end"] < t["start"] or (isinstance(t["seat"], int) and t["seat"] not in seats):
-                msgs.append(f"turns/{i}: end before start or seat not in seats")
-        for i, v in enumerate(data.get("votes", [])):
-            if v["voter"] not in seats or (v["target"] is not None and v["target"] not in seats):
-                msgs.append(f"votes/{i}: voter or target not in seats")
+    if not msgs and isinstance(data, dict) and (problem := sidecar_problem(data)):
+        msgs.append(problem[1])
     return msgs
 
 
@@ -127,7 +119,7 @@ def load_sidecar(path: Path) -> dict:
     if errors:
         msgs = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
         raise SidecarError("sidecar_invalid", f"{path.name}: " + "; ".join(msgs))
-    problem = sidecar_problem(data)
+    problem = sidecar_problem(data)  # schema-valid: the consistency checks can index safely
     if problem:
         raise SidecarError(problem[0], f"{path.name}: {problem[1]}")
     return data
