@@ -138,17 +138,12 @@ def _failure_text(summaries: dict[str, dict]) -> str:
 
 
 def build_release(settings: Settings, collection: str, sources: list[str],
-                  crash_hook: Callable[[str], None] | None = None, allow_partial: bool = False) -> PublishResult:
+                  crash_hook: Callable[[str], None] | None = None) -> PublishResult:
     """Validate every staged table of ``collection`` and publish them as one release.
 
     Any failed suite or integrity check raises ValidationFailedError before a byte is published;
-    the suite results and Data Docs ship in the release's ``validation/``. A source whose staging
-    failed (``publish.partial``) refuses the release with SourcesBrokenError naming it, unless
-    ``allow_partial``: the release then goes without it and its card says so.
+    the suite results and Data Docs ship in the release's ``validation/``.
     """
-    from shardsmith.publish.partial import partial_card_note, select_sources
-
-    sources, excluded = select_sources(settings, sources, allow_partial)
     tables = []
     for name in COLLECTION_TABLES[collection]:
         files = staging_files(settings, sources, name)
@@ -172,7 +167,7 @@ def build_release(settings: Settings, collection: str, sources: list[str],
         return publish(
             settings.releases, collection, tables,
             input_fingerprints=fingerprints,
-            card=lambda manifest: render_card(manifest, stats) + partial_card_note(excluded),
+            card=lambda manifest: render_card(manifest, stats),
             validation_dir=scratch,
             stats_hooks=hooks,
             crash_hook=crash_hook,

@@ -429,27 +429,6 @@ def build_records(
     return counts
 
 
-def run_sources(settings: Settings, sources: list[MedicalSource]) -> dict[str, StageCounts | str]:
-    """Stage several sources; a broken label file fails its source alone (recorded for the release).
-
-    Returns source -> counts, or the error text of a source whose label file is unusable.
-    """
-    from shardsmith.publish.partial import clear_staging_failure, record_staging_failure
-    from shardsmith.sources.tables import LabelFileError
-
-    out: dict[str, StageCounts | str] = {}
-    for source in sources:
-        try:
-            out[source.name] = run_source(settings, source)
-        except LabelFileError as e:
-            log.error("%s: staging failed: %s", source.name, e)
-            record_staging_failure(settings, source.name, e)
-            out[source.name] = str(e)
-        else:
-            clear_staging_failure(settings, source.name)
-    return out
-
-
 def run_source(settings: Settings, source: MedicalSource, progress: Progress | None = None) -> StageCounts:
     """Catalog and records in one call (the CLI's ``labels``-free path and the tests use it)."""
     catalog = source.catalog(settings.raw_dir(source.name))

@@ -100,3 +100,18 @@ def test_release_refused_when_a_staged_column_is_renamed(tmp_path: Path, monkeyp
         build_release(settings, "medical", ["vindr_cxr"])
     assert "modality" in str(err.value) and "expect_table_columns_to_match_set" in str(err.value)
     assert not (settings.releases / "medical").exists() or not any((settings.releases / "medical").iterdir())
+
+
+def test_partition_check_fails_a_partition_that_lost_everything(tmp_path: Path):
+    import pyarrow as pa
+
+    from shardsmith.schemas.records import RECORDS_SCHEMA
+    from shardsmith.validation.partition import check_records_partition
+
+    path = tmp_path / "records-7.parquet"
+    pq.write_table(pa.Table.from_pylist([], schema=RECORDS_SCHEMA), path)
+    assert check_records_partition("vindr_cxr", path, inputs=0, docs_out=tmp_path / "docs0").success
+    report = check_records_partition("vindr_cxr", path, inputs=3, docs_out=tmp_path / "docs3")
+    assert not report.success
+    assert report.docs_index is not None and report.docs_index.is_file()
+    assert report.docs_index.parent == tmp_path / "docs3"
