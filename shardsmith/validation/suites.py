@@ -47,7 +47,7 @@ class FrameSuite:
         object.__setattr__(self, "columns", tuple(cols))
 
 
-Suite = dict[str, FrameSuite]
+Suite = dict[str, FrameSuite]  # a bare expectation list is read as FrameSuite(list): rows required
 
 MODALITIES = ["CR", "DX", "CT", "MR", "PT", "US", "OT"]
 VOLUME_MODALITIES = ["CT", "MR", "PT"]
@@ -83,6 +83,10 @@ def _between(column: str, lo: float | None = None, hi: float | None = None, stri
 
 def _in(column: str, values) -> tuple[str, dict]:
     return ("ExpectColumnValuesToBeInSet", {"column": column, "value_set": list(values)})
+
+
+# Row-count rule as an expectation, for suites written as bare lists; a FrameSuite says it with allow_empty.
+NON_EMPTY = ("ExpectTableRowCountToBeBetween", {"min_value": 1})
 
 
 def record_suites(allow_empty: bool = False) -> Suite:
