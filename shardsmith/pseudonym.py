@@ -55,22 +55,3 @@ def split_for(group_key: str, fractions: tuple[float, float] = (0.8, 0.1)) -> st
     if bucket < fractions[0] + fractions[1]:
         return "val"
     return "test"
-
-
-NO_KEY_TAG = "nokey"
-
-
-def key_tag() -> str:
-    """A keyed tag of the pseudonym key (never the key) for data versions: a key change is a new version.
-
-    Only the documented "no key configured" case (the key variable unset, outside demo mode) maps to
-    ``NO_KEY_TAG``; the build step itself then reports the missing key. A variable that is set but blank
-    is a misconfiguration and raises MissingKeyError, and any other failure propagates: neither may
-    quietly look like "no key".
-    """
-    raw = os.environ.get(KEY_ENV)
-    if raw is not None and not raw.strip():
-        raise MissingKeyError(f"{KEY_ENV} is set but blank; set a secret key or unset it")
-    if raw is None and not demo_mode():
-        return NO_KEY_TAG
-    return hmac.new(pseudonym_key(), b"shardsmith-data-version", hashlib.sha256).hexdigest()[:16]
