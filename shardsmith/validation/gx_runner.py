@@ -96,16 +96,16 @@ def run_suites(
 
 
 def validate_with_docs(table: str, frames: dict[str, pd.DataFrame], suites: Suite,
-                       docs_out: Path) -> ValidationReport:
+                       docs_out: Path) -> tuple[ValidationReport, Path]:
     """Validate and render Data Docs into ``docs_out`` whether the run passes or fails.
 
-    For a failing partition check, the place a user needs the docs most: ``report.docs_index`` is
-    the site's ``index.html`` (put it in the check's metadata).
+    Returns the report and the site's ``index.html``: for a failing partition check, the place a
+    user needs the docs most, put that path in the check's metadata.
     """
     report = run_suites(table, frames, suites, docs_out)
     if report.docs_index is None:
         raise RuntimeError(f"GX rendered no Data Docs into {docs_out}")
-    return report
+    return report, report.docs_index
 
 
 def run_tables(

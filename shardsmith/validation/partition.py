@@ -29,4 +29,4 @@ def check_records_partition(name: str, path: Path, inputs: int, docs_out: Path) 
     report = run_suites(f"{name}_records", frames, suites)
     if report.success:
         return report
-    return validate_with_docs(f"{name}_records", frames, suites, docs_out)
+    return validate_with_docs(f"{name}_records", frames, suites, docs_out)[0]

@@ -74,10 +74,9 @@ def test_release_suites_declare_columns_and_emptiness():
 
 def test_data_docs_rendered_for_a_failing_run(tmp_path: Path):
     frames = {**GOOD, "items": GOOD["items"].rename(columns={"size": "bytes"})}
-    report = validate_with_docs("partition_7", frames, SUITE, tmp_path / "docs")
+    report, index = validate_with_docs("partition_7", frames, SUITE, tmp_path / "docs")
     assert not report.success
-    index = report.docs_index
-    assert index is not None and index.name == "index.html" and index.is_file()
+    assert index == report.docs_index == tmp_path / "docs" / "index.html" and index.is_file()
     pages = [p.read_text() for p in (tmp_path / "docs").rglob("*.html")]
     assert any("partition_7.items" in p for p in pages)
 
