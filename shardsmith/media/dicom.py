@@ -56,6 +56,7 @@ META_KEYS = (
     "columns",
     "transfer_syntax",
     "burned_in_annotation",
+    "burned_in_annotation_raw",
 )
 IDENTIFIER_KEYS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
@@ -248,7 +249,7 @@ def _header_meta(ds: Dataset) -> dict[str, Any]:
     modality = (_text(ds, "Modality") or "").upper()
     body_part = (_text(ds, "BodyPartExamined") or "").upper()
     sex = (_text(ds, "PatientSex") or "").upper()
-    burned = (_text(ds, "BurnedInAnnotation") or "").upper()
+    burned, burned_raw = _burned_in(ds)
     try:
         tsyntax = ds.file_meta.get("TransferSyntaxUID")
     except Exception:
@@ -265,8 +266,32 @@ def _header_meta(ds: Dataset) -> dict[str, Any]:
         "rows": _int(ds, "Rows"),
         "columns": _int(ds, "Columns"),
         "transfer_syntax": str(tsyntax) if tsyntax else None,
-        "burned_in_annotation": {"YES": True, "NO": False}.get(burned),
+        "burned_in_annotation": burned,
+        "burned_in_annotation_raw": burned_raw,
     }
+
+
+def _burned_in(ds: Dataset) -> tuple[bool | None, str | None]:
+    """(flag, raw text) of BurnedInAnnotation: case and padding are ignored (``' yes '`` is YES).
+
+    The flag is None when the tag is absent *or* unreadable; the raw text (at most 32 characters, a
+    code string, never an identifier) tells the two apart, so a caller can quarantine an odd value
+    instead of treating it as "not burned in".
+    """
+    try:
+        value = ds.get("BurnedInAnnotation")
+    except Exception:  # noqa: BLE001 - a malformed element: unreadable, not absent
+        return None, "<unreadable element>"
+    if value is None:
+        return None, None
+    if isinstance(value, (list, tuple, MultiValue)):
+        if len(value) != 1:
+            return (None, None) if not len(value) else (None, "\\".join(map(str, value))[:32])
+        value = value[0]
+    text = (value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)).strip()
+    if not text:
+        return None, None
+    return {"YES": True, "NO": False}.get(text.upper()), text[:32]
 
 
 def _identifiers(ds: Dataset) -> dict[str, str | None]:

@@ -187,13 +187,24 @@ STEP_VERSION = "2"  # bump when the per-game step's output changes for the same 
 
 def discover_all(settings: Settings) -> tuple[dict[str, list[GameRef]], list[dict]]:
     """Every game of every present werewolf source, and the files deliberately skipped."""
+    from shardsmith.atomic import atomic_write_json
+
+    layout = StagingLayout(settings.home)
     games: dict[str, list[GameRef]] = {}
     skipped: list[dict] = []
     for source in game_source_names():
         root = settings.raw_dir(source)
         if not root.is_dir():
             continue
-        found = discover(source, root)
+        try:
+            found = discover(source, root)
+        except Exception as exc:  # a broken label file fails its source alone; the release refuses it
+            log.error("%s: cannot list its games: %s", source, exc)
+            atomic_write_json(layout.source_failure(source), {
+                "source": source, "reason": getattr(exc, "reason", type(exc).__name__), "detail": str(exc)[:2000]})
+            skipped.append({"source": source, "path": str(root), "reason": f"source failed: {exc}"[:500]})
+            continue
+        layout.source_failure(source).unlink(missing_ok=True)
         games[source] = sorted(found.games, key=lambda g: g.game_id)
         skipped += [{"source": source, "path": s.path, "reason": s.reason} for s in found.skipped]
     return games, skipped

@@ -137,26 +137,29 @@ class CheckOutcome:
 
 
 def check_records_suites(settings: Settings, source: MedicalSource, part: str = WHOLE) -> CheckOutcome:
-    """GX suites over one part's records (skipped when data and suites passed unchanged before)."""
+    """GX suites over one part's records (skipped when data and suites passed unchanged before).
+
+    An empty part passes only when its catalog had no inputs; a failing run renders Data Docs under
+    ``staging/<source>/data_docs/<part>/`` and names the page in the outcome (``data_docs``)."""
+    from shardsmith.validation.partition import check_records_partition
+
     layout = StagingLayout(settings.home)
     path = layout.table(source.name, "records", part)
-    if pq.read_metadata(path).num_rows == 0:
-        return CheckOutcome(True, {"rows": 0, "note": "empty partition"})
     versions = read_versions(layout, source.name)
     stamp = f"{versions.get('records', {}).get(part)}+{suite_tag()}"
     if versions.get("checks", {}).get(part, {}).get("gx") == stamp:
         return CheckOutcome(True, {"note": "data and suites unchanged since this check last passed",
                                    "version": stamp[:12]})
-    from shardsmith.validation.frames import read_tables, record_frames
-    from shardsmith.validation.gx_runner import run_suites
-    from shardsmith.validation.suites import record_suites
-
-    cols = [c for c in pq.read_schema(path).names if c not in ("image",)]
-    report = run_suites(f"{source.name}_records", record_frames(read_tables([path], cols)), record_suites())
+    inputs = json.loads(layout.counts(source.name, part).read_text())["inputs"]
+    report = check_records_partition(source.name, path, inputs, layout.source_dir(source.name) / "data_docs" / part)
+    meta: dict = {"rows": pq.read_metadata(path).num_rows, "inputs": inputs,
+                  "suites": [s.__dict__ for s in report.suites]}
     if report.success:
         with locked_versions(layout, source.name) as v:
             v.setdefault("checks", {}).setdefault(part, {})["gx"] = stamp
-    return CheckOutcome(report.success, {"suites": [s.__dict__ for s in report.suites]})
+    elif report.docs_index is not None:
+        meta["data_docs"] = str(report.docs_index)
+    return CheckOutcome(report.success, meta)
 
 
 def check_records_integrity(settings: Settings, source: MedicalSource, part: str = WHOLE) -> CheckOutcome:
@@ -187,9 +190,10 @@ def check_records_integrity(settings: Settings, source: MedicalSource, part: str
 
 def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> CheckOutcome:
     """The GX suites once over several parts (a single-run backfill validates a source once, not once
-    per bucket); parts whose data and suites already passed are left out."""
+    per bucket); parts whose data and suites already passed are left out. An empty part fails
+    unless its catalog had no inputs; a failing run renders Data Docs and names the page."""
     from shardsmith.validation.frames import read_tables, record_frames
-    from shardsmith.validation.gx_runner import run_suites
+    from shardsmith.validation.gx_runner import run_suites, validate_with_docs
     from shardsmith.validation.suites import record_suites
 
     if len(parts) == 1:
@@ -198,20 +202,33 @@ def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> 
     versions = read_versions(layout, source.name)
     tag = suite_tag()
     stamps = {p: f"{versions.get('records', {}).get(p)}+{tag}" for p in parts}
-    todo = [p for p in parts if versions.get("checks", {}).get(p, {}).get("gx") != stamps[p]
-            and pq.read_metadata(layout.table(source.name, "records", p)).num_rows > 0]
+    todo = [p for p in parts if versions.get("checks", {}).get(p, {}).get("gx") != stamps[p]]
     if not todo:
         return CheckOutcome(True, {"note": "data and suites unchanged since these parts last passed",
                                    "parts": len(parts)})
-    files = [layout.table(source.name, "records", p) for p in todo]
-    cols = [c for c in pq.read_schema(files[0]).names if c not in ("image",)]
-    report = run_suites(f"{source.name}_records", record_frames(read_tables(files, cols)), record_suites())
-    if report.success:
+    rows = {p: pq.read_metadata(layout.table(source.name, "records", p)).num_rows for p in todo}
+    inputs = {p: json.loads(layout.counts(source.name, p).read_text())["inputs"] for p in todo}
+    lost = sorted(p for p in todo if rows[p] == 0 and inputs[p] > 0)
+    files = [layout.table(source.name, "records", p) for p in todo if rows[p] > 0]
+    meta: dict = {"parts_validated": len(todo), "parts": len(parts), "rows": sum(rows.values())}
+    success = not lost
+    if lost:
+        meta["empty_parts_with_inputs"] = lost
+    if files:
+        cols = [c for c in pq.read_schema(files[0]).names if c not in ("image",)]
+        frames = record_frames(read_tables(files, cols))
+        report = run_suites(f"{source.name}_records", frames, record_suites())
+        if not report.success:
+            docs = layout.source_dir(source.name) / "data_docs" / f"{todo[0]}-{todo[-1]}"
+            report, index = validate_with_docs(f"{source.name}_records", frames, record_suites(), docs)
+            meta["data_docs"] = str(index)
+        meta["suites"] = [s.__dict__ for s in report.suites]
+        success = success and report.success
+    if success:
         with locked_versions(layout, source.name) as v:
             for p in todo:
                 v.setdefault("checks", {}).setdefault(p, {})["gx"] = stamps[p]
-    return CheckOutcome(report.success, {"parts_validated": len(todo), "parts": len(parts),
-                                         "suites": [s.__dict__ for s in report.suites]})
+    return CheckOutcome(success, meta)
 
 
 def check_integrity_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> CheckOutcome:

@@ -4,6 +4,12 @@ There is no maintained Dagster integration for GX 1.x, so this thin wrapper is o
 context in a scratch folder, one pandas data asset per frame, a checkpoint per table whose
 UpdateDataDocsAction renders the HTML that a release ships in ``validation/``. GX is imported
 lazily: it costs seconds to import and only validation steps need it.
+
+Nothing is skipped silently: each frame's declared columns become one ``ExpectTableColumnsToMatchSet``
+(extra columns allowed, a missing one fails), every expectation runs even when its column is missing
+(it then fails too), a frame absent from the input is validated as an empty frame (so it fails its
+columns and row count, visibly, in Data Docs), a frame must have rows unless its suite allows empty,
+and a report without a single suite outcome is not a success.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from shardsmith.config import gx_quiet
+from shardsmith.validation.suites import FrameSuite, Suite
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,12 @@ class ValidationReport:
     suites: list[SuiteOutcome]
     docs_dir: Path | None = None
 
+    @property
+    def docs_index(self) -> Path | None:
+        """The Data Docs site's ``index.html``, when docs were rendered."""
+        index = self.docs_dir / "index.html" if self.docs_dir else None
+        return index if index is not None and index.is_file() else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "table": self.table,
@@ -57,29 +70,52 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _columns_of(kwargs: dict) -> list[str]:
-    cols = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
-    return cols + list(kwargs.get("column_list", ()))
+def _frame_suite(spec: FrameSuite | list[tuple[str, dict]]) -> FrameSuite:
+    """Accept a bare expectation list too (a caller's ad-hoc suite): it must then have rows."""
+    return spec if isinstance(spec, FrameSuite) else FrameSuite(list(spec))
+
+
+def _expectations(spec: FrameSuite) -> list[tuple[str, dict]]:
+    """Declared columns and the row-count rule first, then the suite's own expectations."""
+    out: list[tuple[str, dict]] = [("ExpectTableColumnsToMatchSet",
+                                    {"column_set": list(spec.columns), "exact_match": False})]
+    counted = any(cls == "ExpectTableRowCountToBeBetween" for cls, _ in spec.expectations)
+    if not spec.allow_empty and not counted:
+        out.append(("ExpectTableRowCountToBeBetween", {"min_value": 1}))
+    return out + list(spec.expectations)
 
 
 def run_suites(
     table: str,
     frames: dict[str, pd.DataFrame],
-    suites: dict[str, list[tuple[str, dict]]],
+    suites: Suite,
     docs_out: Path | None = None,
 ) -> ValidationReport:
     """Validate each frame against its suite; optionally copy rendered Data Docs to ``docs_out``."""
     return run_tables({table: (frames, suites)}, docs_out)[table]
 
 
+def validate_with_docs(table: str, frames: dict[str, pd.DataFrame], suites: Suite,
+                       docs_out: Path) -> tuple[ValidationReport, Path]:
+    """Validate and render Data Docs into ``docs_out`` whether the run passes or fails.
+
+    Returns the report and the site's ``index.html``: for a failing partition check, the place a
+    user needs the docs most, put that path in the check's metadata.
+    """
+    report = run_suites(table, frames, suites, docs_out)
+    if report.docs_index is None:
+        raise RuntimeError(f"GX rendered no Data Docs into {docs_out}")
+    return report, report.docs_index
+
+
 def run_tables(
-    tables: dict[str, tuple[dict[str, pd.DataFrame], dict[str, list[tuple[str, dict]]]]],
+    tables: dict[str, tuple[dict[str, pd.DataFrame], Suite]],
     docs_out: Path | None = None,
 ) -> dict[str, ValidationReport]:
     """Validate several tables in one GX context, so one Data Docs site covers them all.
 
-    An expectation naming a column its frame lacks is skipped (a source may not have it); a frame
-    missing from ``frames`` skips its suite. ``docs_out`` receives the rendered HTML site.
+    See the module docstring for the rules (declared columns, missing frames, empty frames).
+    ``docs_out`` receives the rendered HTML site, failing or not.
     """
     gx_quiet()
     import great_expectations as gx
@@ -95,13 +131,15 @@ def run_tables(
         for table, (frames, suites) in tables.items():
             ds = ctx.data_sources.add_pandas(name=f"{table}_frames")
             outcomes: list[SuiteOutcome] = []
-            for frame_name, expectations in suites.items():
+            for frame_name, raw_spec in suites.items():
+                spec = _frame_suite(raw_spec)
                 df = frames.get(frame_name)
-                if df is None:
-                    continue
+                if df is None:  # validated empty: its columns and row count fail where GX shows them
+                    log.warning("validation %s: frame %s is missing", table, frame_name)
+                    df = pd.DataFrame()
                 # Built whole, then added once: add_expectation on a stored suite re-saves it each time.
-                configured = [getattr(gx.expectations, cls_name)(**kwargs) for cls_name, kwargs in expectations
-                              if all(c in df.columns for c in _columns_of(kwargs))]
+                configured = [getattr(gx.expectations, cls_name)(**kwargs)
+                              for cls_name, kwargs in _expectations(spec)]
                 suite = ctx.suites.add(gx.ExpectationSuite(name=f"{table}.{frame_name}", expectations=configured))
                 bd = ds.add_dataframe_asset(name=frame_name).add_batch_definition_whole_dataframe("all")
                 vd = ctx.validation_definitions.add(
@@ -122,14 +160,19 @@ def run_tables(
                             failed.append({
                                 "expectation": cfg.type,
                                 "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_list")
+                                or cfg.kwargs.get("column_set")
                                 or [cfg.kwargs.get("column_A"), cfg.kwargs.get("column_B")],
                                 "unexpected_count": _plain(res.get("unexpected_count")),
                                 "sample": _plain(res.get("partial_unexpected_list", [])[:5]),
                                 "observed": _plain(res.get("observed_value")),
+                                "details": _plain(res.get("details")),
+                                "error": (r.exception_info or {}).get("exception_message")
+                                if isinstance(r.exception_info, dict) else None,
                             })
                     outcomes.append(SuiteOutcome(f"{table}.{frame_name}", bool(vr.success),
                                                  len(vr.results), failed))
-            reports[table] = ValidationReport(table, all(o.success for o in outcomes), outcomes)
+            # no suite at all is not a pass: nothing was checked
+            reports[table] = ValidationReport(table, bool(outcomes) and all(o.success for o in outcomes), outcomes)
             log.info("validation %s: %s", table, json.dumps(reports[table].to_json(), default=str)[:500])
         if docs_out:
             ctx.build_data_docs()

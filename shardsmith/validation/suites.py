@@ -5,14 +5,49 @@ frames they run on come from ``validation.frames``; derived boolean columns ther
 ``*_in_roster``, ``*_matches``) carry the facts that need another row or table, and a suite only
 requires them to be True. Column map expectations ignore nulls, so a derived column that is None
 means "cannot be judged" (e.g. no media duration), never a failure.
+
+Each frame's suite is a :class:`FrameSuite`: its expectations plus the columns it needs (every
+column an expectation names, plus any declared beside them) and whether an empty frame may pass.
+The runner turns the columns into one ``ExpectTableColumnsToMatchSet`` (a missing column fails, it
+is never skipped) and, unless ``allow_empty``, a row-count expectation: a main table (records,
+volumes, games, utterances, votes) must have rows; child frames (findings, targets, seats, ...) may
+legitimately be empty.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from shardsmith.schemas.records import FINDING_STATUSES, SPLITS, TARGET_KINDS
 from shardsmith.schemas.vocabulary import load_vocabulary
 
-Suite = dict[str, list[tuple[str, dict]]]
+Expectation = tuple[str, dict]
+
+
+def expectation_columns(kwargs: dict) -> list[str]:
+    """The columns one expectation's kwargs name."""
+    cols = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+    return cols + list(kwargs.get("column_list", ()))
+
+
+@dataclass(frozen=True)
+class FrameSuite:
+    """One frame's expectations, the columns the frame must have, and whether it may be empty."""
+
+    expectations: list[Expectation]
+    allow_empty: bool = False
+    extra_columns: tuple[str, ...] = ()
+    columns: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        cols: list[str] = []
+        for _, kwargs in self.expectations:
+            cols += [c for c in expectation_columns(kwargs) if c not in cols]
+        cols += [c for c in self.extra_columns if c not in cols]
+        object.__setattr__(self, "columns", tuple(cols))
+
+
+Suite = dict[str, FrameSuite]  # a bare expectation list is read as FrameSuite(list): rows required
 
 MODALITIES = ["CR", "DX", "CT", "MR", "PT", "US", "OT"]
 VOLUME_MODALITIES = ["CT", "MR", "PT"]
@@ -49,14 +84,15 @@ def _in(column: str, values) -> tuple[str, dict]:
     return ("ExpectColumnValuesToBeInSet", {"column": column, "value_set": list(values)})
 
 
+# Row-count rule as an expectation, for suites written as bare lists; a FrameSuite says it with allow_empty.
 NON_EMPTY = ("ExpectTableRowCountToBeBetween", {"min_value": 1})
 
 
-def record_suites() -> Suite:
+def record_suites(allow_empty: bool = False) -> Suite:
+    """``allow_empty``: a partition whose catalog had no inputs at all may pass with no records."""
     labels = load_vocabulary().labels()
     return {
-        "records": [
-            NON_EMPTY,
+        "records": FrameSuite([
             *_not_null_unique("record_id"),
             ("ExpectColumnValuesToMatchRegex", {"column": "record_id", "regex": RECORD_ID}),
             ("ExpectColumnValuesToNotBeNull", {"column": "source"}),
@@ -71,14 +107,14 @@ def record_suites() -> Suite:
             _between("slice_index", 0),
             ("ExpectColumnValuesToNotBeNull", {"column": "complete"}),
             ("ExpectColumnValuesToMatchRegex", {"column": "raw_sha256", "regex": SHA256}),
-        ],
-        "findings": [
+        ], allow_empty=allow_empty),
+        "findings": FrameSuite([
             ("ExpectColumnValuesToNotBeNull", {"column": "label"}),
             _in("label", labels),
             _in("status", FINDING_STATUSES),
             ("ExpectCompoundColumnsToBeUnique", {"column_list": ["record_id", "label"]}),
-        ],
-        "targets": [
+        ], allow_empty=True),
+        "targets": FrameSuite([
             *_not_null_unique("target_id"),
             _in("label", labels),
             _in("kind", TARGET_KINDS),
@@ -87,15 +123,14 @@ def record_suites() -> Suite:
             _true("mask_size_matches"),
             _true("mask_decodes"),
             _true("has_geometry"),
-        ],
+        ], allow_empty=True),
     }
 
 
 def volume_suites() -> Suite:
     labels = load_vocabulary().labels()
     return {
-        "volumes": [
-            NON_EMPTY,
+        "volumes": FrameSuite([
             *_not_null_unique("record_id"),
             ("ExpectColumnValuesToMatchRegex", {"column": "record_id", "regex": RECORD_ID}),
             ("ExpectColumnValuesToNotBeNull", {"column": "source"}),
@@ -116,14 +151,14 @@ def volume_suites() -> Suite:
             _true("affine_valid"),
             _in("label_names_without_map", [False]),
             ("ExpectColumnValuesToMatchRegex", {"column": "raw_sha256", "regex": SHA256}),
-        ],
-        "label_names": [
+        ]),
+        "label_names": FrameSuite([
             _between("value", 1, 65535),  # 0 is background and is never named
             ("ExpectCompoundColumnsToBeUnique", {"column_list": ["record_id", "value"]}),
             ("ExpectColumnValuesToNotBeNull", {"column": "label"}),
             _in("label", labels),
             _in("kind", TARGET_KINDS),
-        ],
+        ], allow_empty=True),
     }
 
 
@@ -138,8 +173,7 @@ def games_suites() -> Suite:
 
     roles = _roles()
     return {
-        "games": [
-            NON_EMPTY,
+        "games": FrameSuite([
             *_not_null_unique("game_id"),
             ("ExpectColumnValuesToNotBeNull", {"column": "source"}),
             _in("source", _game_sources()),
@@ -152,8 +186,8 @@ def games_suites() -> Suite:
             _true("extra_is_json"),
             ("ExpectColumnValuesToMatchRegex", {"column": "media_sha256", "regex": SHA256}),
             ("ExpectColumnValuesToMatchRegex", {"column": "raw_sha256", "regex": SHA256}),
-        ],
-        "seats": [
+        ]),
+        "seats": FrameSuite([
             ("ExpectColumnValuesToNotBeNull", {"column": "seat"}),
             _between("seat", 0, MAX_SEATS),
             ("ExpectCompoundColumnsToBeUnique", {"column_list": ["game_id", "seat"]}),
@@ -162,14 +196,14 @@ def games_suites() -> Suite:
             _in("faction", FACTIONS),
             _in("faction", [f for f in FACTIONS if f != "host"]),  # the host holds no seat
             ("ExpectColumnValuesToMatchRegex", {"column": "player", "regex": r"^[0-9a-f]{20}$"}),  # pseudonym
-        ],
-        "phases": [
+        ], allow_empty=True),
+        "phases": FrameSuite([
             ("ExpectColumnValuesToNotBeNull", {"column": "name"}),
             ("ExpectColumnValuesToMatchRegex", {"column": "name", "regex": SNAKE_ID}),
             _between("start_s", 0),
             _ordered("end_s", "start_s"),
             _true("phase_in_media"),
-        ],
+        ], allow_empty=True),
     }
 
 
@@ -178,8 +212,7 @@ def utterance_suites() -> Suite:
 
     roles = _roles()
     return {
-        "utterances": [
-            NON_EMPTY,
+        "utterances": FrameSuite([
             *_not_null_unique("utterance_id"),
             ("ExpectColumnValuesToNotBeNull", {"column": "game_id"}),
             *_split_of_game(),
@@ -201,14 +234,14 @@ def utterance_suites() -> Suite:
             _true("host_has_no_seat"),
             _true("has_text"),
             _true("extra_is_json"),
-        ],
-        "words": [
+        ]),
+        "words": FrameSuite([
             ("ExpectColumnValuesToNotBeNull", {"column": "utterance_id"}),
             _between("start_s", 0),
             _ordered("end_s", "start_s"),
             _between("confidence", 0, 1),
             _true("within_utterance"),
-        ],
+        ], allow_empty=True),
     }
 
 
@@ -216,8 +249,7 @@ def vote_suites() -> Suite:
     from shardsmith.schemas.werewolf import VOTE_SOURCES
 
     return {
-        "votes": [
-            NON_EMPTY,
+        "votes": FrameSuite([
             ("ExpectColumnValuesToNotBeNull", {"column": "game_id"}),
             *_split_of_game(),
             ("ExpectColumnValuesToNotBeNull", {"column": "source"}),
@@ -228,7 +260,7 @@ def vote_suites() -> Suite:
             _true("game_known"),
             _true("voter_in_roster"),
             _true("target_in_roster"),
-        ],
+        ]),
     }
 
 
@@ -270,11 +302,12 @@ def decision_suites() -> Suite:
             _true("majority_is_candidate"),
             _true("candidates_in_roster"),
         ],
-        "decision_context": [
+        # a vote taken before anyone spoke has no context rows: the frame may be empty
+        "decision_context": FrameSuite([
             ("ExpectColumnValuesToNotBeNull", {"column": "utterance_id"}),
             ("ExpectCompoundColumnsToBeUnique", {"column_list": ["decision_id", "utterance_id"]}),
             _between("position", 0),
-        ],
+        ], allow_empty=True),
     }
 
 
@@ -298,10 +331,10 @@ def role_inference_suites() -> Suite:
             _true("role_in_role_set"),
             _true("role_set_matches_roster"),
         ],
-        "role_utterances": [
+        "role_utterances": FrameSuite([  # a seat that never spoke has no rows here
             ("ExpectColumnValuesToNotBeNull", {"column": "utterance_id"}),
             ("ExpectCompoundColumnsToBeUnique", {"column_list": ["item_id", "utterance_id"]}),
-        ],
+        ], allow_empty=True),
     }
 
 

@@ -83,6 +83,7 @@ def test_real_siim_jpeg_baseline(real_samples: Path) -> None:
         "columns": 1024,
         "transfer_syntax": "1.2.840.10008.1.2.4.50",
         "burned_in_annotation": None,
+        "burned_in_annotation_raw": None,
     }
     assert img.identifiers["SOPInstanceUID"] == path.stem
     assert img.identifiers["PatientID"] == "16d7f894-55d7-4d95-8957-d18987f0e981"

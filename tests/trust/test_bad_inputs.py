@@ -353,6 +353,7 @@ class Case:
     reason: str | None  # expected quarantine reason; None: the whole label file is refused
     error: str | None = None  # for reason None: text the LabelFileError must contain
     native: bool = True  # the quarantine row names the planted id
+    solo: bool = False  # rewrites a whole label file: not combined with other cases in one tree
 
 
 CASES = [
@@ -385,6 +386,461 @@ CASES = [
     Case("chestx_det_malformed_json", "chestx_det", chestx_corrupt_json, None, "line 2"),
     Case("msd_nifti_nan_inf", "msd", msd_nan, "non_finite_voxels", native=False),
     Case("msd_label_shape_mismatch", "msd", msd_label_shape, "label_shape_mismatch", native=False),
+]
+
+
+# ------------------------------------------------------------------------------- more sources
+def _demo_good(write: Callable[[Path], None], source: str) -> Callable[[Path], list[str]]:
+    """A source's demo layout as the good rows; the good ids are what its catalog accepts."""
+
+    def good(root: Path) -> list[str]:
+        write(root)
+        src = get_source(source)
+        return [src._public_id(e.item.native_id) for e in src.catalog(root, checksum=False).entries]
+
+    return good
+
+
+def _lazy(module: str, name: str) -> Callable[[Path], None]:
+    def write(root: Path) -> None:
+        import importlib
+
+        getattr(importlib.import_module(module), name)(root)
+
+    return write
+
+
+GOOD.update({
+    "rsna_pneumonia": _demo_good(_lazy("shardsmith.demo.cxr_more", "write_rsna"), "rsna_pneumonia"),
+    "chexpert": _demo_good(_lazy("shardsmith.demo.cxr_more", "write_chexpert"), "chexpert"),
+    "ms_cxr": _demo_good(_lazy("shardsmith.demo.cxr_more", "write_ms_cxr"), "ms_cxr"),
+    "brats": _demo_good(_lazy("shardsmith.demo.volumes_demo", "write_brats"), "brats"),
+    "kits": _demo_good(_lazy("shardsmith.demo.volumes_demo", "write_kits"), "kits"),
+    "totalsegmentator": _demo_good(_lazy("shardsmith.demo.volumes_demo", "write_totalsegmentator"),
+                                   "totalsegmentator"),
+    "lidc_idri": _demo_good(_lazy("shardsmith.demo.volumes_demo", "write_lidc"), "lidc_idri"),
+})
+
+
+def _append_csv(path: Path, rows: list[list[str]]) -> None:
+    with path.open("a", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+
+
+def _reencode(path: Path, encoding: str) -> None:
+    path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))
+
+
+def _set_dicom(path: Path, **tags) -> None:
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    for k, v in tags.items():
+        setattr(ds, k, v)
+    ds.save_as(path, enforce_file_format=True)
+
+
+# VinDr: burned-in tag spelled loosely or oddly, cut and padded rows, broken archives and encodings
+def burned_in_lowercase(root: Path, uid: str) -> None:
+    _set_dicom(_vindr_image(root, uid), BurnedInAnnotation=" yes ")
+
+
+def burned_in_odd_value(root: Path, uid: str) -> None:
+    _set_dicom(_vindr_image(root, uid), BurnedInAnnotation="MAYBE")
+
+
+def vindr_cut_row(root: Path, uid: str) -> None:
+    _dicom(root / "train" / f"{uid}.dicom")
+    _vindr_rows(root, [[uid, "Cardiomegaly", "3", "R1", "8", "10"]])  # a truncated file's last line
+
+
+def vindr_extra_cell(root: Path, uid: str) -> None:
+    _dicom(root / "train" / f"{uid}.dicom")
+    _vindr_rows(root, [[uid, "Cardiomegaly", "3", "R1", "8", "10", "40", "50", "oops"]])
+
+
+def vindr_cut_inside_last_cell(root: Path, uid: str) -> None:
+    _dicom(root / "train" / f"{uid}.dicom")
+    _vindr_rows(root, [[uid, "Cardiomegaly", "3", "R1", "8", "10", "40", "50.0"]])
+    path = root / "train.csv"
+    path.write_bytes(path.read_bytes()[:-4])  # "50.0\r\n" -> "50": every cell there, one of them wrong
+
+
+def vindr_csv_utf16_without_bom(root: Path, uid: str) -> None:
+    path = root / "train.csv"
+    path.write_bytes(path.read_text().encode("utf-16-le"))
+
+
+def vindr_csv_bad_zip(root: Path, uid: str) -> None:
+    path = root / "train.csv"
+    (root / "train.csv.zip").write_bytes(b"PK\x03\x04" + path.read_bytes()[:40])
+    path.unlink()
+
+
+# NIH: encodings a spreadsheet produces, a corrupted UTF-8 byte, a cut row, a cut gzip
+def nih_utf16_with_bom(root: Path, uid: str) -> None:
+    name = f"{uid}.png"
+    _nih_png(root, name)
+    _nih_rows(root, [_nih_entry(name, "Dragon Pox", "82")])
+    _reencode(root / "Data_Entry_2017_v2020.csv", "utf-16")  # read as text: the bad row is found
+
+
+def nih_latin1(root: Path, uid: str) -> None:
+    name = f"{uid}.png"
+    _nih_png(root, name)
+    _nih_rows(root, [_nih_entry(name, "Neumonía", "83")])
+    _reencode(root / "Data_Entry_2017_v2020.csv", "latin-1")
+
+
+def nih_utf8_corrupted_byte(root: Path, uid: str) -> None:
+    path = root / "Data_Entry_2017_v2020.csv"
+    _nih_rows(root, [_nih_entry(f"{uid}.png", "Mass", "Zoë")])
+    path.write_bytes(path.read_bytes() + b"x.png,Mass,0,1,50,M,PA,1,1,1,1\r\n".replace(b"Mass", b"M\xe9ss"))
+
+
+def nih_cut_row(root: Path, uid: str) -> None:
+    name = f"{uid}.png"
+    _nih_png(root, name)
+    _nih_rows(root, [[name, "Mass", "0", "84"]])
+
+
+def nih_box_not_numeric(root: Path, uid: str) -> None:
+    name = f"{uid}.png"
+    _nih_png(root, name)
+    _nih_rows(root, [_nih_entry(name, "Mass", "85")])
+    _nih_boxes(root, [[name, "Mass", "ten", "10", "40", "30"]])
+
+
+def nih_truncated_gzip(root: Path, uid: str) -> None:
+    import gzip
+
+    path = root / "Data_Entry_2017_v2020.csv"
+    data = gzip.compress(path.read_bytes() * 20)
+    (root / "Data_Entry_2017_v2020.csv.gz").write_bytes(data[: len(data) * 2 // 3])
+    path.unlink()
+
+
+# SIIM
+def siim_contradictory(root: Path, uid: str) -> None:
+    _siim_dicom(root, uid)
+    _siim_rows(root, [[uid, "-1"], [uid, " 10 20"]])
+
+
+def siim_cut_row(root: Path, uid: str) -> None:
+    _siim_dicom(root, uid)
+    _siim_rows(root, [[uid]])
+
+
+# ChestX-Det
+def _chestx_item(root: Path, item: dict) -> None:
+    items = json.loads((root / "ChestX_Det_train.json").read_text())
+    (root / "ChestX_Det_train.json").write_text(json.dumps([*items, item]))
+
+
+def chestx_misaligned(root: Path, uid: str) -> None:
+    _chestx_item(root, {"file_name": f"{uid}.png", "syms": ["Nodule"], "boxes": [], "polygons": []})
+
+
+def chestx_unknown_label(root: Path, uid: str) -> None:
+    _chestx_item(root, {"file_name": f"{uid}.png", "syms": ["Dragon"], "boxes": [[1, 1, 9, 9]], "polygons": [[]]})
+
+
+# RSNA
+def _rsna(root: Path, uid: str, label_rows: list[list[str]], cls: str | None, image: bool = True) -> None:
+    if image:
+        make_cxr_dicom(root / "stage_2_train_images" / f"{uid}.dcm", rows=SIZE, columns=SIZE, bits_stored=8,
+                       modality="CR", patient_id=uid)
+    _append_csv(root / "stage_2_train_labels.csv", label_rows)
+    if cls is not None:
+        _append_csv(root / "stage_2_detailed_class_info.csv", [[uid, cls]])
+
+
+def rsna_negative_width(root: Path, uid: str) -> None:
+    _rsna(root, uid, [[uid, "300", "300", "-120", "200", "1"]], "Lung Opacity")
+
+
+def rsna_bad_target(root: Path, uid: str) -> None:
+    _rsna(root, uid, [[uid, "", "", "", "", "2"]], None)
+
+
+def rsna_box_on_negative(root: Path, uid: str) -> None:
+    _rsna(root, uid, [[uid, "10", "10", "20", "20", "0"]], "Normal")
+
+
+def rsna_class_contradicts_target(root: Path, uid: str) -> None:
+    _rsna(root, uid, [[uid, "", "", "", "", "0"]], "Lung Opacity")
+
+
+def rsna_cut_row(root: Path, uid: str) -> None:
+    _rsna(root, uid, [[uid, "10", "10"]], None)
+
+
+# CheXpert
+def _chexpert_row(root: Path, uid: str, values: dict[str, str], path: str | None = None) -> None:
+    from shardsmith.demo.cxr_more import CHEXPERT_HEADER
+
+    cells = dict.fromkeys(CHEXPERT_HEADER[5:], "") | values
+    rel = path or f"CheXpert-v1.0-small/train/patient99999/study1/{uid}_frontal.jpg"
+    _append_csv(root / "CheXpert-v1.0-small" / "train.csv",
+                [[rel, "Male", "50", "Frontal", "AP", *(cells[c] for c in CHEXPERT_HEADER[5:])]])
+
+
+def chexpert_non_numeric_cell(root: Path, uid: str) -> None:
+    _chexpert_row(root, uid, {"Edema": "yes"})
+
+
+def chexpert_bad_path(root: Path, uid: str) -> None:
+    _chexpert_row(root, uid, {"Edema": "1.0"}, path=f"CheXpert-v1.0-small/train/{uid}.jpg")
+
+
+def chexpert_contradictory(root: Path, uid: str) -> None:
+    _chexpert_row(root, uid, {"No Finding": "1.0", "Edema": "1.0"})
+
+
+# MS-CXR
+MS_CXR_COLS = ["dicom_id", "category_name", "label_text", "path", "x", "y", "w", "h", "image_width",
+               "image_height", "split"]
+
+
+def _ms_cxr_row(root: Path, uid: str, category: str = "Pneumonia", box=(10.0, 10.0, 40.0, 40.0),
+                size=("384", "320"), image: bool = False) -> None:
+    rel = f"files/p10/p10999999/s59999999/{uid}.jpg"
+    if image:
+        from shardsmith.demo.cxr_more import _jpeg, _phantom8
+
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(_jpeg(_phantom8(320, 384, seed=9)))
+    _append_csv(root / "MS_CXR_Local_Alignment_v1.1.0.csv",
+                [[uid, category, "a phrase", rel, *map(str, box), *size, "train"]])
+
+
+def ms_cxr_box_outside(root: Path, uid: str) -> None:
+    _ms_cxr_row(root, uid, box=(350.0, 100.0, 100.0, 50.0), image=True)  # ends at x=450 of 384
+
+
+def ms_cxr_unknown_label(root: Path, uid: str) -> None:
+    _ms_cxr_row(root, uid, category="Dragon scales")
+
+
+def ms_cxr_size_not_numeric(root: Path, uid: str) -> None:
+    _ms_cxr_row(root, uid, size=("wide", "320"))
+
+
+def ms_cxr_cut_row(root: Path, uid: str) -> None:
+    _append_csv(root / "MS_CXR_Local_Alignment_v1.1.0.csv", [[uid, "Pneumonia", "a phrase"]])
+
+
+# MSD
+def _msd_index(root: Path, edit: Callable[[dict], None]) -> None:
+    path = root / "Task06_Lung" / "dataset.json"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+
+
+def msd_nan_affine(root: Path, uid: str) -> None:
+    import gzip
+    import struct
+
+    path = root / "Task06_Lung" / "imagesTr" / "lung_001.nii.gz"
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    nan = struct.pack("<f", float("nan"))
+    for offset in (280, 296):  # srow_x[0] and srow_y[0] of the NIfTI-1 header
+        raw[offset:offset + 4] = nan
+    raw[76 + 4:76 + 8] = nan  # pixdim[1]: the qform route is broken too
+    path.write_bytes(gzip.compress(bytes(raw)))
+
+
+def msd_label_value_outside_map(root: Path, uid: str) -> None:
+    import nibabel as nib
+
+    lab = np.asarray(nib.load(str(root / "Task06_Lung" / "labelsTr" / "lung_001.nii.gz")).dataobj).copy()
+    lab[2, 2, 2] = 7  # dataset.json defines 0 and 1 only
+    _msd_lung(root, label=lab.astype(np.uint8))
+
+
+def msd_listed_image_missing(root: Path, uid: str) -> None:
+    _msd_index(root, lambda m: m["training"].append({"image": "./imagesTr/lung_404.nii.gz",
+                                                      "label": "./labelsTr/lung_404.nii.gz"}))
+
+
+def msd_unsafe_path(root: Path, uid: str) -> None:
+    _msd_index(root, lambda m: m["training"].append({"image": "../../../etc/lung_999.nii.gz", "label": None}))
+
+
+def msd_truncated_index(root: Path, uid: str) -> None:
+    path = root / "Task06_Lung" / "dataset.json"
+    path.write_text(json.dumps(json.loads(path.read_text()), indent=1)[:-60])
+
+
+# BraTS
+def _brats_copy(root: Path, new: str, skip: str | None = None) -> Path:
+    import shutil
+
+    src = root / "BraTS2021_00000"
+    dst = root / new
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if skip and f.name.endswith(f"_{skip}.nii.gz"):
+            continue
+        shutil.copy(f, dst / f.name.replace("BraTS2021_00000", new))
+    return dst
+
+
+def brats_missing_sequence(root: Path, uid: str) -> None:
+    _brats_copy(root, "BraTS2021_09901", skip="flair")
+
+
+def brats_label_shape(root: Path, uid: str) -> None:
+    from shardsmith.demo.volumes_demo import DEFAULT_AFFINE, write_nifti
+
+    case = _brats_copy(root, "BraTS2021_09902")
+    write_nifti(case / "BraTS2021_09902_seg.nii.gz", np.zeros((16, 32, 12), dtype=np.uint8), DEFAULT_AFFINE)
+
+
+# KiTS
+def kits_missing_imaging(root: Path, uid: str) -> None:
+    import shutil
+
+    case = root / "data" / "case_00901"
+    case.mkdir(parents=True)
+    shutil.copy(root / "data" / "case_00000" / "segmentation.nii.gz", case / "segmentation.nii.gz")
+
+
+def kits_label_outside_map(root: Path, uid: str) -> None:
+    import shutil
+
+    import nibabel as nib
+
+    src, case = root / "data" / "case_00000", root / "data" / "case_00902"
+    case.mkdir(parents=True)
+    shutil.copy(src / "imaging.nii.gz", case / "imaging.nii.gz")
+    seg = nib.load(str(src / "segmentation.nii.gz"))
+    arr = np.asarray(seg.dataobj).copy()
+    arr[arr == 2] = 9  # KiTS19 defines 1 kidney and 2 tumour
+    nib.save(nib.Nifti1Image(arr, seg.affine, seg.header), str(case / "segmentation.nii.gz"))
+
+
+def kits_json_truncated(root: Path, uid: str) -> None:
+    path = root / "data" / "kits.json"
+    path.write_text(path.read_text()[:-30])
+
+
+# TotalSegmentator
+def _ts_case(root: Path, case: str) -> Path:
+    import shutil
+
+    shutil.copytree(root / "s0000", root / case)
+    return root / case
+
+
+def ts_unknown_structure(root: Path, uid: str) -> None:
+    import shutil
+
+    case = _ts_case(root, "s0901")
+    shutil.copy(case / "segmentations" / "spleen.nii.gz", case / "segmentations" / "dragon_heart.nii.gz")
+
+
+def ts_mask_not_binary(root: Path, uid: str) -> None:
+    import nibabel as nib
+
+    case = _ts_case(root, "s0902")
+    img = nib.load(str(case / "segmentations" / "spleen.nii.gz"))
+    arr = np.asarray(img.dataobj).copy()
+    arr[arr == 1] = 2
+    nib.save(nib.Nifti1Image(arr, img.affine, img.header), str(case / "segmentations" / "spleen.nii.gz"))
+
+
+def ts_meta_cut_row(root: Path, uid: str) -> None:
+    with (root / "meta.csv").open("a") as fh:
+        fh.write("s0903;41\n")
+
+
+# LIDC-IDRI: a second series of the demo, under its own patient and series UID, then broken
+def _lidc_series(root: Path, patient: str) -> Path:
+    import tempfile
+
+    import pydicom
+
+    from shardsmith.demo.volumes_demo import write_lidc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        old = write_lidc(Path(tmp))["series_uid"]
+        new = str(pydicom.uid.generate_uid(entropy_srcs=[old, patient]))
+        series = root / patient / "study" / new
+        series.mkdir(parents=True)
+        for f in Path(tmp).rglob("*.dcm"):
+            ds = pydicom.dcmread(f)
+            ds.SeriesInstanceUID, ds.PatientID = new, patient
+            ds.save_as(series / f.name, enforce_file_format=True)
+        xml = next(Path(tmp).rglob("*.xml"))
+        (series / xml.name).write_text(xml.read_text().replace(old, new))
+    return series
+
+
+def lidc_missing_slice(root: Path, uid: str) -> None:
+    (_lidc_series(root, uid) / "000011.dcm").unlink()  # z index 1: no contour there, just a gap
+
+
+def lidc_mixed_orientation(root: Path, uid: str) -> None:
+    _set_dicom(_lidc_series(root, uid) / "000002.dcm", ImageOrientationPatient=[0, 1, 0, 0, 0, -1])
+
+
+def lidc_xml_bad_number(root: Path, uid: str) -> None:
+    xml = next(_lidc_series(root, uid).glob("*.xml"))
+    xml.write_text(xml.read_text().replace("<xCoord>18</xCoord>", "<xCoord>eighteen</xCoord>", 1))
+
+
+CASES += [
+    Case("dicom_burned_in_lowercase_padded", "vindr_cxr", burned_in_lowercase, "burned_in_annotation"),
+    Case("dicom_burned_in_odd_value", "vindr_cxr", burned_in_odd_value, "burned_in_annotation_unreadable"),
+    Case("vindr_cut_row", "vindr_cxr", vindr_cut_row, "too_few_cells"),
+    Case("vindr_extra_cell", "vindr_cxr", vindr_extra_cell, "too_many_cells"),
+    Case("vindr_file_cut_inside_last_cell", "vindr_cxr", vindr_cut_inside_last_cell, "unterminated_last_row",
+         solo=True),
+    Case("vindr_csv_utf16_without_bom", "vindr_cxr", vindr_csv_utf16_without_bom, None, "NUL", solo=True),
+    Case("vindr_csv_bad_zip", "vindr_cxr", vindr_csv_bad_zip, None, "corrupt archive", solo=True),
+    Case("nih_csv_utf16_with_bom", "nih_cxr14", nih_utf16_with_bom, "unknown_label", solo=True),
+    Case("nih_csv_latin1", "nih_cxr14", nih_latin1, "unknown_label", solo=True),
+    Case("nih_csv_corrupted_utf8_byte", "nih_cxr14", nih_utf8_corrupted_byte, None, "not valid UTF-8", solo=True),
+    Case("nih_cut_row", "nih_cxr14", nih_cut_row, "too_few_cells"),
+    Case("nih_box_not_numeric", "nih_cxr14", nih_box_not_numeric, "box_not_numeric"),
+    Case("nih_csv_truncated_gzip", "nih_cxr14", nih_truncated_gzip, None, "truncated or corrupt archive", solo=True),
+    Case("siim_contradictory_rows", "siim_acr", siim_contradictory, "contradictory_labels"),
+    Case("siim_cut_row", "siim_acr", siim_cut_row, "too_few_cells"),
+    Case("chestx_det_misaligned_lists", "chestx_det", chestx_misaligned, "misaligned_lists"),
+    Case("chestx_det_unknown_label", "chestx_det", chestx_unknown_label, "unknown_label"),
+    Case("rsna_negative_width", "rsna_pneumonia", rsna_negative_width, "box_degenerate", native=False),
+    Case("rsna_bad_target", "rsna_pneumonia", rsna_bad_target, "bad_target", native=False),
+    Case("rsna_box_on_negative", "rsna_pneumonia", rsna_box_on_negative, "box_on_negative", native=False),
+    Case("rsna_class_contradicts_target", "rsna_pneumonia", rsna_class_contradicts_target, "contradictory_labels",
+         native=False),
+    Case("rsna_cut_row", "rsna_pneumonia", rsna_cut_row, "too_few_cells", native=False),
+    Case("chexpert_non_numeric_label_cell", "chexpert", chexpert_non_numeric_cell, "bad_value"),
+    Case("chexpert_bad_path", "chexpert", chexpert_bad_path, "bad_path"),
+    Case("chexpert_contradictory", "chexpert", chexpert_contradictory, "contradictory_labels"),
+    Case("ms_cxr_box_outside_image", "ms_cxr", ms_cxr_box_outside, "box_outside_image"),
+    Case("ms_cxr_unknown_label", "ms_cxr", ms_cxr_unknown_label, "unknown_label"),
+    Case("ms_cxr_size_not_numeric", "ms_cxr", ms_cxr_size_not_numeric, "bad_size"),
+    Case("ms_cxr_cut_row", "ms_cxr", ms_cxr_cut_row, "too_few_cells"),
+    Case("msd_nifti_nan_affine", "msd", msd_nan_affine, "bad_affine", native=False),
+    Case("msd_label_value_outside_map", "msd", msd_label_value_outside_map, "unknown_label_value", native=False),
+    Case("msd_listed_image_missing", "msd", msd_listed_image_missing, "image_missing", native=False),
+    Case("msd_path_leaves_root", "msd", msd_unsafe_path, "unsafe_path", native=False),
+    Case("msd_dataset_json_truncated", "msd", msd_truncated_index, None, "not valid JSON"),
+    Case("brats_missing_sequence", "brats", brats_missing_sequence, "sequence_missing", native=False),
+    Case("brats_label_shape_mismatch", "brats", brats_label_shape, "label_shape_mismatch", native=False),
+    Case("kits_case_without_imaging", "kits", kits_missing_imaging, "image_missing", native=False),
+    Case("kits_label_value_outside_map", "kits", kits_label_outside_map, "unknown_label_value", native=False),
+    Case("kits_json_truncated", "kits", kits_json_truncated, None, "not valid JSON"),
+    Case("totalsegmentator_unknown_structure", "totalsegmentator", ts_unknown_structure, "unknown_label",
+         native=False),
+    Case("totalsegmentator_mask_not_binary", "totalsegmentator", ts_mask_not_binary, "label_not_binary",
+         native=False),
+    Case("totalsegmentator_meta_cut_row", "totalsegmentator", ts_meta_cut_row, None, "cells"),
+    Case("lidc_series_missing_slice", "lidc_idri", lidc_missing_slice, "slice_missing"),
+    Case("lidc_series_mixed_orientation", "lidc_idri", lidc_mixed_orientation, "mixed_orientation"),
+    Case("lidc_xml_coordinate_not_a_number", "lidc_idri", lidc_xml_bad_number, "bad_label_file", native=False),
 ]
 
 
@@ -455,7 +911,7 @@ def test_whole_corpus_still_publishes_the_good_rows(tmp_path: Path):
     settings = Settings(home=tmp_path)
     sources = ["vindr_cxr", "nih_cxr14", "siim_acr"]
     good = {s: GOOD[s](settings.raw_dir(s)) for s in sources}
-    planted = [c for c in CASES if c.source in sources and c.reason is not None]
+    planted = [c for c in CASES if c.source in sources and c.reason is not None and not c.solo]
     for case in planted:
         case.plant(settings.raw_dir(case.source), _uid(case))
     for s in sources:
@@ -515,11 +971,97 @@ def zero_length_video(raw: Path) -> None:
     _video_game(raw, "empty-game", None, empty=True)
 
 
+def _sidecar_game(raw: Path, name: str, edit: Callable[[dict], None] | None = None, text: str | None = None) -> None:
+    """A video game whose sidecar is edited (or replaced by ``text``); the sidecar fails before any audio."""
+    _video_game(raw, name, np.zeros(16_000, np.float32))
+    path = raw / "werewolf_video" / f"{name}.json"
+    if edit is not None:
+        side = json.loads(path.read_text())
+        edit(side)
+        path.write_text(json.dumps(side, indent=1))
+    if text is not None:
+        path.write_text(text)
+
+
+def sidecar_vote_names_missing_seat(raw: Path) -> None:
+    _sidecar_game(raw, "vote-ghost", lambda s: s["votes"].append({"day": 1, "voter": 1, "target": 17}))
+
+
+def sidecar_turns_overlap(raw: Path) -> None:
+    _sidecar_game(raw, "crosstalk", lambda s: s["turns"].append({"start": 0.5, "end": 1.2, "seat": 2}))
+
+
+def sidecar_turn_names_missing_seat(raw: Path) -> None:
+    _sidecar_game(raw, "turn-ghost", lambda s: s["turns"].append({"start": 30.0, "end": 31.0, "seat": 12}))
+
+
+def sidecar_truncated(raw: Path) -> None:
+    _sidecar_game(raw, "cut-sidecar")
+    path = raw / "werewolf_video" / "cut-sidecar.json"
+    path.write_text(path.read_text()[:-40])
+
+
+def sidecar_utf16_without_bom(raw: Path) -> None:
+    _sidecar_game(raw, "utf16-sidecar")
+    path = raw / "werewolf_video" / "utf16-sidecar.json"
+    path.write_bytes(path.read_text().encode("utf-16-le"))
+
+
+def werebench_srt_corrupted_byte(raw: Path) -> None:
+    d = _season(raw)
+    (d / "04-GAME_CONFIG.py").write_text((d / "01-GAME_CONFIG.py").read_text())
+    data = (d / "01.srt").read_bytes()
+    (d / "04.srt").write_bytes(data + "\n99\n00:09:00,000 --> 00:09:01,000\n说话人 1: ".encode() + b"\xe8\xaf\n")
+
+
+def werebench_config_syntax_error(raw: Path) -> None:
+    d = _season(raw)
+    (d / "05-GAME_CONFIG.py").write_text((d / "01-GAME_CONFIG.py").read_text()[:-25])
+    (d / "05.srt").write_bytes((d / "01.srt").read_bytes())
+
+
+def wau_truncated_list(raw: Path) -> None:
+    path = raw / "werewolf_among_us" / "data" / "Youtube" / "train.json"
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+
+
+def wau_not_a_list(raw: Path) -> None:
+    (raw / "werewolf_among_us" / "data" / "Youtube" / "train.json").write_text('{"games": []}')
+
+
+def wau_unknown_role(raw: Path) -> None:
+    path = raw / "werewolf_among_us" / "data" / "Youtube" / "train.json"
+    games = json.loads(path.read_text())
+    game = json.loads(json.dumps(games[0]))
+    game["startRoles"] = ["Space Wizard" for _ in game["startRoles"]]
+    game.pop("EG_ID", None)
+    game["Game_ID"] = "wizard-game"
+    path.write_text(json.dumps([*games, game]))
+
+
+def wau_game_not_an_object(raw: Path) -> None:
+    path = raw / "werewolf_among_us" / "data" / "Youtube" / "train.json"
+    path.write_text(json.dumps([*json.loads(path.read_text()), ["not", "a", "game"]]))
+
+
+# (id, source, plant, quarantine reason; None: the label file is refused with a LabelFileError, error text)
 WW_CASES = [
     ("werebench_reversed_srt_timestamp", "werebench", werebench_reversed_timestamp, "broken_timestamp"),
     ("werebench_config_contains_code", "werebench", werebench_config_with_code, "config_contains_code"),
+    ("werebench_srt_corrupted_utf8", "werebench", werebench_srt_corrupted_byte, "undecodable_text"),
+    ("werebench_config_syntax_error", "werebench", werebench_config_syntax_error, "config_syntax_error"),
     ("video_without_audio", "werewolf_video", video_without_audio, "no_audio_stream"),
     ("zero_length_video", "werewolf_video", zero_length_video, "empty_media"),
+    ("sidecar_vote_names_missing_seat", "werewolf_video", sidecar_vote_names_missing_seat, "vote_seat_unknown"),
+    ("sidecar_turns_overlap", "werewolf_video", sidecar_turns_overlap, "turns_overlap"),
+    ("sidecar_turn_names_missing_seat", "werewolf_video", sidecar_turn_names_missing_seat, "turn_seat_unknown"),
+    ("sidecar_truncated_json", "werewolf_video", sidecar_truncated, "sidecar_invalid"),
+    ("sidecar_utf16_without_bom", "werewolf_video", sidecar_utf16_without_bom, "sidecar_invalid"),
+    ("wau_unknown_role", "werewolf_among_us", wau_unknown_role, "unknown_role"),
+    ("wau_game_not_an_object", "werewolf_among_us", wau_game_not_an_object, "game_invalid"),
+    ("wau_json_truncated_list", "werewolf_among_us", wau_truncated_list, None, "not valid JSON"),
+    ("wau_json_not_a_list", "werewolf_among_us", wau_not_a_list, None, "expected a JSON list"),
 ]
 
 
@@ -528,16 +1070,22 @@ def test_bad_werewolf_input_is_quarantined(case, tmp_path: Path):
     from shardsmith.demo.werewolf_demo import write_werewolf_demo
     from shardsmith.staging.games import build_game, discover_games
 
-    _, source, plant, reason = case
+    _, source, plant, reason, *error = case
     raw = tmp_path / "raw"
     write_werewolf_demo(raw, video=False)
     plant(raw)
+    if reason is None:
+        with pytest.raises(LabelFileError) as err:
+            discover_games(source, raw / source)
+        assert error[0] in str(err.value) and "line" in str(err.value) and str(raw) in str(err.value), err.value
+        return
     quarantine, published = [], []
     for ref in discover_games(source, raw / source):
         result = build_game(source, ref)  # no transcriber: bad media must fail before transcription
+        assert result.reconciles(), result.counts
         quarantine += result.quarantine
         published += [u["utterance_id"] for u in result.utterances]
     assert any(q["reason"] == reason and q["detail"] for q in quarantine), [(q["reason"], q["detail"]) for q in quarantine]
     assert not (raw / "PWNED").exists(), "a game config was executed"
-    if source == "werebench":
+    if source in ("werebench", "werewolf_among_us"):
         assert published, "the good demo game lost its utterances"

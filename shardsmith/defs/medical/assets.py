@@ -82,6 +82,8 @@ def _progress(context: dg.AssetExecutionContext, label: str) -> Callable[[int, i
 
 def _check_result(outcome: steps.CheckOutcome) -> dg.AssetCheckResult:
     meta = {k: dg.MetadataValue.json(v) if isinstance(v, list | dict) else v for k, v in outcome.metadata.items()}
+    if "data_docs" in meta:  # the rendered Data Docs of a failing check: where a user looks first
+        meta["data_docs"] = dg.MetadataValue.path(outcome.metadata["data_docs"])
     return dg.AssetCheckResult(passed=outcome.passed, metadata=meta)
 
 

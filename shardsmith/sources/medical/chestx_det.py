@@ -19,7 +19,6 @@ is ``<zip name>/<member name>``. Official split: train JSON -> train, test JSON 
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from shardsmith.config import Settings
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
-from shardsmith.sources.labelfiles import LabelFileError
+from shardsmith.sources.labelfiles import LabelFileError, read_json
 from shardsmith.sources.medical.base import (
     Catalog,
     CatalogEntry,
@@ -108,11 +107,7 @@ class ChestXDet(CxrSource):
             if not path.is_file():
                 continue
             files.append(path.name)
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                line = getattr(e, "lineno", 1)
-                raise LabelFileError(f"{path}: line {line}: not valid JSON ({e})") from e
+            data = read_json(path)
             if not isinstance(data, list):
                 raise LabelFileError(f"{path}: line 1: expected a JSON list of items, got {type(data).__name__}")
             for index, entry in enumerate(data):

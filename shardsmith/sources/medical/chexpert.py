@@ -16,14 +16,19 @@ hold it. Official split: train.csv -> train, valid.csv -> val.
 
 from __future__ import annotations
 
-import csv
 import gc
 import re
 from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
-from shardsmith.sources.labelfiles import LabelFileError, find_label_file, open_text
+from shardsmith.sources.labelfiles import (
+    BadRow,
+    LabelFileError,
+    bad_row_quarantine,
+    find_label_file,
+    read_cells,
+)
 from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, age_band
 from shardsmith.sources.medical.cxr import CxrSource
 
@@ -93,38 +98,34 @@ class CheXpert(CxrSource):
             files.append(str(path.relative_to(root)))
             base = path.parent.relative_to(root).as_posix()
             prefix = "" if base == "." else base + "/"
-            # csv.reader with column indices, not tables.read_rows: a dict per row doubles the cost
+            # read_cells with column indices, not tables.read_rows: a dict per row doubles the cost
             # of the 223k-row file; header handling (stripping, unnamed columns, errors) is the same.
-            with open_text(path) as fh:
-                reader = csv.reader(fh)
-                header = [h.strip() for h in next(reader, [])]
-                missing = [c for c in FIXED_COLS + (NO_FINDING,) if c not in header]
-                if missing:
-                    raise LabelFileError(f"{path}: line 1: missing required column(s) {missing}; header is {header}")
-                fixed = tuple(header.index(c) for c in FIXED_COLS)
-                columns: list[tuple[int, str, str | None]] = []  # (index, column, canonical; None = No Finding)
-                for i, col in enumerate(header):
-                    if col in FIXED_COLS or not col or col.startswith("Unnamed"):
-                        continue
-                    try:  # a column the vocabulary lacks fails the whole file, by name
-                        mapping = self.map_label(col)
-                    except UnknownLabelError as e:
-                        raise LabelFileError(f"{path}: line 1: column {col!r}: {e}") from e
-                    columns.append((i, col, None if mapping.kind == "normal" else mapping.canonical))
-                width = len(header)
-                for lineno, cells in enumerate(reader, start=2):
-                    if not cells or all(not c.strip() for c in cells):
-                        continue
-                    if len(cells) < width:
-                        cells += [""] * (width - len(cells))
-                    rows_read += 1
-                    item, problem = self._item(cells, fixed, split, prefix, columns)
-                    if problem:
-                        quarantine.append(quarantine_row(self.name, "labels", problem[0],
-                                                         f"{path.name}:{lineno}: {problem[1]}",
-                                                         cells[fixed[0]].strip(), path.name))
-                        continue
-                    items.append(item)
+            bad: list[BadRow] = []
+            header, reader = read_cells(path, FIXED_COLS + (NO_FINDING,), bad_rows=bad)
+            fixed = tuple(header.index(c) for c in FIXED_COLS)
+            columns: list[tuple[int, str, str | None]] = []  # (index, column, canonical; None = No Finding)
+            for i, col in enumerate(header):
+                if col in FIXED_COLS or not col or col.startswith("Unnamed"):
+                    continue
+                try:  # a column the vocabulary lacks fails the whole file, by name
+                    mapping = self.map_label(col)
+                except UnknownLabelError as e:
+                    raise LabelFileError(f"{path}: line 1: column {col!r}: {e}") from e
+                columns.append((i, col, None if mapping.kind == "normal" else mapping.canonical))
+            width = len(header)
+            for lineno, cells in reader:
+                if len(cells) < width:
+                    cells += [""] * (width - len(cells))
+                rows_read += 1
+                item, problem = self._item(cells, fixed, split, prefix, columns)
+                if problem:
+                    quarantine.append(quarantine_row(self.name, "labels", problem[0],
+                                                     f"{path.name}:{lineno}: {problem[1]}",
+                                                     cells[fixed[0]].strip(), path.name))
+                    continue
+                items.append(item)
+            rows_read += len(bad)
+            quarantine += [bad_row_quarantine(self.name, path, b, "Path") for b in bad]
         return LabelResult(items=items, quarantine=quarantine, label_files=files, rows_read=rows_read)
 
     def _item(

@@ -129,8 +129,13 @@ class CxrSource(MedicalSource):
             img = decode_any(path)
         except MediaError as e:
             raise RecordError(e.reason, str(e)) from e
-        if img.meta.get("burned_in_annotation") and not settings.allow_burned_in:
-            raise RecordError("burned_in_annotation", "DICOM flags burned-in annotation (PHI risk)")
+        if not settings.allow_burned_in:
+            if img.meta.get("burned_in_annotation"):
+                raise RecordError("burned_in_annotation", "DICOM flags burned-in annotation (PHI risk)")
+            raw = img.meta.get("burned_in_annotation_raw")
+            if img.meta.get("burned_in_annotation") is None and raw is not None:
+                raise RecordError("burned_in_annotation_unreadable",
+                                  f"BurnedInAnnotation is {raw!r}, neither YES nor NO: cannot rule out burned-in PHI")
         enc = encode_png(img, settings.image.max_side, settings.image.bit_depth)
         item = entry.item
         # Header ids fill in what the label file lacks; record_base pseudonymises them.

@@ -12,10 +12,10 @@ records with split ``test``; labelled cases are split deterministically by case.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
+from shardsmith.sources.labelfiles import LabelFileError, read_json
 from shardsmith.sources.medical.base import CatalogEntry, LabelledItem, age_band
 from shardsmith.sources.medical.volumetric import LoadedCase, VolumeSource, quarantine_case, visible
 
@@ -55,9 +55,14 @@ class Kits(VolumeSource):
         files: list[str] = []
         if meta_path is not None:
             files.append(str(meta_path.relative_to(root)))
-            for row in json.loads(meta_path.read_text(encoding="utf-8")):
-                if isinstance(row, dict) and row.get("case_id"):
-                    meta[str(row["case_id"])] = row
+            rows = read_json(meta_path)
+            if not isinstance(rows, list):
+                raise LabelFileError(f"{meta_path}: line 1: expected a JSON list of cases, got {type(rows).__name__}")
+            for i, row in enumerate(rows):
+                if not (isinstance(row, dict) and isinstance(row.get("case_id"), str) and row["case_id"]):
+                    # a case whose metadata cannot be found would be published without sex/age, silently
+                    raise LabelFileError(f"{meta_path}: line 1: entry {i} is not an object with a case_id")
+                meta[row["case_id"]] = row
         items, quarantine = [], []
         for case in sorted(p for p in data.iterdir() if p.is_dir() and visible(p.name) and CASE_RE.match(p.name)):
             rel = str(case.relative_to(root))

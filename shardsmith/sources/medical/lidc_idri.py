@@ -94,6 +94,20 @@ def parse_lidc_xml(path: Path) -> dict[str, Any] | None:
     return {"series_uid": series, "readers": readers}
 
 
+def _check_spacing(zs: list[float]) -> None:
+    """Slices must be evenly spaced: a gap (a missing file) would silently stretch the volume."""
+    from shardsmith.media.volume import VolumeError
+
+    steps = np.diff(zs)
+    if len(steps) < 2:
+        return
+    step = float(np.median(steps))
+    gaps = [(zs[i], zs[i + 1]) for i, d in enumerate(steps) if d > 1.5 * step]
+    if gaps:
+        raise VolumeError("slice_missing", f"slices are {step:g} mm apart but jump {gaps[0][0]:g} -> "
+                                           f"{gaps[0][1]:g} mm: {len(gaps)} gap(s), a slice file is missing")
+
+
 def _contoured(nodule: dict[str, Any]) -> bool:
     """>= 3 mm nodules have real contours; small ones are a single point per slice."""
     return any(len(r["points"]) >= 3 for r in nodule["rois"])
@@ -135,7 +149,13 @@ class LidcIdri(VolumeSource):
             try:
                 parsed = parse_lidc_xml(x)
             except ET.ParseError as e:
-                quarantine.append(quarantine_case(self.name, "bad_label_file", f"XML does not parse: {e}",
+                quarantine.append(quarantine_case(self.name, "bad_label_file",
+                                                  f"{x.name}: line {e.position[0]}: XML does not parse: {e}",
+                                                  None, str(x.relative_to(root))))
+                continue
+            except (ValueError, LookupError) as e:  # a value that is not a number; an unknown encoding
+                quarantine.append(quarantine_case(self.name, "bad_label_file",
+                                                  f"{x.name}: {e.__class__.__name__}: {e}",
                                                   None, str(x.relative_to(root))))
                 continue
             if parsed and parsed["series_uid"]:
@@ -164,11 +184,15 @@ class LidcIdri(VolumeSource):
         import pydicom
         import SimpleITK as sitk
 
+        from shardsmith.media.volume import VolumeError
+
         names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(series_dir), uid)
         kept: dict[float, tuple[int, Path, str]] = {}
         order: list[float] = []
+        orientations: set[tuple[float, ...]] = set()
         for name in names:
             ds = pydicom.dcmread(name, stop_before_pixels=True)
+            orientations.add(tuple(round(float(v), 3) for v in ds.get("ImageOrientationPatient") or ()))
             z = round(float(ds.ImagePositionPatient[2]), 3)
             inst = int(getattr(ds, "InstanceNumber", 0) or 0)
             if z not in kept:
@@ -176,6 +200,10 @@ class LidcIdri(VolumeSource):
                 kept[z] = (inst, Path(name), str(ds.SOPInstanceUID))
             elif inst < kept[z][0]:
                 kept[z] = (inst, Path(name), str(ds.SOPInstanceUID))
+        if len(orientations) > 1:  # one volume cannot hold slices of two orientations
+            raise VolumeError("mixed_orientation", f"series has {len(orientations)} slice orientations: "
+                                                   f"{sorted(orientations)}")
+        _check_spacing(sorted(order))
         return [kept[z][1] for z in order], [kept[z][2] for z in order], order
 
     def load_case(self, entry: CatalogEntry, root: Path) -> LoadedCase:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
-from shardsmith.sources.labelfiles import find_label_file, read_rows
+from shardsmith.sources.labelfiles import BadRow, bad_row_quarantine, find_label_file, read_rows
 from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, SourceTarget
 from shardsmith.sources.medical.cxr import CxrSource
 
@@ -54,12 +54,20 @@ class MsCxr(CxrSource):
             return LabelResult(items=[])
         rows: dict[str, list[tuple[int, dict[str, str]]]] = defaultdict(list)
         rows_read = 0
-        for lineno, row in read_rows(path, REQUIRED):
+        bad: list[BadRow] = []
+        for lineno, row in read_rows(path, REQUIRED, bad_rows=bad):
             rows_read += 1
             rows[row["dicom_id"]].append((lineno, row))
         items: list[LabelledItem] = []
         quarantine: list[dict] = []
+        cut: set[str] = set()
+        for b in bad:  # a cut row takes its image with it: an image's boxes belong together
+            rows_read += 1
+            quarantine.append(bad_row_quarantine(self.name, path, b, "dicom_id"))
+            cut.add(b.row.get("dicom_id", ""))
         for dicom_id in sorted(rows):
+            if dicom_id in cut:
+                continue
             item, problem = self._item(dicom_id, rows[dicom_id], path.name)
             if problem:
                 quarantine.append(quarantine_row(self.name, "labels", problem[0], problem[1], dicom_id, path.name))

@@ -14,7 +14,6 @@ training cases are split train/val deterministically by case, never into test.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from shardsmith.pseudonym import split_for
 from shardsmith.schemas.vocabulary import UnknownLabelError
+from shardsmith.sources.labelfiles import LabelFileError, read_json
 from shardsmith.sources.medical.base import CatalogEntry, LabelledItem
 from shardsmith.sources.medical.volumetric import LoadedCase, VolumeSource, quarantine_case, visible
 
@@ -45,6 +45,25 @@ def _rel(task_dir: Path, root: Path, path: str) -> Path:
     if not p.is_relative_to(root.absolute()):
         raise ValueError(f"path {path!r} leaves the dataset root")
     return p
+
+
+def _index(meta: Any) -> tuple[list[str], dict[int, str], list[tuple[str, str | None, str]]]:
+    """Modalities, label map and (image, label, kind) cases of a dataset.json; raises on a wrong shape."""
+    # modality, labels and training are required: a misspelt key would silently drop every case
+    modalities = [str(v) for _, v in sorted(meta["modality"].items(), key=lambda kv: int(kv[0]))]
+    labels = {int(k): str(v) for k, v in meta["labels"].items()}
+    cases: list[tuple[str, str | None, str]] = []
+    for pair in meta["training"]:
+        label = pair.get("label")
+        if not isinstance(pair["image"], str) or not isinstance(label, str | None):
+            raise TypeError(f"training entry {pair!r} does not name image and label paths")
+        cases.append((pair["image"], label, "train"))
+    for t in meta["test"]:
+        image = t if isinstance(t, str) else t["image"]
+        if not isinstance(image, str):
+            raise TypeError(f"test entry {t!r} does not name an image path")
+        cases.append((image, None, "test"))
+    return modalities, labels, cases
 
 
 class Msd(VolumeSource):
@@ -74,9 +93,11 @@ class Msd(VolumeSource):
             task = task_dir.name
             index = task_dir / "dataset.json"
             files.append(str(index.relative_to(root)))
-            meta = json.loads(index.read_text(encoding="utf-8"))
-            modalities = [str(v) for _, v in sorted(meta.get("modality", {}).items(), key=lambda kv: int(kv[0]))]
-            labels = {int(k): str(v) for k, v in meta.get("labels", {}).items()}
+            meta = read_json(index)
+            try:
+                modalities, labels, cases = _index(meta)
+            except (AttributeError, KeyError, TypeError, ValueError) as e:
+                raise LabelFileError(f"{index}: line 1: not an MSD dataset.json ({e.__class__.__name__}: {e})") from e
             is_ct = [m.upper() for m in modalities] == ["CT"]
             unknown = [lab for v, lab in labels.items() if v != 0 and not self.vocab.has(self.name, f"{task}/{lab}")]
             common: dict[str, Any] = {
@@ -84,11 +105,6 @@ class Msd(VolumeSource):
                 "channels": modalities if len(modalities) > 1 else None,
                 "ct_window": CT_WINDOW.get(_task_kind(task), "abdomen") if is_ct else None,
             }
-            cases: list[tuple[str, str | None, str]] = []
-            for pair in meta.get("training", []):
-                cases.append((pair["image"], pair.get("label"), "train"))
-            for t in meta.get("test", []):
-                cases.append((t if isinstance(t, str) else t["image"], None, "test"))
             for image_path, label_path, kind in cases:
                 try:
                     image = _rel(task_dir, root, image_path)

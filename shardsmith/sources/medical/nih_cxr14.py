@@ -12,7 +12,7 @@ from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
-from shardsmith.sources.labelfiles import find_label_file, read_rows
+from shardsmith.sources.labelfiles import BadRow, bad_row_quarantine, find_label_file, read_rows
 from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, SourceTarget, age_band
 from shardsmith.sources.medical.cxr import CxrSource
 
@@ -64,7 +64,9 @@ class NihCxr14(CxrSource):
         files = [str(entry_csv.relative_to(root))]
         rows_read = 0
         canonical = {lab: self.map_label(lab).canonical for lab in NIH_LABELS}
-        for lineno, row in read_rows(entry_csv, ENTRY_REQUIRED):
+        bad: list[BadRow] = []
+        withheld: set[str] = set()
+        for lineno, row in read_rows(entry_csv, ENTRY_REQUIRED, bad_rows=bad):
             rows_read += 1
             image = row["Image Index"]
             labels = [s.strip() for s in row["Finding Labels"].split("|") if s.strip()]
@@ -99,11 +101,20 @@ class NihCxr14(CxrSource):
                 complete=normal,
                 findings=findings,
             )
+        rows_read += len(bad)
+        for b in bad:  # a cut entry row: its image is withheld (not reported again as unlabelled)
+            quarantine.append(bad_row_quarantine(self.name, entry_csv, b, "Image Index"))
+            if b.row.get("Image Index"):
+                withheld.add(b.row["Image Index"])
+                items.pop(b.row["Image Index"], None)
         box_csv = find_label_file(root, "BBox_List_2017.csv")
         if box_csv is not None:
             files.append(str(box_csv.relative_to(root)))
             per_image: dict[str, list[SourceTarget]] = defaultdict(list)
-            for lineno, row in read_rows(box_csv, ("Image Index",), fieldnames=BBOX_FIELDS, skip_header=True):
+            bad = []
+            tainted: dict[str, str] = {}  # image -> where its first rejected box row is
+            for lineno, row in read_rows(box_csv, ("Image Index",), fieldnames=BBOX_FIELDS, skip_header=True,
+                                         bad_rows=bad):
                 rows_read += 1
                 image, label = row["Image Index"], row["Finding Label"]
                 where = f"{box_csv.name}:{lineno}"
@@ -116,20 +127,36 @@ class NihCxr14(CxrSource):
                     coords = [float(row[c]) for c in ("x", "y", "w", "h")]
                 except UnknownLabelError as e:
                     quarantine.append(self.unknown_label_row(e, image, where))
+                    tainted.setdefault(image, where)
                     continue
                 except ValueError:
                     quarantine.append(quarantine_row(self.name, "labels", "box_not_numeric",
                                                      f"{where}: {[row[c] for c in 'xywh']}", image, box_csv.name))
+                    tainted.setdefault(image, where)
                     continue
                 per_image[image].append(SourceTarget(
                     label=mapping.canonical, source_label=label, kind="abnormality",
                     geometry={"type": "box_xywh", "coords": coords, "space": NIH_BOX_SPACE},
                     source_geometry="xywh@1024",
                 ))
+            rows_read += len(bad)
+            for b in bad:
+                quarantine.append(bad_row_quarantine(self.name, box_csv, b, "Image Index"))
+                if b.row.get("Image Index"):
+                    tainted.setdefault(b.row["Image Index"], f"{box_csv.name}:{b.line}")
             for image, targets in per_image.items():
                 items[image].targets = targets
+            # An image with a rejected box row would be published with fewer boxes than the source
+            # draws: it is withheld, with its own row so that entry rows still reconcile.
+            for image, where in sorted(tainted.items()):
+                if items.pop(image, None) is not None:
+                    withheld.add(image)
+                    quarantine.append(quarantine_row(
+                        self.name, "labels", "boxes_incomplete",
+                        f"{entry_csv.name}: a box row of this image was rejected ({where}); not published "
+                        "with fewer boxes", image, entry_csv.name))
         return LabelResult(items=[items[k] for k in sorted(items)], quarantine=quarantine,
-                           label_files=files, rows_read=rows_read)
+                           label_files=files, rows_read=rows_read, withheld=withheld)
 
     def find_images(self, root: Path) -> dict[str, Path]:
         out: dict[str, Path] = {}

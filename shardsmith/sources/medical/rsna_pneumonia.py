@@ -24,7 +24,7 @@ from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
-from shardsmith.sources.labelfiles import find_label_file, is_blank, read_rows
+from shardsmith.sources.labelfiles import BadRow, bad_row_quarantine, find_label_file, is_blank, read_rows
 from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, SourceTarget
 from shardsmith.sources.medical.cxr import CxrSource
 
@@ -62,11 +62,19 @@ class RsnaPneumonia(CxrSource):
         files.append(str(path.relative_to(root)))
         seen: dict[str, set[str]] = defaultdict(set)
         rows = 0
-        for _, row in read_rows(path, ("patientId", "class")):
+        bad: list[BadRow] = []
+        for _, row in read_rows(path, ("patientId", "class"), bad_rows=bad):
             rows += 1
             seen[row["patientId"]].add(row["class"])
         classes: dict[str, str] = {}
+        for b in bad:  # a cut class row: the patient's class is unknown, so the patient is unusable
+            rows += 1
+            quarantine.append(bad_row_quarantine(self.name, path, b, "patientId", self._public_id))
+            if b.row.get("patientId"):
+                classes[b.row["patientId"]] = ""
         for pid, values in seen.items():
+            if classes.get(pid) == "":
+                continue
             if len(values) > 1:
                 quarantine.append(quarantine_row(
                     self.name, "labels", "contradictory_labels",
@@ -88,7 +96,8 @@ class RsnaPneumonia(CxrSource):
         boxes: dict[str, list[SourceTarget]] = defaultdict(list)
         bad: set[str] = set()
         opacity = self.map_label(OPACITY)
-        for lineno, row in read_rows(path, ("patientId", "Target") + BOX_COLS):
+        bad_rows: list[BadRow] = []
+        for lineno, row in read_rows(path, ("patientId", "Target") + BOX_COLS, bad_rows=bad_rows):
             rows_read += 1
             pid, where = row["patientId"], f"{path.name}:{lineno}"
             if row["Target"] not in {"0", "1"}:
@@ -120,6 +129,11 @@ class RsnaPneumonia(CxrSource):
                 geometry={"type": "box_xywh", "coords": coords, "space": BOX_SPACE},
                 source_geometry="xywh@1024",
             ))
+        for b in bad_rows:
+            rows_read += 1
+            quarantine.append(bad_row_quarantine(self.name, path, b, "patientId", self._public_id))
+            if b.row.get("patientId"):
+                bad.add(b.row["patientId"])
         classes, class_rows = self._classes(root, quarantine, files)
         rows_read += class_rows
         items: list[LabelledItem] = []
@@ -167,7 +181,9 @@ class RsnaPneumonia(CxrSource):
             quarantine.append(quarantine_row(self.name, "labels", "class_without_labels",
                                              f"{CLASS_CSV} names a patient that {path.name} lacks",
                                              self._public_id(pid), CLASS_CSV))
-        return LabelResult(items=items, quarantine=quarantine, label_files=files, rows_read=rows_read)
+        # patients whose rows were rejected: their images are not reported again as unlabelled
+        return LabelResult(items=items, quarantine=quarantine, label_files=files, rows_read=rows_read,
+                           withheld=bad)
 
     def find_images(self, root: Path) -> dict[str, Path]:
         d = root / IMAGE_DIR

@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
-from shardsmith.sources.labelfiles import find_label_file, read_rows
+from shardsmith.sources.labelfiles import BadRow, bad_row_quarantine, find_label_file, read_rows
 from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, SourceTarget
 from shardsmith.sources.medical.cxr import CxrSource
 
@@ -69,7 +69,8 @@ class SiimAcr(CxrSource):
         quarantine: list[dict] = []
         bad: set[str] = set()
         rows_read = 0
-        for lineno, row in read_rows(path, ("ImageId", "EncodedPixels")):
+        bad_rows: list[BadRow] = []
+        for lineno, row in read_rows(path, ("ImageId", "EncodedPixels"), bad_rows=bad_rows):
             rows_read += 1
             image_id, rle = row["ImageId"], row["EncodedPixels"]
             problem = None if rle == EMPTY else rle_problem(rle)
@@ -79,6 +80,11 @@ class SiimAcr(CxrSource):
                 bad.add(image_id)
                 continue
             rles[image_id].append(rle)
+        for b in bad_rows:
+            rows_read += 1
+            quarantine.append(bad_row_quarantine(self.name, path, b, "ImageId"))
+            if b.row.get("ImageId"):
+                bad.add(b.row["ImageId"])
         items: list[LabelledItem] = []
         for image_id in sorted(rles):
             if image_id in bad:

@@ -11,12 +11,12 @@ the volume's ``label_names`` lists the values.
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
 import numpy as np
 
+from shardsmith.sources.labelfiles import read_rows
 from shardsmith.sources.medical.base import CatalogEntry, LabelledItem, age_band
 from shardsmith.sources.medical.volumetric import (
     LoadedCase,
@@ -57,13 +57,9 @@ class TotalSegmentator(VolumeSource):
     def _meta(self, base: Path, root: Path) -> tuple[dict[str, dict[str, str]], list[str]]:
         for candidate in (base / "meta.csv", root / "meta.csv"):
             if candidate.is_file():
-                with candidate.open(newline="", encoding="utf-8-sig") as fh:
-                    rows = csv.DictReader(fh, delimiter=";")
-                    out = {}
-                    for row in rows:
-                        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-                        if row.get("image_id"):
-                            out[row["image_id"]] = row
+                # a cut row raises (LabelFileError naming the line): its case would lose its split
+                out = {row["image_id"]: row for _, row in read_rows(candidate, ("image_id",), delimiter=";")
+                       if row["image_id"]}
                 return out, [str(candidate.relative_to(root))]
         return {}, []
 

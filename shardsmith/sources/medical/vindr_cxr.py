@@ -13,7 +13,7 @@ from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
-from shardsmith.sources.labelfiles import find_label_file, is_blank, read_rows
+from shardsmith.sources.labelfiles import BadRow, bad_row_quarantine, find_label_file, is_blank, read_rows
 from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, SourceTarget
 from shardsmith.sources.medical.cxr import CxrSource
 
@@ -76,7 +76,8 @@ class VinDrCxr(CxrSource):
         files: list[str] = []
         for path, split in box_files:
             files.append(str(path.relative_to(root)))
-            for lineno, row in read_rows(path, ("image_id", "class_name", "rad_id") + BOX_COLS):
+            bad: list[BadRow] = []
+            for lineno, row in read_rows(path, ("image_id", "class_name", "rad_id") + BOX_COLS, bad_rows=bad):
                 rows_read += 1
                 image_id, label, rad = row["image_id"], row["class_name"], row["rad_id"]
                 split_of.setdefault(image_id, split)
@@ -105,9 +106,11 @@ class VinDrCxr(CxrSource):
                         geometry={"type": "box_xyxy", "coords": coords, "space": None},
                         source_geometry="xyxy@native", reader=rad,
                     ))
+            rows_read += self._bad_rows(path, bad, quarantine, tainted)
         for path, split in global_files:
             files.append(str(path.relative_to(root)))
-            for lineno, row in read_rows(path, ("image_id", "rad_id")):
+            bad = []
+            for lineno, row in read_rows(path, ("image_id", "rad_id"), bad_rows=bad):
                 rows_read += 1
                 image_id, rad = row["image_id"], row["rad_id"]
                 split_of.setdefault(image_id, split)
@@ -125,6 +128,7 @@ class VinDrCxr(CxrSource):
                         no_finding[image_id].add(rad)
                     else:
                         marked[image_id][col].add(rad)
+            rows_read += self._bad_rows(path, bad, quarantine, tainted)
         items = []
         for image_id in sorted(readers):
             if image_id in tainted:
@@ -153,6 +157,14 @@ class VinDrCxr(CxrSource):
             ))
         return LabelResult(items=items, quarantine=quarantine, label_files=files, rows_read=rows_read,
                            withheld=tainted)
+
+    def _bad_rows(self, path: Path, bad: list[BadRow], quarantine: list[dict], tainted: set[str]) -> int:
+        """Quarantine rows that do not fit the header; their image is withheld like any unreadable mark."""
+        for b in bad:
+            quarantine.append(bad_row_quarantine(self.name, path, b, "image_id"))
+            if b.row.get("image_id"):
+                tainted.add(b.row["image_id"])
+        return len(bad)
 
     def find_images(self, root: Path) -> dict[str, Path]:
         out: dict[str, Path] = {}

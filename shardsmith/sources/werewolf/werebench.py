@@ -48,6 +48,7 @@ from shardsmith.pseudonym import split_for
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.roles import UnknownRoleError, lookup_role
 from shardsmith.schemas.werewolf import FACTIONS
+from shardsmith.sources.labelfiles import LabelFileError, read_label_text
 from shardsmith.sources.werewolf.base import (
     ADAPTER_VERSION,
     Discovery,
@@ -384,9 +385,13 @@ def build_game(ref: GameRef) -> GameResult:
     srt_path, cfg_path = ref.path("srt"), ref.path("config")
     raw_path = str(srt_path or cfg_path)
     entries: list[SrtEntry] = []
+    undecodable = None
     if srt_path is not None:
-        entries = parse_srt(srt_path.read_bytes())
-    res.inputs = len(entries)
+        try:  # strict decoding: a cut or flipped byte must not become U+FFFD in a published utterance
+            entries = parse_srt(read_label_text(srt_path))
+        except LabelFileError as exc:
+            undecodable = str(exc)
+    res.inputs = len(entries) if undecodable is None else 1  # an unreadable file counts as one input
     res.speech_s = {"input": sum(_duration(e) for e in entries), "published": 0.0, "quarantined": 0.0}
 
     def fail_game(reason: str, detail: str) -> GameResult:
@@ -400,10 +405,14 @@ def build_game(ref: GameRef) -> GameResult:
         return fail_game("config_missing", f"no GAME_CONFIG file beside {srt_path}")
     if srt_path is None:
         return fail_game("transcript_missing", f"no NN.srt beside {cfg_path}")
+    if undecodable is not None:
+        return fail_game("undecodable_text", undecodable)
     try:
-        config = parse_config(cfg_path.read_text(encoding="utf-8-sig", errors="replace"))
+        config = parse_config(read_label_text(cfg_path))
     except ConfigError as exc:
         return fail_game(exc.reason, f"{cfg_path.name}: {exc.detail}")
+    except LabelFileError as exc:
+        return fail_game("undecodable_text", str(exc))
     md = config["metadata"]
     warnings: list[str] = []
 

@@ -23,7 +23,6 @@ Unit for counts: one dialogue entry.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from shardsmith.hashing import sha256_files
 from shardsmith.pseudonym import pseudonymise
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.roles import UnknownRoleError, load_roles
+from shardsmith.sources.labelfiles import LabelFileError, read_json
 from shardsmith.sources.werewolf.base import (
     ADAPTER_VERSION,
     Discovery,
@@ -71,14 +71,11 @@ def discover(root: Path) -> Discovery:
     games: list[GameRef] = []
     skipped: list[Skipped] = []
     for f in _files(root):
-        try:
-            data = json.loads(f.read_text(encoding="utf-8-sig"))
-        except (OSError, ValueError) as exc:
-            skipped.append(Skipped(str(f), f"unreadable JSON: {exc}"))
-            continue
+        # A file that does not parse (a truncated list) holds an unknown number of games: skipping it
+        # would publish a silently shorter source, so it fails the source with file and line.
+        data = read_json(f)
         if not isinstance(data, list):
-            skipped.append(Skipped(str(f), "not a list of games"))
-            continue
+            raise LabelFileError(f"{f}: line 1: expected a JSON list of games, got {type(data).__name__}")
         seen: set[str] = set()
         for i, game in enumerate(data):
             native = _native(game if isinstance(game, dict) else {}, i)
@@ -119,7 +116,7 @@ def build_game(ref: GameRef) -> GameResult:
     path = ref.path("json")
     assert path is not None and ref.member is not None
     raw_path = f"{path}#{ref.member}"
-    game = json.loads(path.read_text(encoding="utf-8-sig"))[int(ref.member)]
+    game = read_json(path)[int(ref.member)]
     dialogue = game.get("Dialogue") or [] if isinstance(game, dict) else []
     res.inputs = len(dialogue)
 

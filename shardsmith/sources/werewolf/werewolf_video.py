@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from shardsmith.errors import ShardsmithError
 from shardsmith.hashing import sha256_files
 from shardsmith.media.audio import (
     SAMPLE_RATE,
@@ -29,6 +30,7 @@ from shardsmith.media.audio import (
 from shardsmith.pseudonym import pseudonymise, split_for
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.roles import UnknownRoleError
+from shardsmith.sources.labelfiles import LabelFileError, read_json
 from shardsmith.sources.werewolf.base import (
     ADAPTER_VERSION,
     Discovery,
@@ -66,17 +68,63 @@ def validate_sidecar(data: Any) -> list[str]:
     """Validation messages (empty when valid), each naming where in the sidecar it failed."""
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     msgs = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
-    if not msgs and isinstance(data, dict):
-        seats = [s["seat"] for s in data["seats"]]
-        if len(set(seats)) != len(seats):
-            msgs.append("seats: seat numbers repeat")
-        for i, t in enumerate(data.get("turns", [])):
-            if t["end"] < t["start"] or (isinstance(t["seat"], int) and t["seat"] not in seats):
-                msgs.append(f"turns/{i}: end before start or seat not in seats")
-        for i, v in enumerate(data.get("votes", [])):
-            if v["voter"] not in seats or (v["target"] is not None and v["target"] not in seats):
-                msgs.append(f"votes/{i}: voter or target not in seats")
+    if not msgs and isinstance(data, dict) and (problem := sidecar_problem(data)):
+        msgs.append(problem[1])
     return msgs
+
+
+class SidecarError(ShardsmithError, ValueError):
+    """A sidecar that cannot be used; ``reason`` is the quarantine code, ``detail`` names where."""
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+def sidecar_problem(data: dict) -> tuple[str, str] | None:
+    """The first consistency problem of a schema-valid sidecar, as (reason, detail), else None.
+
+    Each has its own reason so a quarantine says what to fix: a vote or turn naming a seat that does
+    not exist, turns that run backwards or overlap (attribution by turn would be ambiguous), phases
+    that run backwards.
+    """
+    seats = [s["seat"] for s in data["seats"]]
+    if len(set(seats)) != len(seats):
+        return "seat_repeated", f"seats: seat numbers repeat ({sorted(seats)})"
+    for i, v in enumerate(data.get("votes", [])):
+        for who in ("voter", "target"):
+            if v[who] is not None and v[who] not in seats:
+                return "vote_seat_unknown", f"votes/{i}: {who} {v[who]} is not a seat (seats {sorted(seats)})"
+    turns = data.get("turns", [])
+    for i, t in enumerate(turns):
+        if isinstance(t["seat"], int) and t["seat"] not in seats:
+            return "turn_seat_unknown", f"turns/{i}: seat {t['seat']} is not a seat (seats {sorted(seats)})"
+        if t["end"] < t["start"]:
+            return "turn_reversed", f"turns/{i}: end {t['end']} before start {t['start']}"
+    ordered = sorted(range(len(turns)), key=lambda i: (turns[i]["start"], turns[i]["end"]))
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if turns[b]["start"] < turns[a]["end"]:
+            return "turns_overlap", (f"turns/{b} starts at {turns[b]['start']} before turns/{a} ends at "
+                                     f"{turns[a]['end']}")
+    for i, p in enumerate(data.get("phases", [])):
+        if p["end"] < p["start"]:
+            return "phase_reversed", f"phases/{i}: end {p['end']} before start {p['start']}"
+    return None
+
+
+def load_sidecar(path: Path) -> dict:
+    """Read and check one sidecar; SidecarError (naming file and line or JSON path) when it is unusable."""
+    try:
+        data = read_json(path)
+    except LabelFileError as exc:
+        raise SidecarError("sidecar_invalid", str(exc)) from exc
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        msgs = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+        raise SidecarError("sidecar_invalid", f"{path.name}: " + "; ".join(msgs))
+    problem = sidecar_problem(data)  # schema-valid: the consistency checks can index safely
+    if problem:
+        raise SidecarError(problem[0], f"{path.name}: {problem[1]}")
+    return data
 
 
 def discover(root: Path) -> Discovery:
@@ -119,12 +167,9 @@ def build_game(
     if side_path is None:
         return fail_game("labels", "sidecar_missing", f"no {video.stem}.json beside {video.name}")
     try:
-        side = json.loads(side_path.read_text(encoding="utf-8-sig"))
-    except ValueError as exc:
-        return fail_game("labels", "sidecar_invalid", f"not JSON: {exc}")
-    problems = validate_sidecar(side)
-    if problems:
-        return fail_game("labels", "sidecar_invalid", "; ".join(problems))
+        side = load_sidecar(side_path)
+    except SidecarError as exc:
+        return fail_game("labels", exc.reason, exc.detail)
     if side["game_id"] != ref.native_id:
         return fail_game(
             "labels", "sidecar_invalid", f"game_id {side['game_id']!r} differs from file name {video.stem!r}"
@@ -308,13 +353,16 @@ def label_game(ref: GameRef) -> GameResult:
     res = GameResult(SOURCE, ref.game_id, UNIT, inputs=1)
     side_path = ref.path("sidecar")
     try:
-        side = json.loads(side_path.read_text(encoding="utf-8-sig")) if side_path else None
-        problems = ["sidecar missing"] if side is None else validate_sidecar(side)
-        if problems:
-            raise ValueError("; ".join(problems))
+        if side_path is None:
+            raise SidecarError("sidecar_missing", "no sidecar beside the video")
+        side = load_sidecar(side_path)
         seats = [seat_row(s["seat"], s["role"]) for s in side["seats"]]
-    except (ValueError, UnknownRoleError) as exc:
-        res.quarantine.append(quarantine_row(ref.source, "labels", "sidecar_invalid", str(exc), ref.game_id))
+    except SidecarError as exc:
+        res.quarantine.append(quarantine_row(ref.source, "labels", exc.reason, exc.detail, ref.game_id))
+        res.quarantined = 1
+        return res
+    except UnknownRoleError as exc:
+        res.quarantine.append(quarantine_row(ref.source, "labels", "unknown_role", str(exc), ref.game_id))
         res.quarantined = 1
         return res
     res.games.append({"seats": seats})
