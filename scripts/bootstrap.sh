@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make .venv from the project's own files: Debian tools the tests use, then the package with
-# its dev, ops and speakers extras. Safe to re-run: each step is skipped when already satisfied.
+# its dev, ops, speakers and speech extras. Safe to re-run: each step is skipped when already satisfied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +39,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-extra.
   .venv/bin/python -m pip install -q "${findlinks[@]}" -r requirements-extra.txt
   # The `speakers` extra (torch + the Resemblyzer encoder weights) so that the tests cover
   # diarization; torch is already the CPU build from requirements-extra.txt, so pip keeps it.
-  .venv/bin/python -m pip install -q "${findlinks[@]}" -e '.[dev,ops,speakers]'
+  .venv/bin/python -m pip install -q "${findlinks[@]}" -e '.[dev,ops,speakers,speech]'
   touch "$stamp"
 fi

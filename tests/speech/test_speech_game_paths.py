@@ -156,3 +156,16 @@ def test_progress_lines_are_throttled_and_say_the_speed() -> None:
     for done in (10.0, 20.0, 30.0, 40.0):
         report(done, 40.0, done / 10)
     assert got == [format_progress("g", 10.0, 40.0, 1.0), format_progress("g", 40.0, 40.0, 4.0)]
+
+
+@needs_espeak
+@pytest.mark.parametrize("blocked", ["faster_whisper", "av"])
+def test_video_game_without_speech_extra_is_quarantined(blocked: str, demo_refs: dict, monkeypatch) -> None:
+    """A medical-only install has no `speech` extra: a video game is set aside with the install hint."""
+    from shardsmith.sources.werewolf.werewolf_video import build_game
+
+    monkeypatch.setitem(sys.modules, blocked, None)
+    res = build_game(demo_refs["turns"])
+    assert res.reconciles() and res.quarantined == 1 and not res.games
+    row = res.quarantine[0]
+    assert row["reason"] == "needs_extra_speech" and "pip install 'shardsmith[speech]'" in row["detail"]

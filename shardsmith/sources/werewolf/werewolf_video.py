@@ -44,7 +44,7 @@ from shardsmith.sources.werewolf.base import (
     safe_id,
     seat_row,
 )
-from shardsmith.speech.base import MissingExtra, Transcriber, TranscriberUnavailable
+from shardsmith.speech.base import MissingExtra, Transcriber, TranscriberUnavailable, missing_speech_extra
 from shardsmith.speech.progress import ProgressCallback, transcription_progress
 
 SOURCE = "werewolf_video"
@@ -181,6 +181,9 @@ def build_game(
     seat_by_num = {s["seat"]: s for s in seats}
     has_host = bool(side.get("host", True))
 
+    if transcriber is None and (missing := missing_speech_extra()) is not None:
+        log.warning("werewolf_video: game %s needs the '%s' extra: %s", ref.game_id, missing.extra, missing.install)
+        return fail_game("transcribe", "needs_extra_speech", str(missing))
     try:
         if transcriber is None:
             from shardsmith.speech.select import get_transcriber
