@@ -2,8 +2,8 @@
 
 Tables join by ``game_id``; every table carries the game's ``split`` so that a reader can take "the
 test games' utterances" without a join. ``decisions`` and ``role_inference`` are derived per game
-from the other three (``shardsmith.views``). Every adapter (werebench,
-werewolf_among_us, werewolf_video) writes rows of exactly these schemas; the version goes into
+from the other three (``shardsmith.views``). Every game source adapter (``sources/werewolf/``)
+writes rows of exactly these schemas; the version goes into
 the Arrow schema metadata so a release can tell readers which contract its Parquet follows.
 Bump WEREWOLF_SCHEMA_VERSION on any change a reader would notice.
 
