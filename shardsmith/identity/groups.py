@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import itertools
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -133,7 +134,11 @@ def _parse_fingerprints(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     if bad.any():
         raise ValueError(f"{int(bad.sum())} fingerprint(s) are not {FINGERPRINT_SIZE} bytes long")
     idx = np.flatnonzero(valid)
-    rows[idx] = data[offsets[idx][:, None] + np.arange(FINGERPRINT_SIZE)]
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    if hi - lo == idx.size * FINGERPRINT_SIZE:  # nulls take no bytes: the values are back to back
+        rows[idx] = data[lo:hi].reshape(idx.size, FINGERPRINT_SIZE)
+    else:
+        rows[idx] = data[offsets[idx][:, None] + np.arange(FINGERPRINT_SIZE)]
     header_ok = (rows[idx, 0] == ord("S")) & (rows[idx, 1] == ord("F")) & (rows[idx, 2] == FINGERPRINT_VERSION)
     header_ok &= rows[idx, 3] == THUMB_SIDE
     if not header_ok.all():
@@ -236,10 +241,13 @@ def hamming_pairs(
         for mask in _flip_masks(width, per_block):
             q = vals ^ mask
             if dense:
-                hits = np.flatnonzero(occupied.take(q))
+                occ = occupied.take(q)
             else:
                 lo_all = np.searchsorted(sorted_vals, q, "left")
-                hits = np.flatnonzero(np.searchsorted(sorted_vals, q, "right") - lo_all)
+                occ = np.searchsorted(sorted_vals, q, "right") > lo_all
+            if mask:  # pair (i, j) is found from both ends: keep the end with the smaller block value
+                occ &= vals < q
+            hits = np.flatnonzero(occ)
             for c0 in range(0, len(hits), _CHUNK):
                 hit = hits[c0:c0 + _CHUNK]
                 qh = q[hit]
@@ -251,8 +259,11 @@ def hamming_pairs(
                 qi = np.repeat(hit, cnt)
                 within = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
                 qj = order[np.repeat(start, cnt) + within]
-                keep = qi < qj
-                qi, qj = qi[keep], qj[keep]
+                if not mask:  # same bucket: each unordered pair once
+                    keep = qi < qj
+                    qi, qj = qi[keep], qj[keep]
+                else:
+                    qi, qj = np.minimum(qi, qj), np.maximum(qi, qj)
                 dist = np.bitwise_count(h[qi] ^ h[qj])
                 near = dist <= radius
                 found.append(qi[near].astype(np.int64) * n + qj[near])
@@ -307,21 +318,32 @@ def verify_pairs(
     Unaligned correlation first; pairs in [prefilter, accept) get the zoom/shift search.
     """
     score = np.zeros(len(i), dtype=np.float32)
-    m = _MARGIN
-    inner = np.zeros((THUMB_SIDE, THUMB_SIDE), bool)
-    inner[m:THUMB_SIDE - m, m:THUMB_SIDE - m] = True
-    inner = inner.ravel()
-    for s in range(0, len(i), 4096):
-        a = _normalise(thumbs[i[s:s + 4096]][:, inner].astype(np.float32), 1)
-        b = _normalise(thumbs[j[s:s + 4096]][:, inner].astype(np.float32), 1)
-        score[s:s + 4096] = np.einsum("pk,pk->p", a, b)
+    m, side = _MARGIN, THUMB_SIDE
+    k = (side - 2 * m) ** 2
+
+    def centre(idx: np.ndarray) -> np.ndarray:  # (P, 24, 24) uint8 view of the central region
+        return thumbs[idx].reshape(-1, side, side)[:, m:side - m, m:side - m]
+
+    # Unaligned correlation over the central region: per-record sums once, then one dot per pair.
+    used = np.unique(np.concatenate([i, j]))
+    total = np.zeros(len(thumbs), np.float64)
+    sq = np.zeros(len(thumbs), np.float64)
+    for s in range(0, len(used), 16384):
+        c = centre(used[s:s + 16384])
+        total[used[s:s + 16384]] = c.sum(axis=(1, 2), dtype=np.float64)
+        sq[used[s:s + 16384]] = np.einsum("pyx,pyx->p", c, c, dtype=np.float64, casting="unsafe")
+    spread = np.sqrt(np.maximum(sq - total * total / k, 1e-12))
+    for s in range(0, len(i), 8192):
+        ii, jj = i[s:s + 8192], j[s:s + 8192]
+        dot = np.einsum("pyx,pyx->p", centre(ii), centre(jj), dtype=np.float64, casting="unsafe")
+        score[s:s + 8192] = (dot - total[ii] * total[jj] / k) / (spread[ii] * spread[jj])
     search = np.flatnonzero((score >= th.prefilter_correlation) & (score < th.accept_correlation))
     if search.size:
         op = _warp_operator(th.align_scales, th.align_shifts_px)
-        grid = op.shape[0] // int(inner.sum())
+        grid = op.shape[0] // k
         for s in range(0, len(search), chunk):
             sel = search[s:s + chunk]
-            a = _normalise(thumbs[i[sel]][:, inner].astype(np.float32), 1)  # (P, K)
+            a = _normalise(centre(i[sel]).reshape(len(sel), -1).astype(np.float32), 1)  # (P, K)
             warped = (op @ thumbs[j[sel]].astype(np.float32).T).reshape(grid, -1, len(sel))  # (G, K, P)
             # Correlation with the centred, unit-norm ``a``: <w, a> / ||w - mean(w)||, without temporaries.
             k = warped.shape[1]
@@ -341,7 +363,7 @@ class GroupResult:
 
     groups: pa.Table
     duplicates: pa.Table
-    stats: dict[str, int]
+    stats: dict[str, float]
 
 
 def _exact_pairs(fs: FingerprintSet) -> tuple[np.ndarray, np.ndarray]:
@@ -379,15 +401,24 @@ def find_groups(
     from shardsmith.identity.splits import assign_group_splits
 
     th = thresholds or load_thresholds()
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return round(clock[-1] - clock[-2], 2)
+
     fs = collect_fingerprints(batches)
     n = len(fs)
+    t_collect = lap()
     ex_a, ex_b = _exact_pairs(fs)
     # Exact copies need no perceptual search: keep one representative per exact run.
     rep = fs.has_fp.copy()
     rep[ex_b] = False
     pi, pj, dist = hamming_pairs(fs.phash, th.hamming_radius, th.hash_blocks, candidates=rep,
                                  block_flips=th.block_flips)
+    t_search = lap()
     ok, score = verify_pairs(fs.thumbs, pi, pj, th)
+    t_verify = lap()
     pt_a, pt_b = _patient_pairs(fs.patient_id)
 
     # Edge list: method code (index into METHODS: exact, perceptual, patient), distance, similarity.
@@ -451,5 +482,9 @@ def find_groups(
         "patient_links": int(len(pt_a)),
         "groups": int(ncomp),
         "duplicate_groups": int(has_image.sum()),
+        "seconds_collect": t_collect,
+        "seconds_search": t_search,
+        "seconds_verify": t_verify,
+        "seconds_groups": lap(),
     }
     return GroupResult(groups=groups, duplicates=dup, stats=stats)
