@@ -11,6 +11,7 @@ Synthetic fingerprints, built directly in the records' binary layout (no images 
 
 Prints timings per stage, the counts, recall of planted copies and peak RSS. Run:
     taskset -c 0,1 .venv/bin/python -m bench.dupes            # 500,000 records
+    .venv/bin/python -m bench.dupes --records-step            # fingerprint cost vs the records step
 """
 
 from __future__ import annotations
@@ -69,13 +70,66 @@ def synthetic_batches(n: int, planted: int, bias: float, seed: int, batch: int =
         })
 
 
+def records_step_cost(repeats: int = 40) -> None:
+    """Per-image cost of the records step's pixel path (read 1024-px PNG, encode_png) vs fingerprinting.
+
+    Uses the real NIH image (upscaled to 1024 px, as the release stores NIH) when
+    SHARDSMITH_REAL_SAMPLES is set, else the demo chest phantom; 8-bit and 16-bit stored images.
+    """
+    import os
+    from pathlib import Path
+
+    import cv2
+
+    from shardsmith.demo.dicom_fixtures import chest_phantom
+    from shardsmith.identity.fingerprint import fingerprint_pixels
+    from shardsmith.media.raster import decode_png, encode_png, read_raster
+
+    real = os.environ.get("SHARDSMITH_REAL_SAMPLES")
+    nih = Path(real or "-") / "cxr-images/nih/00000001_000.png"
+    if nih.is_file():
+        img8 = cv2.resize(cv2.imread(str(nih), cv2.IMREAD_GRAYSCALE), (1024, 1024), interpolation=cv2.INTER_CUBIC)
+        what = "real NIH image upscaled to 1024 px"
+    else:
+        img8 = (chest_phantom(1024, 1024, 8, seed=1)).astype(np.uint8)
+        what = "demo chest phantom, 1024 px"
+    for bits in (8, 16):
+        arr = img8 if bits == 8 else img8.astype(np.uint16) * 257
+        png = cv2.imencode(".png", arr)[1].tobytes()
+        stored = decode_png(encode_png(read_raster(png), 1024, bits).png)
+
+        def step(png: bytes = png, bits: int = bits) -> None:
+            encode_png(read_raster(png), 1024, bits)
+
+        def fp(stored: np.ndarray = stored) -> None:
+            fingerprint_pixels(stored)
+
+        times = {}
+        for name, fn in (("records step", step), ("fingerprint", fp)):
+            fn()
+            best = []
+            for _ in range(3):  # best of three rounds: the machine is shared
+                t = time.perf_counter()
+                for _ in range(repeats):
+                    fn()
+                best.append((time.perf_counter() - t) / repeats * 1000)
+            times[name] = min(best)
+        print(f"{what}, {bits}-bit: records step {times['records step']:.1f} ms/image, "
+              f"fingerprint {times['fingerprint']:.2f} ms/image "
+              f"(+{100 * times['fingerprint'] / times['records step']:.1f}%)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--records-step", action="store_true", help="measure fingerprint cost per image instead")
     ap.add_argument("--n", type=int, default=500_000)
     ap.add_argument("--planted", type=int, default=5_000)
     ap.add_argument("--bias", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=13)
     args = ap.parse_args()
+    if args.records_step:
+        records_step_cost()
+        return
     t0 = time.perf_counter()
     batches = list(synthetic_batches(args.n, args.planted, args.bias, args.seed))
     t1 = time.perf_counter()

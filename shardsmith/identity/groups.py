@@ -28,7 +28,7 @@ import csv
 import hashlib
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -53,9 +53,13 @@ __all__ = [
     "GroupResult",
     "find_groups",
     "group_id",
+    "iter_parquet_batches",
+    "source_pair_counts",
 ]
 
-REQUIRED_COLUMNS = ("record_id", "source", "native_id", "patient_id", "split", "fingerprint")
+REQUIRED_COLUMNS = ("record_id", "source", "native_id", "split")
+# Read when present; a missing column means null for every row (e.g. records staged before schema 1.2).
+OPTIONAL_COLUMNS = ("patient_id", "fingerprint", "split_official")
 _THUMB_LEN = THUMB_SIDE * THUMB_SIDE
 _MARGIN = THUMB_SIDE // 8  # compare the central (32 - 2*4)^2 = 576 pixels: zooms stay inside
 _CHUNK = 1 << 16  # queries per join step: bounds the candidate arrays held at once
@@ -148,7 +152,7 @@ def _parse_fingerprints(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def collect_fingerprints(batches: Iterable[pa.RecordBatch | pa.Table]) -> FingerprintSet:
     """Stream batches into a FingerprintSet; a ``split_official`` bool column is used when present."""
-    cols: dict[str, list[pa.Array]] = {c: [] for c in REQUIRED_COLUMNS if c != "fingerprint"}
+    cols: dict[str, list[pa.Array]] = {c: [] for c in (*REQUIRED_COLUMNS, "patient_id")}
     official: list[np.ndarray] = []
     has_official = True
     valid_parts, hash_parts, thumb_parts, exact_parts = [], [], [], []
@@ -160,17 +164,19 @@ def collect_fingerprints(batches: Iterable[pa.RecordBatch | pa.Table]) -> Finger
         missing = [c for c in REQUIRED_COLUMNS if c not in batch.schema.names]
         if missing:
             raise ValueError(f"record batch lacks column(s) {missing}")
+        names = batch.schema.names
         for c in cols:
-            cols[c].append(batch.column(c).cast(pa.string()))
+            cols[c].append(batch.column(c).cast(pa.string()) if c in names else pa.nulls(batch.num_rows, pa.string()))
         if "split_official" in batch.schema.names:
             official.append(batch.column("split_official").fill_null(False).to_numpy(zero_copy_only=False))
         else:
             has_official = False
-        valid, rows = _parse_fingerprints(batch.column("fingerprint"))
+        fp_col = batch.column("fingerprint") if "fingerprint" in names else pa.nulls(batch.num_rows, pa.binary())
+        valid, rows = _parse_fingerprints(fp_col)
         valid_parts.append(valid)
         hash_parts.append(rows[:, 4:12].copy().view(">u8").ravel().astype(np.uint64))
-        exact_parts.append(rows[:, 12:44])
-        thumb_parts.append(rows[:, 44:])
+        exact_parts.append(np.ascontiguousarray(rows[:, 12:44]))
+        thumb_parts.append(np.ascontiguousarray(rows[:, 44:]))
         del rows
     strings = {c: pa.concat_arrays(v) if v else pa.array([], pa.string()) for c, v in cols.items()}
 
@@ -185,6 +191,17 @@ def collect_fingerprints(batches: Iterable[pa.RecordBatch | pa.Table]) -> Finger
         thumbs=cat(thumb_parts, (0, _THUMB_LEN), np.uint8),
         exact=cat(exact_parts, (0, 32), np.uint8),
     )
+
+
+def iter_parquet_batches(paths: Iterable[str | Path], batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
+    """Stream only the columns grouping reads from staged records Parquet files (never the images)."""
+    import pyarrow.parquet as pq
+
+    for path in paths:
+        pf = pq.ParquetFile(path)
+        names = set(pf.schema_arrow.names)
+        cols = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in names]
+        yield from pf.iter_batches(batch_size=batch_size, columns=cols)
 
 
 # --------------------------------------------------------------------------- candidates
@@ -470,6 +487,7 @@ def find_groups(
             "distance": pa.array(np.nan_to_num(d2[e]).astype(np.int32), mask=np.isnan(d2[e])),
             "similarity": pa.array(np.nan_to_num(s2[e]).astype(np.float32), mask=np.isnan(s2[e])),
             "linked_record_id": rid.take(pa.array(other[e])),
+            "split": pa.array(np.array(splits, dtype=object)[members], pa.string()),
         },
         schema=DUPLICATES_SCHEMA,
     ).sort_by([("duplicate_group", "ascending"), ("record_id", "ascending")])
@@ -488,3 +506,28 @@ def find_groups(
         "seconds_groups": lap(),
     }
     return GroupResult(groups=groups, duplicates=dup, stats=stats)
+
+
+def source_pair_counts(duplicates: pa.Table) -> pa.Table:
+    """Duplicate groups per source pair (for the card and ``shardsmith dupes``): one row per
+    (source_a <= source_b) with the number of groups holding the same radiograph in both; a source
+    paired with itself counts groups with two image-identical records inside that source.
+    Only image-identity members (exact/perceptual) count, not records joined through a patient."""
+    image = duplicates.filter(pc.is_in(duplicates["method"], pa.array(["exact", "perceptual"])))
+    per_group: dict[str, dict[str, int]] = {}
+    for gid, src in zip(image.column("duplicate_group").to_pylist(), image.column("source").to_pylist(), strict=True):
+        per_group.setdefault(gid, {}).setdefault(src, 0)
+        per_group[gid][src] += 1
+    counts: dict[tuple[str, str], int] = {}
+    for sources in per_group.values():
+        names = sorted(sources)
+        pairs = {(a, b) for a, b in itertools.combinations(names, 2)}
+        pairs |= {(a, a) for a in names if sources[a] > 1}
+        for pair in pairs:
+            counts[pair] = counts.get(pair, 0) + 1
+    rows = sorted(counts.items())
+    return pa.table({
+        "source_a": pa.array([p[0] for p, _ in rows], pa.string()),
+        "source_b": pa.array([p[1] for p, _ in rows], pa.string()),
+        "groups": pa.array([c for _, c in rows], pa.int64()),
+    })

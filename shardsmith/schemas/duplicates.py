@@ -26,6 +26,7 @@ DUPLICATES_SCHEMA = pa.schema(
         pa.field("distance", pa.int32()),  # Hamming distance of the 64-bit hashes; 0 exact; null patient
         pa.field("similarity", pa.float32()),  # best thumbnail correlation; 1 exact; null patient
         pa.field("linked_record_id", pa.string(), nullable=False),  # the member this link points to
+        pa.field("split", pa.string(), nullable=False),  # the group's split (the release splits by it)
     ],
     metadata={"shardsmith.schema": "duplicates", "shardsmith.schema_version": DUPLICATES_SCHEMA_VERSION},
 )

@@ -11,7 +11,13 @@ import pytest
 
 from shardsmith.demo.dicom_fixtures import make_cxr_dicom
 from shardsmith.identity.fingerprint import fingerprint_pixels
-from shardsmith.identity.groups import find_groups, hamming_pairs, load_thresholds
+from shardsmith.identity.groups import (
+    find_groups,
+    hamming_pairs,
+    iter_parquet_batches,
+    load_thresholds,
+    source_pair_counts,
+)
 from shardsmith.identity.splits import groups_span_one_split
 from shardsmith.media.dicom import decode_dicom
 from shardsmith.media.raster import decode_png, encode_png, read_raster
@@ -88,6 +94,13 @@ def test_real_nih_image_is_one_group_across_three_sources(real_samples: Path, tm
     th = load_thresholds()
     assert all(0 <= v <= th.hamming_radius for v in dup.column("distance").to_pylist())
     assert all(v >= th.accept_correlation for v in dup.column("similarity").to_pylist())
+    assert set(dup.column("split").to_pylist()) == {"test"}
+    pairs = source_pair_counts(dup).to_pylist()
+    assert pairs == [
+        {"source_a": "chestx_det", "source_b": "nih_cxr14", "groups": 1},
+        {"source_a": "chestx_det", "source_b": "siim_acr", "groups": 1},
+        {"source_a": "nih_cxr14", "source_b": "siim_acr", "groups": 1},
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +208,23 @@ def test_fewer_block_flips_still_find_everything_within_the_guaranteed_radius():
     bi, bj = np.nonzero(np.triu(dist <= 8, 1))
     assert set(zip(bi.tolist(), bj.tolist(), strict=True)) <= found
     assert len(found) > len(bi)  # and some pairs beyond the guarantee
+
+
+def test_reads_staged_parquet_including_files_staged_before_fingerprints(tmp_path: Path):
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 255, (64, 64), dtype=np.uint8)
+    new = _table([_row("a", "s1", "a", "train", img, "p1"), _row("b", "s2", "b", "test", img.copy())])
+    new = new.append_column("image", pa.array([b"x" * 10, b"y" * 10]))
+    pq.write_table(new, tmp_path / "new.parquet")
+    old = pa.table({"record_id": ["c"], "source": ["s1"], "native_id": ["c"], "patient_id": ["p1"],
+                    "split": ["val"]})
+    pq.write_table(old, tmp_path / "old.parquet")
+    res = find_groups(iter_parquet_batches([tmp_path / "new.parquet", tmp_path / "old.parquet"]))
+    g = dict(zip(res.groups.column("record_id").to_pylist(), res.groups.column("duplicate_group").to_pylist(),
+                 strict=True))
+    assert g["a"] == g["b"] == g["c"]  # b: same pixels as a; c: same patient as a (no fingerprint)
+    assert res.stats["fingerprinted"] == 2
+    assert set(res.groups.column("split").to_pylist()) == {"test"}
+    assert [r["method"] for r in res.duplicates.to_pylist()] == ["exact", "exact", "patient"]
