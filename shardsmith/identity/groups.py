@@ -224,6 +224,51 @@ def _flip_masks(width: int, weight: int) -> np.ndarray:
     return np.array(masks, dtype=np.int64)
 
 
+class _BlockIndex:
+    """One block of the multi-index: records sorted by block value, plus bucket lookups."""
+
+    def __init__(self, block_values: np.ndarray, width: int) -> None:
+        self.itype = np.int32 if width <= 30 else np.int64
+        self.vals = block_values.astype(self.itype)
+        self.order = np.argsort(self.vals, kind="stable")
+        self.dense = width <= _DENSE_BITS
+        if self.dense:  # bucket table (counting sort); a bool occupancy table small enough for cache
+            self.counts = np.bincount(self.vals, minlength=1 << width).astype(np.int64)
+            self.starts = np.cumsum(self.counts) - self.counts
+            self.occupied = self.counts > 0
+        else:
+            self.sorted_vals = self.vals[self.order]
+
+    def _bucket(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.dense:
+            return self.starts[q], self.counts[q]
+        start = np.searchsorted(self.sorted_vals, q, "left")
+        return start, np.searchsorted(self.sorted_vals, q, "right") - start
+
+    def probe(self, idx: np.ndarray, v: np.ndarray, mask: int, h: np.ndarray, radius: int,
+              found: list[np.ndarray]) -> None:
+        """Pairs (idx[k], record in bucket v[k] ^ mask) within ``radius`` of each other, as keys i*n+j."""
+        q = v ^ self.itype(mask)
+        if self.dense:
+            hits = np.flatnonzero(self.occupied.take(q))
+        else:
+            hits = np.flatnonzero(self._bucket(q)[1])
+        n = len(h)
+        for c0 in range(0, len(hits), _CHUNK):
+            hit = hits[c0:c0 + _CHUNK]
+            start, cnt = self._bucket(q[hit])
+            qi = np.repeat(idx[hit], cnt)
+            within = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            qj = self.order[np.repeat(start, cnt) + within]
+            if not mask:  # same bucket: each unordered pair once
+                keep = qi < qj
+                qi, qj = qi[keep], qj[keep]
+            else:
+                qi, qj = np.minimum(qi, qj), np.maximum(qi, qj)
+            near = np.bitwise_count(h[qi] ^ h[qj]) <= radius
+            found.append(qi[near].astype(np.int64) * n + qj[near])
+
+
 def hamming_pairs(
     hashes: np.ndarray,
     radius: int,
@@ -246,44 +291,18 @@ def hamming_pairs(
     per_block = radius // blocks if block_flips is None else min(block_flips, radius // blocks)
     found: list[np.ndarray] = []
     for shift, width in _block_layout(blocks):
-        vals = ((h >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
-        order = np.argsort(vals, kind="stable")
-        dense = width <= _DENSE_BITS
-        if dense:  # bucket table (counting sort); a bool occupancy table small enough to stay in cache
-            counts = np.bincount(vals, minlength=1 << width)
-            starts = np.cumsum(counts) - counts
-            occupied = counts > 0
-        else:
-            sorted_vals = vals[order]
-        for mask in _flip_masks(width, per_block):
-            q = vals ^ mask
-            if dense:
-                occ = occupied.take(q)
-            else:
-                lo_all = np.searchsorted(sorted_vals, q, "left")
-                occ = np.searchsorted(sorted_vals, q, "right") > lo_all
-            if mask:  # pair (i, j) is found from both ends: keep the end with the smaller block value
-                occ &= vals < q
-            hits = np.flatnonzero(occ)
-            for c0 in range(0, len(hits), _CHUNK):
-                hit = hits[c0:c0 + _CHUNK]
-                qh = q[hit]
-                if dense:
-                    start, cnt = starts[qh], counts[qh]
-                else:
-                    start = lo_all[hit]
-                    cnt = np.searchsorted(sorted_vals, qh, "right") - start
-                qi = np.repeat(hit, cnt)
-                within = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-                qj = order[np.repeat(start, cnt) + within]
-                if not mask:  # same bucket: each unordered pair once
-                    keep = qi < qj
-                    qi, qj = qi[keep], qj[keep]
-                else:
-                    qi, qj = np.minimum(qi, qj), np.maximum(qi, qj)
-                dist = np.bitwise_count(h[qi] ^ h[qj])
-                near = dist <= radius
-                found.append(qi[near].astype(np.int64) * n + qj[near])
+        ix = _BlockIndex(((h >> np.uint64(shift)) & np.uint64((1 << width) - 1)), width)
+        ix.probe(np.arange(n), ix.vals, 0, h, radius, found)
+        # A pair whose block values differ by mask m is probed from one end only: the record whose
+        # value has m's highest bit clear (its value is the smaller one). Grouping masks by that bit
+        # lets each probe touch only those records, half of them.
+        masks = _flip_masks(width, per_block)[1:]
+        top_bit = np.array([int(m).bit_length() - 1 for m in masks], dtype=np.int64)
+        for b in np.unique(top_bit):
+            sel = np.flatnonzero(((ix.vals >> ix.itype(b)) & 1) == 0)
+            vsel = ix.vals[sel]
+            for mask in masks[top_bit == b]:
+                ix.probe(sel, vsel, int(mask), h, radius, found)
     if not found:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
