@@ -382,9 +382,8 @@ def verify_pairs(
             a = _normalise(centre(i[sel]).reshape(len(sel), -1).astype(np.float32), 1)  # (P, K)
             warped = (op @ thumbs[j[sel]].astype(np.float32).T).reshape(grid, -1, len(sel))  # (G, K, P)
             # Correlation with the centred, unit-norm ``a``: <w, a> / ||w - mean(w)||, without temporaries.
-            k = warped.shape[1]
-            total = warped.sum(axis=1)
-            var = np.einsum("gkp,gkp->gp", warped, warped) - total * total / k
+            wsum = warped.sum(axis=1)
+            var = np.einsum("gkp,gkp->gp", warped, warped) - wsum * wsum / k
             best = (np.einsum("gkp,pk->gp", warped, a) / np.sqrt(np.maximum(var, 1e-12))).max(axis=0)
             score[sel] = np.maximum(score[sel], best)
     return score >= th.accept_correlation, score
