@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-RECORDS_SCHEMA_VERSION = "1.1.0"
+RECORDS_SCHEMA_VERSION = "1.2.0"
 
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 
@@ -68,6 +68,8 @@ RECORDS_SCHEMA = pa.schema(
         pa.field("raw_path", pa.string()),
         pa.field("raw_sha256", pa.string()),
         pa.field("adapter_version", pa.string()),
+        pa.field("fingerprint", pa.binary()),  # shardsmith.identity.fingerprint layout; null if none
+        pa.field("duplicate_group", pa.string()),  # set by the duplicates stage before the release
     ],
     metadata={"shardsmith.schema": "records", "shardsmith.schema_version": RECORDS_SCHEMA_VERSION},
 )

@@ -1,0 +1,1 @@
+"""Cross-source identity: perceptual fingerprints, duplicate groups and group-aware splits."""
