@@ -8,7 +8,7 @@ chunks), which the byte-identical release guarantee depends on.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -50,6 +50,9 @@ class EncodedImage:
     scale_x: float
     native_height: int
     native_width: int
+    # The stored pixels themselves (the array the PNG encodes): the perceptual fingerprint is taken
+    # from them inside the records step, so nothing is decoded twice.
+    pixels: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def _load(source: str | Path | bytes | bytearray | memoryview) -> tuple[bytes, str]:
@@ -168,6 +171,7 @@ def encode_png(img: DecodedImage, max_side: int, bit_depth: int) -> EncodedImage
         scale_x=width / native_w,
         native_height=native_h,
         native_width=native_w,
+        pixels=out,
     )
 
 

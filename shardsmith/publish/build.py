@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from shardsmith.atomic import write_parquet_atomic
 from shardsmith.config import Settings
 from shardsmith.hashing import sha256_file
 from shardsmith.publish.card import render_card
@@ -176,6 +177,8 @@ def validate_tables(table_files: dict[str, list[Path]], out_dir: Path) -> dict[s
         for t in ww:
             frames_by_table[t] = {k: frames[k] for k in per_table[t] if k in frames}
             checks[t] = [c for name, c in integrity.items() if owner[name] == t]
+    if "duplicates" in table_files:
+        frames_by_table["duplicates"] = {"duplicates": _read_without_media(table_files["duplicates"]).to_pandas()}
     views = [t for t in VIEW_TABLES if t in table_files]
     if views:
         _view_checks(table_files, views, frames_by_table, checks)
@@ -235,6 +238,18 @@ def _failure_text(summaries: dict[str, dict]) -> str:
     return "; ".join(parts)
 
 
+def _group_remap(split_map: dict[str, tuple[str, str]]) -> Callable[[dict], dict]:
+    """A row transform that gives each record its duplicate group and the group's split."""
+
+    def remap(row: dict) -> dict:
+        found = split_map.get(row["record_id"])
+        if found is not None:
+            row["duplicate_group"], row["split"] = found
+        return row
+
+    return remap
+
+
 def _present_counts(stats: dict) -> dict[str, int]:
     """Records with each label present, summed over sources (the label chart's bars)."""
     return {label: sum(by_source.values()) for label, by_source in (stats.get("findings") or {}).items()}
@@ -264,11 +279,24 @@ def build_release(settings: Settings, collection: str, sources: list[str],
         extra_card = ""
         records = next((t for t in tables if t.spec.name == "records"), None)
         if collection == "medical" and records is not None:
+            from shardsmith.identity import stage as identity_stage
             from shardsmith.views.stage import stage_views
 
-            staged = stage_views(records.files, views_dir)
+            fingerprints = {s: source_fingerprint(settings, s) for s in sorted(sources)}
+            identity = identity_stage.stage_identity(StagingLayout(settings.home).identity_dir(),
+                                                     records.files, fingerprints)
+            passed, examples = identity_stage.check_groups(identity)
+            if not passed:
+                raise ValidationFailedError(f"{collection}: duplicate groups span splits: {examples}")
+            remap = _group_remap(identity.split_map())
+            records.transform = remap
+            staged = stage_views(records.files, views_dir, remap)
             tables += [TableInput(TABLES[n], staged.files[n]) for n in VIEW_TABLES if n in staged.files]
-            extra_card = staged.card_markdown
+            dup_file = views_dir / "duplicates.parquet"
+            write_parquet_atomic(identity.duplicates, dup_file)
+            if identity.duplicates.num_rows:
+                tables.append(TableInput(TABLES["duplicates"], [dup_file]))
+            extra_card = identity_stage.card_section(identity) + "\n" + staged.card_markdown
         summaries = validate_tables({t.spec.name: t.files for t in tables}, scratch)
         if not all(s["success"] for s in summaries.values()):
             raise ValidationFailedError(

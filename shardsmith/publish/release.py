@@ -166,6 +166,8 @@ class TableInput:
 
     spec: TableSpec
     files: list[Path]
+    # applied to every row before it is written (the release-time split and duplicate group of records)
+    transform: Callable[[dict], dict] | None = None
 
 
 def _write_table(root: Path, table: TableInput, stats_hook: Callable[[dict], None] | None) -> dict[str, int]:
@@ -176,6 +178,8 @@ def _write_table(root: Path, table: TableInput, stats_hook: Callable[[dict], Non
         pf = pq.ParquetFile(path)
         for batch in pf.iter_batches(batch_size=64):
             for row in pa.Table.from_batches([batch]).cast(schema).to_pylist():
+                if table.transform is not None:
+                    row = table.transform(row)
                 split = str(row.get(spec.split_column) or "all") if spec.split_column else "all"
                 w = writers.get(split)
                 if w is None:

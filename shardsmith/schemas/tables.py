@@ -65,6 +65,11 @@ TABLES: dict[str, TableSpec] = {
         "role_inference", "shardsmith.schemas.werewolf:ROLE_INFERENCE_SCHEMA", "item_id",
         version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
     ),
+    # Cross-source identity (issue 13; shardsmith.identity): one row per record in a duplicate group.
+    "duplicates": TableSpec(
+        "duplicates", "shardsmith.schemas.duplicates:DUPLICATES_SCHEMA", "record_id",
+        version_ref="shardsmith.schemas.duplicates:DUPLICATES_SCHEMA_VERSION",
+    ),
     # Task views derived from records at release time (issue 14; shardsmith.views).
     "grounding": TableSpec(
         "grounding", "shardsmith.schemas.views:GROUNDING_SCHEMA", "grounding_id",

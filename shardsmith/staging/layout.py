@@ -12,6 +12,7 @@ module builds a staging file name. A ``part`` is a partition of a source (a hash
     staging/<source>/<table>/<game_id>.parquet, counts/<game_id>.json    per-game tables
     quarantine/<source>/quarantine.parquet | quarantine-<part>.parquet | <game_id>.parquet
     staging/werewolf_games.json                                   the games index
+    staging/_identity/{groups,duplicates}.parquet, identity.json  duplicate groups across sources
     .sensors/<sensor>.json                                        sensor fingerprint state
 """
 
@@ -115,6 +116,10 @@ class StagingLayout:
     # -- everything else -------------------------------------------------------------------------
     def sensor_state(self, name: str) -> Path:
         return self.home / ".sensors" / f"{name}.json"
+
+    def identity_dir(self) -> Path:
+        """The duplicates stage's cache (groups and duplicates across every medical source)."""
+        return self.staging_root / "_identity"
 
     def source_failure(self, source: str) -> Path:
         """Written when a whole source failed to stage (its label file is broken, say)."""

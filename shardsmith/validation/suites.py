@@ -338,9 +338,25 @@ def role_inference_suites() -> Suite:
     }
 
 
+def duplicate_suites() -> Suite:
+    from shardsmith.schemas.duplicates import METHODS
+
+    return {
+        "duplicates": [
+            *_not_null_unique("record_id"),
+            ("ExpectColumnValuesToNotBeNull", {"column": "duplicate_group"}),
+            ("ExpectColumnValuesToMatchRegex", {"column": "duplicate_group", "regex": r"^g[0-9a-f]+$"}),
+            _in("method", list(METHODS)),
+            _in("split", list(SPLITS)),
+            _between("distance", 0, 64),
+            ("ExpectColumnValuesToNotBeNull", {"column": "linked_record_id"}),
+        ],
+    }
+
+
 def suites_for(table: str) -> Suite:
     """The suite of one release table, by name."""
-    return {"records": record_suites, "volumes": volume_suites, "games": games_suites,
+    return {"records": record_suites, "volumes": volume_suites, "games": games_suites, "duplicates": duplicate_suites,
             "utterances": utterance_suites, "votes": vote_suites, "decisions": decision_suites,
             "role_inference": role_inference_suites}[table]()
 

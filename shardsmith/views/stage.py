@@ -12,6 +12,7 @@ holding every split (``publish`` splits by the ``split`` column).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,16 +38,20 @@ class StagedViews:
     agreement: list[dict[str, Any]] = field(default_factory=list)  # per source and label (card, metadata)
 
 
-def _record_batches(files: list[Path]):
+def _record_batches(files: list[Path], remap: Callable[[dict], dict] | None = None):
     for f in files:
         pf = pq.ParquetFile(f)
         columns = [c for c in VIEW_COLUMNS if c in pf.schema_arrow.names]
-        yield from pf.iter_batches(batch_size=BATCH_ROWS, columns=columns)
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            yield [remap(r) for r in batch.to_pylist()] if remap else batch
 
 
-def stage_views(record_files: list[Path], out_dir: Path) -> StagedViews:
-    """Build every view over the staged records and write ``<out_dir>/<table>.parquet``."""
-    views = build_views(_record_batches(record_files))
+def stage_views(record_files: list[Path], out_dir: Path, remap: Callable[[dict], dict] | None = None) -> StagedViews:
+    """Build every view over the staged records and write ``<out_dir>/<table>.parquet``.
+
+    ``remap`` gives each record row its release-time split (duplicate groups), so every view row
+    sits in the same split as its record."""
+    views = build_views(_record_batches(record_files, remap))
     out_dir.mkdir(parents=True, exist_ok=True)
     staged = StagedViews(card_markdown=views.card_markdown(), agreement=views.agreement.results())
     for name, schema in VIEW_SCHEMAS.items():

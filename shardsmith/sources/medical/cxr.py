@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shardsmith.config import Settings
+from shardsmith.identity.fingerprint import fingerprint_pixels
 from shardsmith.pseudonym import stable_id
 from shardsmith.sources.medical.base import (
     CatalogEntry,
@@ -144,6 +145,8 @@ class CxrSource(MedicalSource):
         rec = self.record_base(entry)
         rec.update(self._header_fields(item, img.meta))
         rec["image"] = {"bytes": enc.png, "path": f"{rec['record_id']}.png"}
+        # identity across sources (issue 13): a perceptual hash + thumbnail of the stored pixels
+        rec["fingerprint"] = fingerprint_pixels(enc.pixels).to_bytes() if enc.pixels is not None else None
         rec["height"], rec["width"] = enc.height, enc.width
         spacing = img.meta.get("pixel_spacing_mm")
         rec["pixel_spacing_mm"] = (
