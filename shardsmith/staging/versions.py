@@ -18,6 +18,7 @@ from filelock import FileLock
 from shardsmith.atomic import atomic_write_json
 from shardsmith.config import Settings
 from shardsmith.pseudonym import key_tag
+from shardsmith.schemas.records import RECORDS_SCHEMA_VERSION
 from shardsmith.staging.layout import StagingLayout
 
 
@@ -55,12 +56,13 @@ def suite_tag() -> str:
 
 
 def records_version(settings: Settings, adapter_version: str, entries: list, catalog_quarantine: list[dict]) -> str:
-    """Digest of what a records part is built from: its catalog rows, the adapter, the options that
-    change pixels or labels, and a keyed tag of the pseudonym key (never the key itself)."""
+    """Digest of what a records part is built from: its catalog rows, the adapter, the record
+    contract's version, the options that change pixels or labels, and a keyed tag of the pseudonym
+    key (never the key itself)."""
     h = hashlib.sha256()
     image, volume = settings.image, settings.volume
-    for part in (adapter_version, str(image.max_side), str(image.bit_depth), repr(volume),
-                 str(settings.allow_burned_in), key_tag()):
+    for part in (adapter_version, RECORDS_SCHEMA_VERSION, str(image.max_side), str(image.bit_depth),
+                 repr(volume), str(settings.allow_burned_in), key_tag()):
         h.update(part.encode() + b"\0")
     for e in sorted(entries, key=lambda e: (e.item.native_id, e.raw_path)):
         for part in (e.item.native_id, e.raw_path, e.raw_sha256 or "", e.item.to_json()):

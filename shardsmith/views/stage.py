@@ -43,7 +43,10 @@ def _record_batches(files: list[Path], remap: Callable[[dict], dict] | None = No
         pf = pq.ParquetFile(f)
         columns = [c for c in VIEW_COLUMNS if c in pf.schema_arrow.names]
         for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-            yield [remap(r) for r in batch.to_pylist()] if remap else batch
+            if remap:
+                yield from (remap(r) for r in batch.to_pylist())
+            else:
+                yield batch
 
 
 def stage_views(record_files: list[Path], out_dir: Path, remap: Callable[[dict], dict] | None = None) -> StagedViews:
