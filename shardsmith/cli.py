@@ -415,6 +415,39 @@ def diff(v1: str, v2: str, collection: str, home: Path | None, as_json: bool) ->
 
 
 @main.command()
+@click.argument("home", type=click.Path(path_type=Path), required=False)
+@_JSON
+def dupes(home: Path | None, as_json: bool) -> None:
+    """Duplicate radiographs across the staged medical sources: groups per source pair (the card's table)."""
+    from shardsmith.identity.stage import stage_identity
+    from shardsmith.publish.build import enabled_sources, source_fingerprint, staging_files
+    from shardsmith.staging.layout import StagingLayout
+
+    settings = settings_from_env(home)
+    sources = enabled_sources(settings, "medical")
+    if not sources:
+        raise click.ClickException(f"no staged medical records under {settings.staging}: run `shardsmith build`")
+    identity = stage_identity(StagingLayout(settings.home).identity_dir(), staging_files(settings, sources, "records"),
+                              {s: source_fingerprint(settings, s) for s in sources})
+    pairs = identity.pair_counts()
+    if as_json:
+        click.echo(json.dumps({"sources": sources, "pairs": pairs, "stats": identity.stats}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"duplicate groups across {', '.join(sources)}")
+    for col in ("source", "source", "groups"):
+        table.add_column(col, justify="right" if col == "groups" else "left")
+    for p in pairs:
+        table.add_row(p["source_a"], p["source_b"], str(p["groups"]))
+    console = Console()
+    console.print(table if pairs else "no duplicates between or within the staged sources")
+    console.print(f"{identity.duplicates.num_rows} records in duplicate groups; "
+                  f"{'computed now' if identity.recomputed else 'cached (staging/_identity)'}")
+
+
+@main.command()
 @click.argument("url")
 @click.option("--home", type=click.Path(path_type=Path), default=None)
 def push(url: str, home: Path | None) -> None:

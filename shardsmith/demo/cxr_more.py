@@ -148,6 +148,15 @@ CHESTX_DET = {
 }
 
 
+def _nih_rerelease() -> np.ndarray:
+    """ChestX-Det's images are NIH ChestX-ray14 images under new names (the dataset's known trap): the
+    first demo image is the first NIH demo film (same phantom seed as cxr_core), 2% cropped and
+    downsized, so the demo release shows one duplicate group across the two sources."""
+    film = _phantom8(1024, 1024, 100)
+    m = int(1024 * 0.02)
+    return cv2.resize(film[m:-m, m:-m], (256, 256), interpolation=cv2.INTER_AREA)
+
+
 def write_chestx_det(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for split, items in CHESTX_DET.items():
@@ -155,7 +164,8 @@ def write_chestx_det(root: Path) -> None:
     train_zip = root / "train_data.zip"
     with zipfile.ZipFile(train_zip, "w", compression=zipfile.ZIP_STORED) as zf:
         for i, item in enumerate(CHESTX_DET["train"]):
-            ok, buf = cv2.imencode(".png", _phantom8(256, 256, 20 + i), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+            ok, buf = cv2.imencode(".png", _nih_rerelease() if i == 0 else _phantom8(256, 256, 20 + i),
+                                   [cv2.IMWRITE_PNG_COMPRESSION, 3])
             zf.writestr(zipfile.ZipInfo(f"train_data/{item['file_name']}", date_time=ZIP_TIME), buf.tobytes())
     for i, item in enumerate(CHESTX_DET["test"]):
         write_png(root / "test_data" / item["file_name"], _phantom8(256, 256, 30 + i))

@@ -72,6 +72,13 @@ def chest_phantom(rows: int, columns: int, bits_stored: int = 12, seed: int = 0)
     mediastinum = (np.abs(xx - 0.5) <= 0.05) & (yy >= 0.12) & body
     img[mediastinum] = 0.85
     rng = np.random.default_rng(seed)
+    if seed:
+        # Each seed is another patient: soft blobs of different density at seeded places, so two
+        # seeds are different radiographs to a perceptual hash, not the same film with new noise.
+        for _ in range(6):
+            cy, cx = rng.uniform(0.2, 0.85), rng.uniform(0.15, 0.85)
+            sy, sx = rng.uniform(0.05, 0.16, size=2)
+            img += rng.uniform(-0.18, 0.18) * np.exp(-(((yy - cy) / sy) ** 2 + ((xx - cx) / sx) ** 2))
     img += rng.normal(0.0, 0.01, size=img.shape)
     max_value = 2**bits_stored - 1
     return np.clip(np.rint(img * max_value), 0, max_value).astype(np.uint16)
