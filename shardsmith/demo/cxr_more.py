@@ -89,7 +89,7 @@ def write_rsna(root: Path) -> None:
             labels.append([pid, "", "", "", "", 0])
             classes.append([pid, cls])
         make_cxr_dicom(root / "stage_2_train_images" / f"{pid}.dcm", rows=256, columns=256, bits_stored=8,
-                       modality="CR", patient_id=pid, view=view, age="051Y", seed=len(labels))
+                       modality="CR", patient_id=pid, view=view, age="051Y", seed=300 + len(labels))
     _write_csv(root / "stage_2_train_labels.csv", ["patientId", "x", "y", "width", "height", "Target"], labels)
     _write_csv(root / "stage_2_detailed_class_info.csv", ["patientId", "class"], classes)
 
@@ -207,14 +207,16 @@ CHEXPERT_ROWS = {
 
 def write_chexpert(root: Path) -> None:
     base = root / "CheXpert-v1.0-small"
+    seed = 40  # one phantom per image across both files: valid/ is other patients than train/
     for name, rows in CHEXPERT_ROWS.items():
         _write_csv(base / name, CHEXPERT_HEADER, rows)
-        for i, row in enumerate(rows):
+        for row in rows:
+            seed += 1
             rel = row[0].removeprefix("CheXpert-v1.0-small/")
             shape = (320, 256) if "lateral" in rel else (256, 320)  # CheXpert-small keeps the aspect
             target = base / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(_jpeg(_phantom8(*shape, seed=40 + i)))
+            target.write_bytes(_jpeg(_phantom8(*shape, seed=seed)))
 
 
 # --------------------------------------------------------------------------- MS-CXR

@@ -61,17 +61,20 @@ def chest_phantom(rows: int, columns: int, bits_stored: int = 12, seed: int = 0)
         raise ValueError(f"bits_stored must be in 1..16, got {bits_stored}")
     yy = (np.arange(rows, dtype=np.float64)[:, None] + 0.5) / rows
     xx = (np.arange(columns, dtype=np.float64)[None, :] + 0.5) / columns
+    rng = np.random.default_rng(seed)
+    # seed 0 is the reference anatomy; every other seed is another patient's (body, lungs, heart vary)
+    j = (lambda lo, hi: rng.uniform(lo, hi)) if seed else (lambda lo, hi: (lo + hi) / 2)
     img = np.full((rows, columns), 0.06)
-    body = ((xx - 0.5) / 0.47) ** 2 + ((yy - 0.55) / 0.52) ** 2 <= 1.0
+    body = ((xx - 0.5) / j(0.42, 0.52)) ** 2 + ((yy - 0.55) / j(0.47, 0.57)) ** 2 <= 1.0
     img[body] = 0.62
     # Soft-tissue gradient: denser towards the abdomen, as on a real PA film.
     img += body * 0.10 * yy
-    for cx in (0.30, 0.70):
-        lung = ((xx - cx) / 0.15) ** 2 + ((yy - 0.5) / 0.30) ** 2 <= 1.0
+    for cx in (j(0.26, 0.34), j(0.66, 0.74)):
+        ry, cy = j(0.25, 0.35), j(0.45, 0.55)
+        lung = ((xx - cx) / j(0.12, 0.18)) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
         img[lung] = 0.22 + 0.05 * yy[np.nonzero(lung)[0], 0]
-    mediastinum = (np.abs(xx - 0.5) <= 0.05) & (yy >= 0.12) & body
+    mediastinum = (np.abs(xx - j(0.47, 0.53)) <= j(0.035, 0.075)) & (yy >= 0.12) & body
     img[mediastinum] = 0.85
-    rng = np.random.default_rng(seed)
     if seed:
         # Each seed is another patient: soft blobs of different density at seeded places, so two
         # seeds are different radiographs to a perceptual hash, not the same film with new noise.
