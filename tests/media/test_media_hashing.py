@@ -10,8 +10,8 @@ import hashlib
 import tracemalloc
 from pathlib import Path
 
+from shardsmith.hashing import sha256_files
 from shardsmith.media.audio import media_sha256
-from shardsmith.sources.werewolf.base import sha256_files
 
 SIZE = 64 << 20
 

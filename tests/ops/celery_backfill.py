@@ -33,7 +33,10 @@ def main(source: str) -> int:
                              asset_selection=[dg.AssetKey(f"{source}_catalog")])
     print(json.dumps({"run": "catalog", "success": res.success}), flush=True)
     ok = res.success
-    for out in run_partitions(source, definitions.BUCKETS_DEF.get_partition_keys()):
+    from shardsmith.config import settings_from_env
+    from shardsmith.defs.medical.assets import buckets_def
+
+    for out in run_partitions(source, buckets_def(settings_from_env()).get_partition_keys()):
         print(json.dumps(out), flush=True)
         ok &= out["success"] and out["celery"]
     return 0 if ok else 1
