@@ -83,18 +83,7 @@ def contact_sheet(records: Path, out: Path, n: int = 12, columns: int = 4) -> Pa
     rows = [r for r in rows if r["image"] and r["image"]["bytes"]]
     if not rows:
         return None
-    ncol = min(columns, len(rows))
-    sheet = Image.new("RGB", (ncol * TILE, math.ceil(len(rows) / ncol) * (TILE + 14)), (24, 24, 24))
-    draw = ImageDraw.Draw(sheet)
-    for i, row in enumerate(rows):
-        tile = draw_record(row, max_side=TILE)
-        x, y = (i % ncol) * TILE, (i // ncol) * (TILE + 14)
-        sheet.paste(tile, (x + (TILE - tile.width) // 2, y + (TILE - tile.height) // 2))
-        caption = f"{str(row['native_id'])[:22]} ({len(row['targets'] or [])})"
-        draw.text((x + 3, y + TILE + 1), caption, fill=(220, 220, 220))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out, format="PNG")
-    return out
+    return _sheet(rows, out, columns)
 
 
 def label_chart(distribution: dict[str, int], out: Path, top: int = 20) -> Path | None:

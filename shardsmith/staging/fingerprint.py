@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +26,23 @@ def _try_hash(path: Path) -> str | None:
         return None
 
 
+def walk_files(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """(relative posix path, path, stat) of every regular file under ``root``; hidden entries and
+    files that cannot be stat-ed (vanished, dangling or looping links: the catalog quarantines them)
+    are skipped. Sorted folders, so the walk is deterministic."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            yield path.relative_to(root).as_posix(), path, st
+
+
 def scan(root: Path, previous: State | None = None) -> State:
     """Fingerprint every regular file under ``root`` (hidden files skipped), reusing ``previous``."""
     previous = previous or {}
@@ -32,22 +50,12 @@ def scan(root: Path, previous: State | None = None) -> State:
     if not root.is_dir():
         return state
     todo: list[tuple[str, Path, os.stat_result]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            try:
-                st = path.stat()
-            except OSError:  # vanished, dangling or looping link: the catalog quarantines it
-                continue
-            rel = path.relative_to(root).as_posix()
-            old = previous.get(rel)
-            if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
-                state[rel] = list(old)
-            else:
-                todo.append((rel, path, st))
+    for rel, path, st in walk_files(root):
+        old = previous.get(rel)
+        if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+            state[rel] = list(old)
+        else:
+            todo.append((rel, path, st))
     # hashlib and file reads release the GIL: threads hash on every core
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         for (rel, _, st), digest_ in zip(todo, pool.map(lambda t: _try_hash(t[1]), todo), strict=True):

@@ -9,7 +9,6 @@ options and key tag, and each game's fingerprint from its files.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from shardsmith.config import Settings
@@ -21,18 +20,7 @@ from shardsmith.staging.versions import bucket_keys, read_versions, records_vers
 
 def raw_changes_by_stat(root: Path, previous: fingerprint.State) -> dict[str, list[str]]:
     """Files added, removed, or touched (size or mtime differ) since ``previous``; no hashing."""
-    seen: dict[str, tuple[int, int]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            seen[path.relative_to(root).as_posix()] = (st.st_size, st.st_mtime_ns)
+    seen = {rel: (st.st_size, st.st_mtime_ns) for rel, _, st in fingerprint.walk_files(root)}
     return {
         "added": sorted(set(seen) - set(previous)),
         "removed": sorted(set(previous) - set(seen)),
