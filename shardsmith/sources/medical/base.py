@@ -31,7 +31,7 @@ from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError, Vocabulary, load_vocabulary
 from shardsmith.sources.base import Source
 
-__all__ = ["Catalog", "CatalogEntry", "Finding", "LabelResult", "LabelledItem", "MedicalSource", "RecordError",
+__all__ = ["Catalog", "CatalogEntry", "CatalogStream", "Finding", "LabelResult", "LabelledItem", "MedicalSource", "RecordError",
            "SourceTarget", "age_band", "sha256_file"]
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,17 @@ class Catalog:
         return len(self.entries) + len(self.quarantine)
 
 
+@dataclass
+class CatalogStream:
+    """A catalog read once, in order: ``entries`` is a one-shot iterator, and ``quarantine`` is
+    complete only after it is exhausted (rows are added while joining)."""
+
+    entries: Iterator[CatalogEntry]
+    quarantine: list[dict]
+    label_files: list[str]
+    images_on_disk: int
+
+
 class MedicalSource(Source):
     """Base class for one public dataset. Subclasses set the class attributes and override hooks."""
 
@@ -180,17 +191,54 @@ class MedicalSource(Source):
         """Join labels with images on disk; checksum the images (no pixel decoding).
 
         ``known_sha256`` (relative path -> digest) lets a caller that has just fingerprinted the
-        raw tree pass its digests in, so no file is hashed twice.
+        raw tree pass its digests in, so no file is hashed twice. This holds every entry in memory;
+        staging uses :meth:`catalog_stream`, which yields them one at a time.
         """
-        known = known_sha256 or {}
+        stream = self.catalog_stream(root, checksum, known_sha256)
+        entries = list(stream.entries)
+        return Catalog(entries, stream.quarantine, stream.label_files, stream.images_on_disk)
+
+    def catalog_quarantine_extra(self, root: Path) -> list[dict]:
+        """Quarantine rows a source finds while cataloguing besides the label/image join (e.g.
+        unsafe archive members); appended after the join's own rows."""
+        return []
+
+    def catalog_stream(self, root: Path, checksum: bool = True,
+                       known_sha256: dict[str, str] | None = None) -> CatalogStream:
+        """The catalog as a one-pass stream in native-id order (the same entries and quarantine rows,
+        in the same order, as :meth:`catalog`).
+
+        Each labelled item is released once its entry has been yielded, so a consumer that writes
+        entries out as they come (``staging.runner.write_catalog``) holds one batch, not the source.
+        ``quarantine`` is complete once ``entries`` is exhausted.
+        """
         labels = self.read_labels(root)
         images = self.find_images(root)
-        entries: list[CatalogEntry] = []
-        quarantine = list(labels.quarantine)
+        items, labels.items = labels.items, []  # this stream owns them now, and frees them as it goes
+        items.sort(key=lambda it: it.native_id)  # stable: equal ids keep their label-file order
         seen: set[str] = set(labels.withheld)
-        for item in labels.items:
-            seen.add(item.native_id)
-            path = images.get(item.native_id)
+        seen.update(it.native_id for it in items)
+        unlabelled = [(nid, p) for nid, p in sorted(images.items()) if nid not in seen]
+        del seen
+        stream = CatalogStream(iter(()), list(labels.quarantine), labels.label_files, len(images))
+        stream.entries = self._join(root, items, images, unlabelled, stream.quarantine, checksum,
+                                    known_sha256 or {})
+        return stream
+
+    def _join(self, root: Path, items: list[LabelledItem], images: dict[str, Path],
+              unlabelled: list[tuple[str, Path]], quarantine: list[dict], checksum: bool,
+              known: dict[str, str]) -> Iterator[CatalogEntry]:
+        publish_unlabelled = self.unlabelled_images == "unlabelled"
+        extra = iter(unlabelled if publish_unlabelled else ())
+        pending_extra = next(extra, None)
+        for i in range(len(items)):
+            item = items[i]
+            items[i] = None  # type: ignore[call-overload]  # free the item once its entry is out
+            while pending_extra is not None and pending_extra[0] < item.native_id:
+                yield from self._entries_for(LabelledItem(native_id=pending_extra[0]), pending_extra[1], root,
+                                             quarantine, checksum, known)
+                pending_extra = next(extra, None)
+            path = images.pop(item.native_id, None)
             if path is None and item.image_relpath:
                 candidate = root / item.image_relpath
                 path = candidate if candidate.is_file() else None
@@ -203,23 +251,26 @@ class MedicalSource(Source):
                     )
                 )
                 continue
-            self._add_entry(entries, quarantine, item, path, root, checksum, known)
-        for native_id, path in sorted(images.items()):
-            if native_id in seen:
-                continue
-            rel = str(path.relative_to(root))
-            if self.unlabelled_images == "unlabelled":
-                self._add_entry(entries, quarantine, LabelledItem(native_id=native_id), path, root, checksum,
-                                known)
-            else:
+            yield from self._entries_for(item, path, root, quarantine, checksum, known)
+        while pending_extra is not None:
+            yield from self._entries_for(LabelledItem(native_id=pending_extra[0]), pending_extra[1], root,
+                                         quarantine, checksum, known)
+            pending_extra = next(extra, None)
+        if not publish_unlabelled:
+            for native_id, path in unlabelled:
                 quarantine.append(
                     quarantine_row(
-                        self.name, "catalog", "unlabelled_image",
-                        "image on disk has no row in any label file", self._public_id(native_id), rel,
+                        self.name, "catalog", "unlabelled_image", "image on disk has no row in any label file",
+                        self._public_id(native_id), str(path.relative_to(root)),
                     )
                 )
-        entries.sort(key=lambda e: e.item.native_id)
-        return Catalog(entries, quarantine, labels.label_files, len(images))
+        quarantine.extend(self.catalog_quarantine_extra(root))
+
+    def _entries_for(self, item: LabelledItem, path: Path, root: Path, quarantine: list[dict], checksum: bool,
+                     known: dict[str, str]) -> Iterator[CatalogEntry]:
+        out: list[CatalogEntry] = []
+        self._add_entry(out, quarantine, item, path, root, checksum, known)
+        yield from out
 
     def _add_entry(self, entries: list[CatalogEntry], quarantine: list[dict], item: LabelledItem, path: Path,
                    root: Path, checksum: bool, known: dict[str, str]) -> None:
