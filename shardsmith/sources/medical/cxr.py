@@ -122,16 +122,21 @@ class CxrSource(MedicalSource):
 
     def build_records(self, entry: CatalogEntry, root: Path, settings: Settings) -> Iterator[dict]:
         from shardsmith.media.dicom import MediaError
-        from shardsmith.media.raster import encode_png
+        from shardsmith.media.raster import PassThroughImage, encode_png, pass_through_png
 
         path = root / entry.raw_path
         try:
-            img = decode_any(path)
+            # A PNG already in the stored form (NIH, ChestX-Det) is copied after a header check,
+            # not decoded and re-encoded; ``img.thumbnail()`` still gives a small decoded copy.
+            img = pass_through_png(path, settings.image.max_side, settings.image.bit_depth) or decode_any(path)
         except MediaError as e:
             raise RecordError(e.reason, str(e)) from e
         if img.meta.get("burned_in_annotation") and not settings.allow_burned_in:
             raise RecordError("burned_in_annotation", "DICOM flags burned-in annotation (PHI risk)")
-        enc = encode_png(img, settings.image.max_side, settings.image.bit_depth)
+        if isinstance(img, PassThroughImage):
+            enc = img.encoded
+        else:
+            enc = encode_png(img, settings.image.max_side, settings.image.bit_depth)
         item = entry.item
         # Header ids fill in what the label file lacks; record_base pseudonymises them.
         item.patient_raw = item.patient_raw or img.identifiers.get("PatientID") or None
