@@ -141,21 +141,31 @@ def build(home: Path, sources: list[str]) -> dict:
     from shardsmith.staging.versions import bucket_keys
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    import resource
+
     settings = settings_from_env(home)
     times: dict[str, float] = {}
+    maxrss: dict[str, float] = {}  # this process's peak RSS (MB) after each step: which step sets it
+
+    def mark(step: str, t0: float) -> None:
+        times[step] = time.perf_counter() - t0
+        maxrss[step] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
     for name in sources:
         source = get_source(name)
         t = time.perf_counter()
         steps.stage_catalog(settings, source)
-        times[f"{name}.catalog"] = time.perf_counter() - t
+        mark(f"{name}.catalog", t)
         t = time.perf_counter()
         parts = bucket_keys(settings.buckets) if source.partitioned else ["records"]
         steps.stage_records_parts(settings, source, parts)
-        times[f"{name}.records"] = time.perf_counter() - t
+        mark(f"{name}.records", t)
     t = time.perf_counter()
     result = build_release(settings, "medical", sources)
-    times["release"] = time.perf_counter() - t
-    return {"times": {k: round(v, 2) for k, v in times.items()}, "release": str(getattr(result, "path", result))}
+    mark("release", t)
+    return {"times": {k: round(v, 2) for k, v in times.items()},
+            "parent_maxrss_mb": {k: round(v) for k, v in maxrss.items()},
+            "release": str(getattr(result, "path", result))}
 
 
 def _measure(n: int, raws: dict[str, Path], run: int) -> dict:

@@ -65,7 +65,9 @@ CATALOG_SCHEMA = pa.schema(
 CATALOG_BATCH = 2048  # catalog rows per row group written, and per batch read back
 BATCH_ROWS = 64
 BATCH_BYTES = 32 << 20  # media bytes buffered before a row group is flushed
-IN_FLIGHT_PER_WORKER = 4  # items submitted ahead per worker: keeps cores busy, bounds memory
+IN_FLIGHT_PER_WORKER = 4  # chunks submitted ahead per worker: keeps cores busy, bounds memory
+CHUNK_ITEMS = 32  # items per pool task at most ...
+CHUNK_BYTES = 2 << 20  # ... or this much raw file: large files go one per task
 IN_FLIGHT_PER_WORKER_VOLUMES = 1  # one volume item carries a whole scan's slices
 POOL_START_TIMEOUT_S = 180.0  # workers that have not answered by then cannot start (no main guard, ...)
 POOL_RESTARTS = 3  # a pool that breaks as a whole (not one worker) is restarted this often per call
@@ -332,9 +334,15 @@ atexit.register(_drop_pool)
 
 def _outcomes(source: MedicalSource, routed: Iterable[tuple[str, CatalogRow]], root: Path, settings: Settings,
               extra_names: tuple[str, ...], workers: int) -> Iterator[tuple[str, CatalogRow, Outcome]]:
-    """(part, row, outcome) in input order. With a pool, at most ``IN_FLIGHT_PER_WORKER * workers``
-    items are in flight (bounded memory) and results are taken in submission order, so the output
-    is the same bytes as the serial path."""
+    """(part, row, outcome) in input order.
+
+    With a pool, small items travel in chunks (``CHUNK_ITEMS`` or ``CHUNK_BYTES`` of raw files,
+    whichever comes first: a 2 KB PNG costs less to decode than to send alone); at most
+    ``IN_FLIGHT_PER_WORKER * workers`` chunks are in flight (bounded memory) and results are taken
+    in submission order, so the output is the same bytes as the serial path. A chunk gets one
+    item's time limit; a chunk that runs over it or loses its worker is redone item by item, each
+    with the full limit, so only the item that hangs or crashes on its own is quarantined.
+    """
     job = None
     if workers > 0:
         try:
@@ -354,52 +362,83 @@ def _outcomes(source: MedicalSource, routed: Iterable[tuple[str, CatalogRow]], r
     timeout = settings.item_timeout_s if settings.item_timeout_s > 0 else None
     per_worker = IN_FLIGHT_PER_WORKER_VOLUMES if extra_names else IN_FLIGHT_PER_WORKER
     limit = per_worker * workers
-    todo = iter(routed)
-    pending: deque[tuple[str, CatalogRow, object]] = deque()
+    todo: Iterator[list[tuple[str, CatalogRow]]] = _chunks(routed, 1 if extra_names else CHUNK_ITEMS)
+    pending: deque[tuple[list[tuple[str, CatalogRow]], object]] = deque()
     restarts = 0
     try:
         while True:
-            while len(pending) < limit and (nxt := next(todo, None)) is not None:
-                pending.append((nxt[0], nxt[1], pool.schedule(_work, args=(nxt[1],), timeout=timeout)))
+            while len(pending) < limit and (chunk := next(todo, None)) is not None:
+                pending.append((chunk, pool.schedule(_work_chunk, args=([r for _, r in chunk],), timeout=timeout)))
             if not pending:
                 return
-            part, row, fut = pending.popleft()
-            outcome = _result(fut, row, source, timeout)
-            if outcome is None and restarts < POOL_RESTARTS:
+            chunk, fut = pending.popleft()
+            results = _result(fut, chunk, source, timeout)
+            if results is None and restarts < POOL_RESTARTS:
                 # The pool itself broke (not one item's worker): a fresh pool redoes what was queued.
                 restarts += 1
-                redo = [(part, row), *((p, r) for p, r, _ in pending)]
+                redo = [chunk, *(c for c, _ in pending)]
                 pending.clear()
                 _drop_pool()
                 pool = _pool_for(job, workers)
                 if pool is None:
-                    for p, r in itertools.chain(redo, todo):
-                        yield p, r, _build_one(source, r, root, settings, extra_names)
+                    for c in itertools.chain(redo, todo):
+                        for p, r in c:
+                            yield p, r, _build_one(source, r, root, settings, extra_names)
                     return
                 todo = itertools.chain(redo, todo)
                 continue
-            if outcome is None:
-                outcome = ("quarantine", "worker_crashed", "the worker pool broke repeatedly on this item")
-            yield part, row, _checked(outcome, row)
+            if results is None:
+                results = [("quarantine", "worker_crashed", "the worker pool broke repeatedly on this item")]
+            if len(results) != len(chunk):  # the chunk as a whole timed out or crashed: one by one
+                singles = [pool.schedule(_work_chunk, args=([r],), timeout=timeout) for _, r in chunk]
+                broke = [("quarantine", "worker_crashed", "the worker pool broke while decoding this item")]
+                results = [(_result(f, [c], source, timeout) or broke)[0] for f, c in zip(singles, chunk, strict=True)]
+            for (part, row), outcome in zip(chunk, results, strict=True):
+                yield part, row, _checked(outcome, row)
     finally:
-        for _, _, f in pending:  # the consumer stopped early (an error): drop queued work
+        for _, f in pending:  # the consumer stopped early (an error): drop queued work
             f.cancel()
 
 
-def _result(fut, row: CatalogRow, source: MedicalSource, timeout: float | None) -> Outcome | None:
-    """One future's outcome; a hung or dead worker becomes a quarantine outcome, a broken pool None."""
+def _chunks(routed: Iterable[tuple[str, CatalogRow]], max_items: int) -> Iterator[list[tuple[str, CatalogRow]]]:
+    chunk: list[tuple[str, CatalogRow]] = []
+    size = 0
+    for item in routed:
+        chunk.append(item)
+        size += item[1].size or 0
+        if len(chunk) >= max_items or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _work_chunk(rows: list[CatalogRow]) -> list[Outcome]:
+    return [_work(row) for row in rows]
+
+
+def _result(fut, chunk: list[tuple[str, CatalogRow]], source: MedicalSource,
+            timeout: float | None) -> list[Outcome] | None:
+    """A chunk's outcomes. When the chunk's worker hung or died: for a single item, its quarantine
+    outcome; for several, an empty list (the caller redoes them one by one). None: the pool broke."""
     try:
         return fut.result()
     except TimeoutError:
+        if len(chunk) > 1:
+            return []
+        row = chunk[0][1]
         log.error("%s: %s took longer than %g s; its worker was stopped and the item quarantined",
                   source.name, row.raw_path, timeout)
-        return ("quarantine", "timeout",
-                f"no result after {timeout:g} s (item_timeout_s / SHARDSMITH_ITEM_TIMEOUT_S); the worker was stopped")
+        return [("quarantine", "timeout",
+                 f"no result after {timeout:g} s (item_timeout_s / SHARDSMITH_ITEM_TIMEOUT_S); the worker was stopped")]
     except ProcessExpired as e:
+        if len(chunk) > 1:
+            return []
+        row = chunk[0][1]
         log.error("%s: worker process died on %s (exit code %s); quarantined", source.name, row.raw_path,
                   e.exitcode)
-        return ("quarantine", "worker_crashed",
-                f"the worker process decoding this file died (exit code {e.exitcode}: crash or out of memory)")
+        return [("quarantine", "worker_crashed",
+                 f"the worker process decoding this file died (exit code {e.exitcode}: crash or out of memory)")]
     except (BrokenProcessPool, RuntimeError) as e:
         log.warning("%s: the worker pool broke (%s); restarting it", source.name, e)
         return None
