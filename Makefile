@@ -1,4 +1,4 @@
-.PHONY: demo test ui bench lint clean
+.PHONY: demo test test-whisperx ui bench lint clean
 
 VENV := .venv
 BOOT := $(VENV)/.bootstrap-stamp
@@ -11,15 +11,29 @@ endif
 $(BOOT): pyproject.toml requirements-extra.txt scripts/bootstrap.sh
 	./scripts/bootstrap.sh
 
-demo: $(BOOT)
-	SHARDSMITH_DEMO=1 $(VENV)/bin/shardsmith demo --home demo-home
+# `make demo` records its runs in the same Dagster instance `make ui` serves (.dagster_home), so the
+# UI opens on every asset materialised, with its metadata, checks and contact sheets.
+DAGSTER_HOME_DIR := $(abspath .dagster_home)
+
+$(DAGSTER_HOME_DIR)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME_DIR) && cp dagster.yaml $@
+
+demo: $(BOOT) $(DAGSTER_HOME_DIR)/dagster.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) SHARDSMITH_DEMO=1 $(VENV)/bin/shardsmith demo --home demo-home
 
 test: $(BOOT)
 	$(VENV)/bin/python -m pytest -q -rfE -n 2 --dist loadfile
 
-ui: $(BOOT)
-	mkdir -p .dagster_home && cp dagster.yaml .dagster_home/dagster.yaml
-	DAGSTER_HOME=$(abspath .dagster_home) SHARDSMITH_HOME=$(abspath demo-home) SHARDSMITH_DEMO=1 \
+# whisperx (the `gpu` extra) in a venv of its own, transcribing on the CPU offline; not part of `make test`.
+WX_VENV := .venv-whisperx
+$(WX_VENV)/.bootstrap-stamp: pyproject.toml scripts/bootstrap_whisperx.sh
+	./scripts/bootstrap_whisperx.sh
+
+test-whisperx: $(WX_VENV)/.bootstrap-stamp
+	$(WX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/speech/test_whisperx_cpu.py
+
+ui: $(BOOT) $(DAGSTER_HOME_DIR)/dagster.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) SHARDSMITH_HOME=$(abspath demo-home) SHARDSMITH_DEMO=1 \
 		$(VENV)/bin/dagster dev
 
 bench: $(BOOT)
@@ -29,4 +43,4 @@ lint: $(BOOT)
 	$(VENV)/bin/ruff check shardsmith tests bench
 
 clean:
-	rm -rf demo-home .dagster_home
+	rm -rf demo-home .dagster_home .venv-whisperx

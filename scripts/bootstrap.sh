@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make .venv from the project's own files: Debian tools the tests use, then the package with
-# its dev extra. Safe to re-run: each step is skipped when already satisfied.
+# its dev, ops and speakers extras. Safe to re-run: each step is skipped when already satisfied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,9 +37,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-extra.
   findlinks=()
   [ -d /opt/wheels ] && findlinks=(--find-links /opt/wheels)
   .venv/bin/python -m pip install -q "${findlinks[@]}" -r requirements-extra.txt
-  # Resemblyzer is used only for the speaker-encoder weights it ships; its own dependencies
-  # (librosa, webrtcvad, ...) are not needed, so it is installed without them.
-  .venv/bin/python -m pip install -q --no-deps resemblyzer==0.1.4
-  .venv/bin/python -m pip install -q "${findlinks[@]}" -e '.[dev,ops]'
+  # The `speakers` extra (torch + the Resemblyzer encoder weights) so that the tests cover
+  # diarization; torch is already the CPU build from requirements-extra.txt, so pip keeps it.
+  .venv/bin/python -m pip install -q "${findlinks[@]}" -e '.[dev,ops,speakers]'
   touch "$stamp"
 fi

@@ -17,6 +17,8 @@ from typing import Any
 DEMO_ENV = "SHARDSMITH_DEMO"
 HOME_ENV = "SHARDSMITH_HOME"
 KEY_ENV = "SHARDSMITH_PSEUDONYM_KEY"
+ALIGN_MODEL_ENV = "SHARDSMITH_ALIGN_MODEL"
+DIARIZATION_MODEL_ENV = "SHARDSMITH_DIARIZATION_MODEL"
 # Built-in key for demo data only (SHARDSMITH_DEMO=1); real data must bring its own secret.
 DEMO_KEY = b"shardsmith-demo-key-not-for-real-data"
 
@@ -147,9 +149,9 @@ ENV: dict[str, str] = {
     "SHARDSMITH_VOLUME_SEQUENCES": "volume.sequences",
     "SHARDSMITH_ASR_BACKEND": "speech.backend",
     "SHARDSMITH_WHISPER_MODEL": "speech.whisper_model",
-    "SHARDSMITH_ALIGN_MODEL": "speech.align_model",
-    "SHARDSMITH_DIARIZATION_MODEL": "speech.diarization_model",
-    "SHARDSMITH_SPEAKER_WEIGHTS": "speech.speaker_weights",
+    ALIGN_MODEL_ENV: "speech.align_model",
+    DIARIZATION_MODEL_ENV: "speech.diarization_model",
+    "SHARDSMITH_SPEAKER_ENCODER": "speech.speaker_weights",
     "SHARDSMITH_WORKERS": "workers",
     "SHARDSMITH_BUCKETS": "buckets",
     "SHARDSMITH_ITEM_TIMEOUT_S": "item_timeout_s",
@@ -255,3 +257,20 @@ def dagster_home() -> str | None:
 def gx_quiet() -> None:
     """Great Expectations 1.x has no analytics module; the variable stays for older 1.x releases."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+
+def align_model_path(settings: Settings | None = None) -> Path | None:
+    """A local wav2vec2 folder for whisperx word alignment; unset (the default) leaves alignment off."""
+    value = (settings or settings_from_env()).speech.align_model.strip()
+    return Path(value).expanduser() if value else None
+
+
+def diarization_model_path(settings: Settings | None = None) -> Path | None:
+    """A local pyannote pipeline folder for whisperx diarization; unset keeps the built-in d-vector diarizer."""
+    value = (settings or settings_from_env()).speech.diarization_model.strip()
+    return Path(value).expanduser() if value else None
+
+
+def speech_options() -> SpeechOptions:
+    """The speech settings, for speech code constructed outside a build (tests, notebooks)."""
+    return settings_from_env().speech

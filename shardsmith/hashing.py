@@ -16,10 +16,12 @@ def sha256_file(path: str | Path) -> str:
 
 
 def sha256_files(paths: Iterable[str | Path]) -> str:
-    """One digest over several files, in the order given (each file's digest, not its bytes)."""
+    """SHA-256 of the files' bytes one after another, streamed: equal to hashing their
+    concatenation, so digests recorded before streaming stay valid."""
     h = hashlib.sha256()
     for p in paths:
-        h.update(bytes.fromhex(sha256_file(p)))
+        with open(p, "rb") as fh:
+            hashlib.file_digest(fh, lambda: h)  # feeds the shared hash object in fixed-size blocks
     return h.hexdigest()
 
 

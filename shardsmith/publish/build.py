@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from shardsmith.config import Settings
 from shardsmith.hashing import sha256_file
 from shardsmith.publish.card import render_card
+from shardsmith.publish.preview import label_pictures
 from shardsmith.publish.release import PublishResult, TableInput, label_counter, publish, read_latest
 from shardsmith.schemas.tables import COLLECTION_TABLES, TABLES
 from shardsmith.staging.layout import StagingLayout
@@ -53,8 +54,49 @@ def enabled_sources(settings: Settings, collection: str) -> list[str]:
 
     layout = StagingLayout(settings.home)
     first = COLLECTION_TABLES[collection][0]
+    failed = failed_sources(settings, collection)
     return [n for n in source_names(collection)
-            if settings.raw_dir(n).is_dir() and layout.has_table(n, first)]
+            if settings.raw_dir(n).is_dir() and n not in failed and layout.has_table(n, first)]
+
+
+def failed_sources(settings: Settings, collection: str) -> dict[str, dict]:
+    """Sources of ``collection`` whose last staging attempt failed as a whole, with the reason."""
+    from shardsmith.sources.registry import source_names
+
+    layout = StagingLayout(settings.home)
+    out = {}
+    for n in source_names(collection):
+        marker = layout.source_failure(n)
+        if settings.raw_dir(n).is_dir() and marker.is_file():
+            out[n] = json.loads(marker.read_text())
+    return out
+
+
+class PartialReleaseRefusedError(RuntimeError):
+    """Some sources failed to stage; a release without them needs ``allow_partial``."""
+
+
+def check_partial(settings: Settings, collection: str) -> dict[str, dict]:
+    """The failed sources a release would leave out; raises unless ``settings.allow_partial``."""
+    failed = failed_sources(settings, collection)
+    if failed and not settings.allow_partial:
+        detail = "; ".join(f"{s}: {f.get('detail', '')[:300]}" for s, f in sorted(failed.items()))
+        raise PartialReleaseRefusedError(
+            f"{collection}: source(s) {sorted(failed)} failed to stage, so the release is refused "
+            f"(allow_partial / --allow-partial publishes without them): {detail}")
+    return failed
+
+
+def partial_card_note(failed: dict[str, dict]) -> str:
+    """The card section that says a release was built without some sources, and why."""
+    if not failed:
+        return ""
+    lines = ["## Built without some sources", "",
+             "This release was published with `allow_partial`: these sources failed to stage and are "
+             "not in it.", "", "| source | reason | detail |", "| --- | --- | --- |"]
+    lines += [f"| {s} | {f.get('reason', '')} | {str(f.get('detail', '')).replace('|', '/')[:200]} |"
+              for s, f in sorted(failed.items())]
+    return "\n".join(lines) + "\n"
 
 
 def unchanged_release(settings: Settings, collection: str, fingerprints: dict[str, str]) -> dict | None:
@@ -193,6 +235,11 @@ def _failure_text(summaries: dict[str, dict]) -> str:
     return "; ".join(parts)
 
 
+def _present_counts(stats: dict) -> dict[str, int]:
+    """Records with each label present, summed over sources (the label chart's bars)."""
+    return {label: sum(by_source.values()) for label, by_source in (stats.get("findings") or {}).items()}
+
+
 def build_release(settings: Settings, collection: str, sources: list[str],
                   crash_hook: Callable[[str], None] | None = None) -> PublishResult:
     """Validate every staged table of ``collection`` and publish them as one release.
@@ -200,6 +247,8 @@ def build_release(settings: Settings, collection: str, sources: list[str],
     Any failed suite or integrity check raises ValidationFailedError before a byte is published;
     the suite results and Data Docs ship in the release's ``validation/``.
     """
+    failed = check_partial(settings, collection)
+    sources = [s for s in sources if s not in failed]
     tables = []
     for name in COLLECTION_TABLES[collection]:
         files = staging_files(settings, sources, name)
@@ -232,10 +281,13 @@ def build_release(settings: Settings, collection: str, sources: list[str],
         return publish(
             settings.releases, collection, tables,
             input_fingerprints=fingerprints,
-            card=lambda manifest: render_card(manifest, stats) + ("\n" + extra_card if extra_card else ""),
+            card=lambda manifest: (render_card(manifest, stats) + ("\n" + extra_card if extra_card else "")
+                                   + ("\n" + partial_card_note(failed) if failed else "")),
             validation_dir=scratch,
             stats_hooks=hooks,
             crash_hook=crash_hook,
+            pictures=(lambda folder: label_pictures(records.files, folder, _present_counts(stats)))
+            if records is not None else None,
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -6,6 +6,8 @@ metadata, and a notebook can call them on any staged records file.
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import io
 import math
 from pathlib import Path
@@ -126,3 +128,64 @@ def label_bars_markdown(distribution: dict[str, int], width: int = 30) -> str:
     for k, v in sorted(distribution.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"| {k} | {v} | `{'█' * max(1, round(v / peak * width))}` |")
     return "\n".join(lines)
+
+
+def _rank(record_id: str, label: str) -> int:
+    """A stable pseudo-random rank: the sample is spread over every bucket and file, not the first rows."""
+    return int.from_bytes(hashlib.sha256(f"{label}\x1f{record_id}".encode()).digest()[:8], "big")
+
+
+def sample_by_label(files: list[Path], per_label: int = 8, batch_rows: int = 256) -> dict[str, list[dict]]:
+    """Up to ``per_label`` records for each present label, chosen by a stable hash of the record id
+    over every staged file (one streaming pass; only the kept rows' images stay in memory)."""
+    kept: dict[str, list[tuple[int, dict]]] = {}
+    cols = ["record_id", "native_id", "image", "targets", "findings", "abnormal"]
+    for f in files:
+        pf = pq.ParquetFile(f)
+        names = [c for c in cols if c in pf.schema_arrow.names]
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=names):
+            for row in batch.to_pylist():
+                if not (row.get("image") and row["image"].get("bytes")):
+                    continue
+                for label in {f["label"] for f in row.get("findings") or [] if f["status"] == "present"}:
+                    heap = kept.setdefault(label, [])
+                    item = (-_rank(row["record_id"], label), row)
+                    if len(heap) < per_label:
+                        heapq.heappush(heap, item)
+                    elif item[0] > heap[0][0]:
+                        heapq.heapreplace(heap, item)
+    return {label: [r for _, r in sorted(heap, key=lambda t: -t[0])] for label, heap in sorted(kept.items())}
+
+
+def _sheet(rows: list[dict], out: Path, columns: int = 4) -> Path:
+    ncol = min(columns, len(rows))
+    sheet = Image.new("RGB", (ncol * TILE, math.ceil(len(rows) / ncol) * (TILE + 14)), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    for i, row in enumerate(rows):
+        tile = draw_record(row, max_side=TILE)
+        x, y = (i % ncol) * TILE, (i // ncol) * (TILE + 14)
+        sheet.paste(tile, (x + (TILE - tile.width) // 2, y + (TILE - tile.height) // 2))
+        draw.text((x + 3, y + TILE + 1), f"{str(row['native_id'])[:22]} ({len(row['targets'] or [])})",
+                  fill=(220, 220, 220))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, format="PNG")
+    return out
+
+
+def label_pictures(files: list[Path], out_dir: Path, distribution: dict[str, int], per_label: int = 8) -> list[str]:
+    """The release's pictures: the label chart and one contact sheet per label, sampled across all
+    buckets. Returns markdown lines for the card (paths relative to the release folder)."""
+    lines: list[str] = []
+    chart = label_chart(distribution, out_dir / "labels.png")
+    if chart:
+        lines += ["## Label chart", "", f"![labels]({out_dir.name}/labels.png)", ""]
+    samples = sample_by_label(files, per_label)
+    if samples:
+        lines += ["## Examples per label", "",
+                  f"Up to {per_label} records per label, chosen by a stable hash of the record id across "
+                  "every partition; boxes outlined, masks tinted.", ""]
+    for label, rows in samples.items():
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
+        _sheet(rows, out_dir / f"contact-{safe}.png")
+        lines += [f"### {label}", "", f"![{label}]({out_dir.name}/contact-{safe}.png)", ""]
+    return lines

@@ -277,11 +277,13 @@ def publish(
     stats_hooks: dict[str, Callable[[dict], None]] | None = None,
     extra_manifest: dict | None = None,
     crash_hook: Callable[[str], None] | None = None,
+    pictures: Callable[[Path], list[str]] | None = None,
 ) -> PublishResult:
     """Write a release; return the existing version if identical content is already published.
 
-    ``card(manifest)`` renders README.md; ``validation_dir`` (suite results and Data Docs)
-    is copied to ``validation/``. ``crash_hook(stage)`` is a test seam to kill the process at
+    ``card(manifest)`` renders README.md; ``pictures(folder)`` draws the card's pictures into
+    ``pictures/`` and returns the markdown that embeds them; ``validation_dir`` (suite results and
+    Data Docs) is copied to ``validation/``. ``crash_hook(stage)`` is a test seam to kill the process at
     named moments.
     """
     hook = crash_hook or (lambda stage: None)
@@ -330,9 +332,13 @@ def publish(
             "content_digest": digest,
             **(extra_manifest or {}),
         }
-        (tmp / "README.md").write_text(card(manifest))
+        picture_lines = pictures(tmp / "pictures") if pictures else []
+        card_text = card(manifest)
+        if picture_lines:
+            card_text += "\n" + "\n".join(picture_lines) + "\n"
+        (tmp / "README.md").write_text(card_text)
         # data/ and wds/ were hashed for the digest above: reuse those entries, hash only the rest.
-        manifest["files"] = entries + _file_entries(tmp, ("validation",)) + [
+        manifest["files"] = entries + _file_entries(tmp, ("validation", "pictures")) + [
             {"path": "README.md", "sha256": sha256_file(tmp / "README.md"), "size": (tmp / "README.md").stat().st_size}
         ]
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))

@@ -13,9 +13,20 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from shardsmith.speech.progress import ProgressCallback
+
 
 class TranscriberUnavailable(RuntimeError):
     """A backend that cannot run here (missing optional extra, missing model files)."""
+
+
+class MissingExtra(TranscriberUnavailable):
+    """An optional extra of the package is not installed; ``extra`` names it for the install hint."""
+
+    def __init__(self, extra: str, why: str):
+        self.extra = extra
+        self.install = f"pip install 'shardsmith[{extra}]'"
+        super().__init__(f"{why}; install the '{extra}' extra: {self.install}")
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,6 @@ class Transcript:
 class Transcriber(Protocol):
     backend: str
 
-    def transcribe(self, samples16k: np.ndarray) -> Transcript:
-        """Transcribe mono float32 samples at 16 kHz."""
+    def transcribe(self, samples16k: np.ndarray, progress: ProgressCallback | None = None) -> Transcript:
+        """Transcribe mono float32 samples at 16 kHz; ``progress(done_s, total_s, wall_s)`` as it goes."""
         ...

@@ -11,7 +11,6 @@ gone from current setuptools). The package is located with ``importlib.util.find
 from __future__ import annotations
 
 import importlib.util
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -19,25 +18,35 @@ from typing import Any
 
 import numpy as np
 
-from shardsmith.speech.base import TranscriberUnavailable
+from shardsmith import config
+from shardsmith.speech.base import MissingExtra, TranscriberUnavailable
 
 SAMPLE_RATE = 16_000
 N_FFT = 400  # 25 ms window
 HOP = 160  # 10 ms step
 N_MELS = 40
 PARTIAL_FRAMES = 160  # 1.6 s per partial embedding, as the encoder was trained
-WEIGHTS_ENV = "SHARDSMITH_SPEAKER_ENCODER"
+# The encoder reads linear mel power, so a quiet recording of a voice lands elsewhere in embedding
+# space than a loud one. The encoder was trained on speech brought up to about -30 dBFS (mean
+# power), and quiet windows are raised to that level before embedding. Loud windows are left as they
+# are (raising only, never lowering, is how the encoder's own preprocessing behaves).
+TARGET_DBFS = -30.0
+WEIGHTS_ENV = "SHARDSMITH_SPEAKER_ENCODER"  # read through config.ENV
 
 
 def encoder_weights_path() -> Path:
-    configured = os.environ.get(WEIGHTS_ENV)
+    configured = config.speech_options().speaker_weights
     if configured:
         return Path(configured)
-    spec = importlib.util.find_spec("resemblyzer")
+    try:
+        spec = importlib.util.find_spec("resemblyzer")
+    except (ImportError, ValueError):  # ValueError: a module entry without a spec (blocked import)
+        spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise TranscriberUnavailable(
-            "diarization on the CPU needs the Resemblyzer encoder weights: pip install resemblyzer "
-            f"(its pretrained.pt is used, the package is not imported) or set {WEIGHTS_ENV}"
+        raise MissingExtra(
+            "speakers",
+            "diarization on the CPU needs the Resemblyzer encoder weights (its pretrained.pt is used, the "
+            f"package is not imported), or {WEIGHTS_ENV} set to that file",
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
     if not path.is_file():
@@ -89,6 +98,40 @@ def mel_frames(wav: np.ndarray) -> np.ndarray:
     return (spec @ mel_filterbank().T).astype(np.float32)
 
 
+def normalize_volume(wav: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np.ndarray:
+    """Raise a window's mean power to ``target_dbfs`` when it is quieter; louder windows stay as they are.
+
+    Digital silence (all zeros) is returned unchanged: there is no level to raise.
+    """
+    wav = np.asarray(wav, dtype=np.float32)
+    power = float(np.mean(np.square(wav, dtype=np.float64))) if wav.size else 0.0
+    if power <= 0.0:
+        return wav
+    gain_db = target_dbfs - 10.0 * np.log10(power)
+    if gain_db <= 0.0:
+        return wav
+    return (wav * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
+
+
+def missing_speakers_extra() -> MissingExtra | None:
+    """Why the speaker encoder cannot run here (torch or its weights absent), or None when it can.
+
+    Checked before a game is transcribed, so a game that needs diarization is set aside at once
+    instead of after minutes of transcription.
+    """
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        return MissingExtra("speakers", f"diarization on the CPU needs torch ({exc})")
+    try:
+        path = encoder_weights_path()
+    except MissingExtra as exc:
+        return exc
+    if not path.is_file():
+        return MissingExtra("speakers", f"speaker encoder weights {path} are missing")
+    return None
+
+
 class VoiceEmbedder:
     """d-vectors for short speech windows; one shared instance per process (see ``get_embedder``)."""
 
@@ -96,7 +139,7 @@ class VoiceEmbedder:
         try:
             import torch
         except ImportError as exc:
-            raise TranscriberUnavailable("diarization on the CPU needs torch (pip install torch)") from exc
+            raise MissingExtra("speakers", "diarization on the CPU needs torch") from exc
         self._torch = torch
         self.weights = weights or encoder_weights_path()
         self.lstm = torch.nn.LSTM(N_MELS, 256, 3, batch_first=True)
@@ -121,7 +164,7 @@ class VoiceEmbedder:
         return np.stack(out) if out else np.zeros((0, 256), np.float32)
 
     def _partials(self, wav: np.ndarray) -> list[np.ndarray]:
-        frames = mel_frames(wav)
+        frames = mel_frames(normalize_volume(wav))
         if len(frames) <= PARTIAL_FRAMES:
             return [frames]
         starts = list(range(0, len(frames) - PARTIAL_FRAMES + 1, PARTIAL_FRAMES // 2))

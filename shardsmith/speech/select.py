@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from shardsmith import config
 from shardsmith.speech.base import Transcriber
 
 BACKEND_ENV = "SHARDSMITH_ASR_BACKEND"
@@ -13,7 +13,7 @@ BACKENDS = ("faster-whisper", "whisperx")
 
 def get_transcriber(backend: str | None = None, **options: Any) -> Transcriber:
     """A ready transcriber; raises TranscriberUnavailable (with the reason) if it cannot run here."""
-    name = (backend or os.environ.get(BACKEND_ENV) or "faster-whisper").strip().lower().replace("_", "-")
+    name = (backend or config.speech_options().backend or "faster-whisper").strip().lower().replace("_", "-")
     if name == "faster-whisper":
         from shardsmith.speech.faster_whisper_backend import FasterWhisperTranscriber
 

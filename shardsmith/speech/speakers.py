@@ -196,6 +196,31 @@ def diarize(samples: np.ndarray, n_speakers: int, sr: int = SR, embedder: Any = 
     return Diarization(np.asarray(windows), labels, margin, k)
 
 
+def diarization_from_turns(turns: list[tuple[float, float, str]], method: str) -> Diarization:
+    """A Diarization from an external diarizer's speaker turns (pyannote through whisperx).
+
+    Labels are numbered by first appearance. Such diarizers give no per-turn score, so the margin
+    says only whether the turn is clear: 1.0 when no other speaker's turn overlaps it, 0.5 when
+    one does (crosstalk).
+    """
+    turns = sorted((float(a), float(b), str(lab)) for a, b, lab in turns if b > a)
+    if not turns:
+        return Diarization(np.zeros((0, 2)), np.zeros(0, int), np.zeros(0), 0, method)
+    order: dict[str, int] = {}
+    for _, _, lab in turns:
+        order.setdefault(lab, len(order))
+    windows = np.array([(a, b) for a, b, _ in turns], dtype=float)
+    labels = np.array([order[lab] for _, _, lab in turns], dtype=int)
+    margin = np.ones(len(turns))
+    for i, (_, b, lab) in enumerate(turns):  # sorted by start: later overlapping turns start before b
+        j = i + 1
+        while j < len(turns) and turns[j][0] < b:
+            if turns[j][2] != lab:
+                margin[i] = margin[j] = 0.5
+            j += 1
+    return Diarization(windows, labels, margin, len(order), method)
+
+
 def _relabel_by_first_appearance(labels: np.ndarray) -> np.ndarray:
     order: dict[int, int] = {}
     for lab in labels:
@@ -246,15 +271,16 @@ _NUM_WORDS = {
     "won": 1,
 }
 _NUM = r"(\d{1,2}|" + "|".join(sorted(_NUM_WORDS, key=len, reverse=True)) + r")"
-_SEATWORD = r"(?:seat|sit|set|player|number|no\.?)"
+# "seat" as small ASR models also hear it ("C-3 here", "sheet two"); a hyphen may join it to the number
+_SEATWORD = r"(?:seat|sit|set|sheet|see|c|player|number|no\.?)"
 _SELF_EN = re.compile(
-    rf"^\W*(?:(?:hi|hello|ok|okay|so|well)\W+)?(?:i'?m\s+|i\s+am\s+|this\s+is\s+)?{_SEATWORD}\s+{_NUM}\b",
+    rf"^\W*(?:(?:hi|hello|ok|okay|so|well)\W+)?(?:i'?m\s+|i\s+am\s+|this\s+is\s+)?{_SEATWORD}[\s-]+{_NUM}\b",
     re.I,
 )
-_SELF_EN2 = re.compile(rf"\b(?:i'?m|i\s+am|this\s+is)\s+{_SEATWORD}\s+{_NUM}\b", re.I)
+_SELF_EN2 = re.compile(rf"\b(?:i'?m|i\s+am|this\s+is)\s+{_SEATWORD}[\s-]+{_NUM}\b", re.I)
 _SELF_ZH = re.compile(r"^\W*(?:我是\s*)?(\d{1,2})\s*号")
 _CALL_EN = re.compile(
-    rf"\b{_SEATWORD}\s+{_NUM}\W+(?:it\s+is\s+|it'?s\s+)?(?:please\s+)?(?:speak|go\s+ahead|your\s+turn)", re.I
+    rf"\b{_SEATWORD}[\s-]+{_NUM}\W+(?:it\s+is\s+|it'?s\s+)?(?:please\s+)?(?:speak|go\s+ahead|your\s+turn)", re.I
 )
 _CALL_ZH = re.compile(r"(?:请\s*)?(\d{1,2})\s*号(?:玩家)?\s*(?:请)?发言")
 _HOST_EN = re.compile(
@@ -338,10 +364,14 @@ def attribute_diarization(
     has_host: bool,
     sr: int = SR,
     embedder: Any = None,
+    diarization: Diarization | None = None,
 ) -> tuple[list[AttributedUtterance], Diarization, dict[int, tuple[int | str, float]]]:
-    """Diarize, group words by cluster, map clusters to seats; utterances are unverified."""
+    """Diarize (or take ``diarization`` from elsewhere), group words by cluster, map clusters to seats.
+
+    Utterances are unverified.
+    """
     units = transcript_units(transcript)
-    d = diarize(samples, len(seats) + (1 if has_host else 0), sr, embedder)
+    d = diarization or diarize(samples, len(seats) + (1 if has_host else 0), sr, embedder)
     assigned = [_unit_cluster(d, u) for u in units]
     runs = _group(units, [c for c, _ in assigned])
     mapping = map_clusters_to_seats([(c, _join([units[i] for i in idx])) for c, idx in runs], seats, has_host)

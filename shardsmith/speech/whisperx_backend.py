@@ -4,22 +4,22 @@
 the module always imports. Everything is local: the Whisper model folder (same rules as the CPU
 backend), the pyannote VAD weights bundled in the whisperx wheel, an alignment model only when
 ``SHARDSMITH_ALIGN_MODEL`` (a local wav2vec2 folder) is configured, and pyannote diarization only
-when ``SHARDSMITH_DIARIZATION_MODEL`` (a local pipeline folder) is configured.
+when ``SHARDSMITH_DIARIZATION_MODEL`` (a local pipeline folder, see ``diarize``) is configured.
+It runs on the CPU too (``device="cpu", compute_type="int8"``), which is how its tests run.
 """
 
 from __future__ import annotations
 
-import os
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from shardsmith import config
 from shardsmith.speech.base import Segment, Transcriber, TranscriberUnavailable, Transcript, Word
 from shardsmith.speech.faster_whisper_backend import resolve_model_dir
-
-ALIGN_MODEL_ENV = "SHARDSMITH_ALIGN_MODEL"
-DIARIZATION_MODEL_ENV = "SHARDSMITH_DIARIZATION_MODEL"
+from shardsmith.speech.progress import ProgressCallback
 
 
 def _import_whisperx() -> Any:
@@ -45,6 +45,8 @@ class WhisperXTranscriber(Transcriber):
         language: str | None = None,
         align_model_path: str | Path | None = None,
         vad_method: str = "pyannote",
+        diarization_model_path: str | Path | None = None,
+        cpu_threads: int = 0,
     ):
         self._whisperx = _import_whisperx()  # fail at selection time, with the reason
         self.model_dir, self.model_name = resolve_model_dir(model_path)
@@ -52,9 +54,17 @@ class WhisperXTranscriber(Transcriber):
         self.compute_type = compute_type
         self.batch_size = batch_size
         self.language = language
-        self.align_model_path = align_model_path or os.environ.get(ALIGN_MODEL_ENV) or None
+        self.align_model_path = align_model_path or _as_str(config.align_model_path())
+        self.diarization_model_path = diarization_model_path or _as_str(config.diarization_model_path())
+        if self.diarization_model_path and not (Path(self.diarization_model_path) / "config.yaml").is_file():
+            raise TranscriberUnavailable(  # at selection time, not after a game has been transcribed
+                f"{config.DIARIZATION_MODEL_ENV}={self.diarization_model_path} is not a local pyannote "
+                "pipeline folder (no config.yaml); unset it to use the built-in diarizer"
+            )
         self.vad_method = vad_method
+        self.cpu_threads = cpu_threads
         self._model: Any = None
+        self._diarizer: Any = None
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -62,7 +72,13 @@ class WhisperXTranscriber(Transcriber):
             "vad_method": self.vad_method,
             "aligned": bool(self.align_model_path),
             "align_model": Path(self.align_model_path).name if self.align_model_path else None,
+            "diarization_model": Path(self.diarization_model_path).name if self.diarization_model_path else None,
         }
+
+    @property
+    def can_diarize(self) -> bool:
+        """True when a local pyannote pipeline is configured (``SHARDSMITH_DIARIZATION_MODEL``)."""
+        return bool(self.diarization_model_path)
 
     def _load(self) -> Any:
         if self._model is None:
@@ -73,13 +89,22 @@ class WhisperXTranscriber(Transcriber):
                 language=self.language,
                 vad_method=self.vad_method,
                 local_files_only=True,
+                threads=self.cpu_threads,
             )
+            if self.language is None and not self._model.model.model.is_multilingual:
+                self.language = "en"  # an English-only model (tiny.en in a folder not named *.en)
         return self._model
 
-    def transcribe(self, samples16k: np.ndarray) -> Transcript:
+    def transcribe(self, samples16k: np.ndarray, progress: ProgressCallback | None = None) -> Transcript:
         wx = self._whisperx
         samples = np.asarray(samples16k, dtype=np.float32)
-        result = self._load().transcribe(samples, batch_size=self.batch_size, language=self.language)
+        model = self._load()
+        total_s = len(samples) / 16_000
+        t0 = time.perf_counter()
+        # whisperx reports the share of speech chunks done; seconds are that share of the audio
+        callback = (lambda pct: progress(total_s * pct / 100.0, total_s, time.perf_counter() - t0)) if progress else None
+        result = model.transcribe(samples, batch_size=self.batch_size, language=self.language,
+                                  progress_callback=callback)
         language = result.get("language") or self.language
         segments = result["segments"]
         if self.align_model_path:
@@ -105,6 +130,8 @@ class WhisperXTranscriber(Transcriber):
                     _maybe_float(seg.get("avg_logprob")),
                 )
             )
+        if progress is not None:
+            progress(total_s, total_s, time.perf_counter() - t0)
         return Transcript(
             tuple(out),
             language,
@@ -116,14 +143,27 @@ class WhisperXTranscriber(Transcriber):
         )
 
     def diarize(self, samples16k: np.ndarray, num_speakers: int | None) -> list[tuple[float, float, str]]:
-        """pyannote through whisperx, only from a configured local pipeline folder."""
-        model = os.environ.get(DIARIZATION_MODEL_ENV)
-        if not model:
-            raise TranscriberUnavailable(f"set {DIARIZATION_MODEL_ENV} to a local pyannote pipeline folder")
-        from whisperx.diarize import DiarizationPipeline
+        """Speaker turns (start, end, label) from pyannote through whisperx.
 
-        df = DiarizationPipeline(model_name=model, device=self.device)(samples16k, num_speakers=num_speakers)
+        Only from a local pipeline folder (``SHARDSMITH_DIARIZATION_MODEL``: a folder with the
+        pipeline's ``config.yaml`` and the checkpoints it names, e.g. a downloaded copy of
+        pyannote/speaker-diarization-community-1); pyannote's default pipeline is gated on the hub,
+        and nothing is downloaded at run time. The werewolf video adapter calls this instead of the
+        built-in d-vector diarizer when ``can_diarize`` is true.
+        """
+        if not self.diarization_model_path:
+            raise TranscriberUnavailable(f"set {config.DIARIZATION_MODEL_ENV} to a local pyannote pipeline folder")
+        folder = Path(self.diarization_model_path)
+        if self._diarizer is None:
+            from whisperx.diarize import DiarizationPipeline
+
+            self._diarizer = DiarizationPipeline(model_name=str(folder), device=self.device)
+        df = self._diarizer(np.asarray(samples16k, dtype=np.float32), num_speakers=num_speakers)
         return [(float(r.start), float(r.end), str(r.speaker)) for r in df.itertuples()]
+
+
+def _as_str(path: Path | None) -> str | None:
+    return str(path) if path else None
 
 
 def _maybe_float(x: Any) -> float | None:

@@ -75,13 +75,15 @@ def discover_games(source: str, raw_root: Path) -> list[GameRef]:
 
 
 def build_game(
-    source: str, ref: GameRef, settings: Settings | None = None, transcriber: Any = None
+    source: str, ref: GameRef, settings: Settings | None = None, transcriber: Any = None, progress: Any = None
 ) -> GameResult:
-    """Rows for one game; sources that declare ``needs_asr`` get the transcriber."""
+    """Rows for one game; sources that declare ``needs_asr`` get the transcriber and progress callback."""
     if ref.source != source:
         raise ValueError(f"game {ref.game_id} belongs to {ref.source}, not {source}")
     adapter = game_source(source)
-    return add_views(adapter.build_game(ref, transcriber if adapter.needs_asr else None))
+    if adapter.needs_asr:
+        return add_views(adapter.build_game(ref, transcriber, progress))
+    return add_views(adapter.build_game(ref))
 
 
 def add_views(result: GameResult) -> GameResult:
@@ -232,7 +234,8 @@ def game_fingerprint(settings: Settings, ref: GameRef) -> str:
     return h.hexdigest()
 
 
-def stage_game(settings: Settings, game_id: str, transcriber_factory: Any = None) -> dict[str, Any]:
+def stage_game(settings: Settings, game_id: str, transcriber_factory: Any = None,
+               progress: Any = None) -> dict[str, Any]:
     """Build and stage one game, or reuse its staging when its inputs are unchanged.
 
     Returns the counts (with ``recomputed``, ``fingerprint``, ``paths`` and ``result`` when built).
@@ -255,7 +258,7 @@ def stage_game(settings: Settings, game_id: str, transcriber_factory: Any = None
             return {**previous, "recomputed": False, "fingerprint": fingerprint}
     adapter = game_source(source)
     transcriber = transcriber_factory(settings) if adapter.needs_asr and transcriber_factory else None
-    result = build_game(source, ref, settings, transcriber)
+    result = build_game(source, ref, settings, transcriber, progress)
     paths = write_game_staging(settings, source, result)
     counts = {**result.counts, "speech_s": result.speech_s, "input_fingerprint": fingerprint}
     atomic_write_json(counts_path, counts, indent=2)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shardsmith.atomic import write_parquet_atomic
+from shardsmith.atomic import atomic_write_json, write_parquet_atomic
 from shardsmith.config import Settings
 from shardsmith.schemas.quarantine import QUARANTINE_SCHEMA
 from shardsmith.sources.medical.base import MedicalSource
@@ -85,8 +85,16 @@ def stage_catalog(settings: Settings, source: MedicalSource) -> StepOutcome:
         log.info("%s: raw tree unchanged (%d files); catalog reused", name, len(state))
         return StepOutcome(version, False, {"items": meta["entries"], "quarantined": meta["quarantined"],
                                             "raw_files": len(state)}, {"catalog": cat_file})
-    cat = source.catalog_stream(root, known_sha256={rel: v[2] for rel, v in state.items()})
-    out = write_catalog(settings, source, cat)  # streams the entries: the source's rows are never all held
+    try:
+        cat = source.catalog_stream(root, known_sha256={rel: v[2] for rel, v in state.items()})
+        out = write_catalog(settings, source, cat)  # streams the entries: the source's rows are never all held
+    except Exception as exc:
+        # The source failed as a whole (a broken label file, say): leave a marker so the release
+        # refuses to publish stale staging of it, then fail the step with the error.
+        atomic_write_json(layout.source_failure(name), {
+            "source": name, "reason": getattr(exc, "reason", type(exc).__name__), "detail": str(exc)[:2000]})
+        raise
+    layout.source_failure(name).unlink(missing_ok=True)
     meta = json.loads(layout.catalog_meta(name).read_text())
     if source.partitioned:
         # Partitions see only their bucket's items; items rejected while cataloguing (no image,
@@ -240,3 +248,41 @@ def check_records_integrity(settings: Settings, source: MedicalSource, part: str
         outcomes += record_integrity(record_frames(table))
     return CheckOutcome(all(o.passed for o in outcomes),
                         {o.name: f"{'ok' if o.passed else 'FAILED'}: {o.detail}" for o in outcomes})
+
+
+def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> CheckOutcome:
+    """The GX suites once over several parts (a single-run backfill validates a source once, not once
+    per bucket); parts whose data and suites already passed are left out."""
+    from shardsmith.validation.frames import read_tables, record_frames
+    from shardsmith.validation.gx_runner import run_suites
+    from shardsmith.validation.suites import record_suites
+
+    if len(parts) == 1:
+        return check_records_suites(settings, source, parts[0])
+    layout = StagingLayout(settings.home)
+    versions = read_versions(layout, source.name)
+    tag = suite_tag()
+    stamps = {p: f"{versions.get('records', {}).get(p)}+{tag}" for p in parts}
+    todo = [p for p in parts if versions.get("checks", {}).get(p, {}).get("gx") != stamps[p]
+            and pq.read_metadata(layout.table(source.name, "records", p)).num_rows > 0]
+    if not todo:
+        return CheckOutcome(True, {"note": "data and suites unchanged since these parts last passed",
+                                   "parts": len(parts)})
+    files = [layout.table(source.name, "records", p) for p in todo]
+    cols = [c for c in pq.read_schema(files[0]).names if c not in ("image",)]
+    report = run_suites(f"{source.name}_records", record_frames(read_tables(files, cols)), record_suites())
+    if report.success:
+        with locked_versions(layout, source.name) as v:
+            for p in todo:
+                v.setdefault("checks", {}).setdefault(p, {})["gx"] = stamps[p]
+    return CheckOutcome(report.success, {"parts_validated": len(todo), "parts": len(parts),
+                                         "suites": [s.__dict__ for s in report.suites]})
+
+
+def check_integrity_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> CheckOutcome:
+    """Integrity of several parts; the metadata names the parts that failed."""
+    outcomes = {p: check_records_integrity(settings, source, p) for p in parts}
+    if len(parts) == 1:
+        return outcomes[parts[0]]
+    failed = {p: o.metadata for p, o in outcomes.items() if not o.passed}
+    return CheckOutcome(not failed, {"parts": len(parts), "failed_parts": failed})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from shardsmith.config import gx_quiet
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def run_tables(
     An expectation naming a column its frame lacks is skipped (a source may not have it); a frame
     missing from ``frames`` skips its suite. ``docs_out`` receives the rendered HTML site.
     """
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    gx_quiet()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

@@ -11,6 +11,7 @@ import pytest
 from ops_services import demo_home
 
 from shardsmith.cli import run_build
+from shardsmith.defs.resources import ShardsmithResource
 from shardsmith.demo import cxr_core
 from shardsmith.staging.versions import bucket_keys
 from shardsmith.staging.versions import bucket_of as _bucket_of
@@ -87,7 +88,8 @@ def test_raw_change_sensor_uses_content_fingerprints(tmp_path, monkeypatch):
     repo = defs.get_repository_def()
     with dg.instance_for_test() as instance:
         def tick(cursor):
-            ctx = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repo)
+            ctx = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repo,
+                                          resources={"shardsmith": ShardsmithResource(home=str(home))})
             return sensor.evaluate_tick(ctx)
 
         first = tick(None)
@@ -112,15 +114,19 @@ def test_raw_change_sensor_uses_content_fingerprints(tmp_path, monkeypatch):
 
 
 def test_executor_is_chosen_by_environment(monkeypatch):
-    from shardsmith.definitions import select_executor
+    from shardsmith.config import settings_from_env
+    from shardsmith.defs.executors import select_executor
 
-    assert select_executor("multiprocess") is dg.multiprocess_executor
-    assert select_executor("in_process") is dg.in_process_executor
+    for kind, executor in (("multiprocess", dg.multiprocess_executor), ("in_process", dg.in_process_executor)):
+        monkeypatch.setenv("SHARDSMITH_EXECUTOR", kind)
+        assert select_executor(settings_from_env()) is executor
     pytest.importorskip("dagster_celery")
+    monkeypatch.setenv("SHARDSMITH_EXECUTOR", "celery")
     monkeypatch.setenv("SHARDSMITH_CELERY_BROKER", "redis://127.0.0.1:1/0")
-    assert select_executor("celery").name == "celery"
+    assert select_executor(settings_from_env()).name == "celery"
+    monkeypatch.setenv("SHARDSMITH_EXECUTOR", "nope")
     with pytest.raises(ValueError):
-        select_executor("nope")
+        select_executor(settings_from_env())
 
 
 def test_definitions_have_schedule_sensors_and_jobs():

@@ -1,6 +1,7 @@
-"""The Dagster UI end to end in headless Chromium: `dagster dev` on loopback over a demo home; every
-asset group is there, and the Materialize button of ``vindr_cxr_catalog`` launches a run that
-succeeds."""
+"""The Dagster UI end to end in headless Chromium: `shardsmith build` records its runs in a persistent
+instance (as `make demo` does), then `dagster dev` on loopback over that instance shows every asset
+group, a materialised asset with its metadata, and the Materialize button of ``vindr_cxr_catalog``
+launches a run that succeeds."""
 
 import os
 import shutil
@@ -75,6 +76,9 @@ def test_ui_shows_groups_and_materializes_a_catalog(tmp_path):
     bindir = Path(sys.executable).parent
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "SHARDSMITH_HOME": str(home), "SHARDSMITH_DEMO": "1",
            "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    built = subprocess.run([str(bindir / "shardsmith"), "build", "--home", str(home), "--json"], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-2000:]
     log = open(tmp_path / "dagster-dev.log", "w")
     server = subprocess.Popen([str(bindir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=REPO,
                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -87,8 +91,12 @@ def test_ui_shows_groups_and_materializes_a_catalog(tmp_path):
             driver.get(f"{base}/locations/shardsmith/asset-groups/{group}")
             _wait_text(driver, names, 45)
 
+        # what the CLI built is in the instance: the records asset shows its materialisation metadata
+        driver.get(f"{base}/assets/medical_release")
+        _wait_text(driver, ["content_digest"], 45)
+
         driver.get(f"{base}/assets/vindr_cxr_catalog")
-        _wait_text(driver, ["Latest materialization"], 30)
+        _wait_text(driver, ["images_on_disk"], 45)
         launched = False
         for _ in range(10):  # the first-visit dialog may pop up over the button: dismiss, click again
             _dismiss_prompt(driver)

@@ -35,6 +35,11 @@ def test_release_layout_and_manifest(built_home):
     assert sum(m["row_counts"]["records"].values()) == 9
     card = (rel.path / "README.md").read_text()
     assert card.startswith("---\n") and "\nconfigs:\n- config_name: records" in card and "pleural_effusion" in card
+    # card pictures: the label chart and one contact sheet per present label, listed in the manifest
+    present = {f["label"] for r in rel.pandas("records")["findings"] for f in r if f["status"] == "present"}
+    assert "![labels](pictures/labels.png)" in card and "pictures/labels.png" in paths
+    for label in present:
+        assert f"pictures/contact-{label}.png" in paths and f"![{label}](pictures/contact-{label}.png)" in card
 
 
 def test_validation_results_ship_with_the_release(built_home):

@@ -75,7 +75,7 @@ def _progress(context: dg.AssetExecutionContext, label: str) -> Callable[[int, i
         eta = (total - done) / rate if rate else 0.0
         msg = f"{label}: {done}/{total} items decoded ({rate:.1f}/s, eta {eta:.0f}s)"
         context.log.info(msg)
-        progress_log.info(msg)
+        progress_log.info(msg, extra={"progress": (label, done, total)})
 
     return progress
 
@@ -127,12 +127,19 @@ def build_source_assets(name: str, settings: Settings) -> tuple[list, list]:
         layout = StagingLayout(settings.home)
         parts = _parts(context, src)
         meta: dict = {}
+        recomputed, reused, totals = [], [], {"records": 0, "quarantined": 0, "inputs": 0}
         for part in parts:
             label = name if part == steps.WHOLE else f"{name}[{part}]"
             out = steps.stage_records(settings, src, part, _progress(context, label))
             counts = out.counts
             if len(parts) > 1:
-                context.log.info(f"{label}: {counts['records']} records, {counts['quarantined']} quarantined")
+                (recomputed if out.recomputed else reused).append(part)
+                for k in totals:
+                    totals[k] += counts[k]
+                if out.recomputed:  # the part's contact sheet and label chart, drawn again
+                    _pictures(layout, name, part, counts["label_distribution"], refresh=True)
+                context.log.info(f"{label}: {counts['records']} records, {counts['quarantined']} quarantined"
+                                 f"{'' if out.recomputed else ' (reused)'}")
                 continue
             path = out.paths["records"]
             meta = {
@@ -149,7 +156,14 @@ def build_source_assets(name: str, settings: Settings) -> tuple[list, list]:
                 "counts_json": dg.MetadataValue.json(counts),
             }
             return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(out.version))
-        return dg.MaterializeResult(metadata={"partitions": len(parts)})
+        # One run over a range of buckets (a single-run backfill): every bucket's materialisation
+        # carries these totals and says which buckets were decoded and which reused.
+        return dg.MaterializeResult(metadata={
+            "partitions": len(parts), **totals,
+            "recomputed_parts": dg.MetadataValue.json(recomputed),
+            "reused_parts": dg.MetadataValue.json(reused),
+            "recomputed": bool(recomputed),
+        })
 
     @dg.asset_check(asset=records, name="records_gx_suite", blocking=True, partitions_def=pdef,
                     description="Great Expectations suites over records, findings and targets "
@@ -157,8 +171,7 @@ def build_source_assets(name: str, settings: Settings) -> tuple[list, list]:
     def gx_check(context: dg.AssetCheckExecutionContext, shardsmith: ShardsmithResource) -> dg.AssetCheckResult:
         settings = shardsmith.settings()
         src = get_source(name, settings)
-        part = steps.part_of(src, context.partition_key if src.partitioned else None)
-        return _check_result(steps.check_records_suites(settings, src, part))
+        return _check_result(steps.check_parts(settings, src, _parts(context, src)))
 
     @dg.asset_check(asset=records, name="records_integrity", blocking=True, partitions_def=pdef,
                     description="Counts reconcile (inputs = records + quarantined); no patient in two "
@@ -166,13 +179,12 @@ def build_source_assets(name: str, settings: Settings) -> tuple[list, list]:
     def integrity_check(context: dg.AssetCheckExecutionContext, shardsmith: ShardsmithResource) -> dg.AssetCheckResult:
         settings = shardsmith.settings()
         src = get_source(name, settings)
-        part = steps.part_of(src, context.partition_key if src.partitioned else None)
-        return _check_result(steps.check_records_integrity(settings, src, part))
+        return _check_result(steps.check_integrity_parts(settings, src, _parts(context, src)))
 
     return [catalog, records], [gx_check, integrity_check]
 
 
-def _parts(context: dg.AssetExecutionContext, source) -> list[str]:
+def _parts(context, source) -> list[str]:
     """The parts this run covers: one partition, a range (single-run backfill), or the whole source."""
     if not source.partitioned:
         return [steps.WHOLE]

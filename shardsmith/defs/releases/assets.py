@@ -6,7 +6,14 @@ import dagster as dg
 
 from shardsmith.config import Settings
 from shardsmith.defs.resources import ShardsmithResource
-from shardsmith.publish.build import build_release, enabled_sources, source_fingerprint, unchanged_release
+from shardsmith.publish.build import (
+    PartialReleaseRefusedError,
+    build_release,
+    check_partial,
+    enabled_sources,
+    source_fingerprint,
+    unchanged_release,
+)
 from shardsmith.publish.release import read_latest
 
 
@@ -19,6 +26,12 @@ def release_asset(collection: str, deps: list[dg.AssetKey]) -> dg.AssetsDefiniti
     )
     def _release(context: dg.AssetExecutionContext, shardsmith: ShardsmithResource) -> dg.MaterializeResult:
         settings = shardsmith.settings()
+        try:
+            left_out = check_partial(settings, collection)
+        except PartialReleaseRefusedError as e:
+            raise dg.Failure(str(e)) from e
+        if left_out:
+            context.log.warning(f"publishing {collection} without {sorted(left_out)} (allow_partial)")
         sources = enabled_sources(settings, collection)
         fingerprints = {s: source_fingerprint(settings, s) for s in sorted(sources)}
         same = unchanged_release(settings, collection, fingerprints)

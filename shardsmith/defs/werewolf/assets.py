@@ -53,25 +53,42 @@ def werewolf_games(context: dg.AssetExecutionContext, shardsmith: ShardsmithReso
 
 @dg.asset(name="werewolf_utterances", group_name=GROUP, partitions_def=WEREWOLF_GAMES, deps=[werewolf_games],
           pool="gpu", kinds={"python", "parquet"}, code_version=staged_games.STEP_VERSION,
-          description="One game: audio -> transcript -> speakers -> utterances (+ games and votes rows).")
+          backfill_policy=dg.BackfillPolicy.single_run(),
+          description="One game per partition: audio -> transcript -> speakers -> utterances, plus the games, "
+                      "votes, decisions and role_inference rows. A backfill stages a range of games in one run.")
 def werewolf_utterances(context: dg.AssetExecutionContext, shardsmith: ShardsmithResource) -> dg.MaterializeResult:
+    from shardsmith.speech.progress import transcription_progress
+
     settings = shardsmith.settings()
-    game_id = context.partition_key
-    try:
-        out = staged_games.stage_game(settings, game_id, _transcriber)
-    except FileNotFoundError as e:
-        raise dg.Failure(str(e)) from e
+    games = list(context.partition_keys) if context.has_partition_key_range else [context.partition_key]
+    outs = {}
+    for game_id in games:
+        try:
+            outs[game_id] = staged_games.stage_game(settings, game_id, _transcriber,
+                                                    transcription_progress(game_id, sink=context.log.info))
+        except FileNotFoundError as e:
+            raise dg.Failure(str(e)) from e
+        out = outs[game_id]
+        context.log.info(f"{game_id}: " + ("inputs unchanged; staged rows reused" if not out["recomputed"] else
+                         json.dumps({k: out[k] for k in ("inputs", "published", "quarantined")})))
+    if len(games) > 1:
+        return dg.MaterializeResult(metadata={
+            "games": len(games), "recomputed": sum(1 for o in outs.values() if o["recomputed"]),
+            "utterances": sum(o["utterances"] for o in outs.values()),
+            "quarantined": sum(o["quarantined"] for o in outs.values()),
+        })
+    out = outs[games[0]]
     if not out["recomputed"]:
-        context.log.info(f"{game_id}: inputs unchanged; staged rows reused")
         return dg.MaterializeResult(
             metadata={"recomputed": False, "utterances": out["utterances"], "quarantined": out["quarantined"]},
             data_version=dg.DataVersion(out["fingerprint"]),
         )
-    context.log.info(f"{game_id}: {json.dumps({k: out[k] for k in ('inputs', 'published', 'quarantined')})}")
     return dg.MaterializeResult(data_version=dg.DataVersion(out["fingerprint"]), metadata={
         "recomputed": True,
         "utterances": out["utterances"],
         "votes": out["votes"],
+        "decisions": out.get("decisions", 0),
+        "role_inference": out.get("role_inference", 0),
         "inputs": out["inputs"],
         "published": out["published"],
         "quarantined": out["quarantined"],
@@ -87,21 +104,18 @@ def werewolf_utterances(context: dg.AssetExecutionContext, shardsmith: Shardsmit
                 description="inputs = published + quarantined for the game; staged files agree with the counts; "
                             "utterance ids unique.")
 def game_reconciles(context: dg.AssetCheckExecutionContext, shardsmith: ShardsmithResource) -> dg.AssetCheckResult:
-    passed, checks, counts = staged_games.check_game(shardsmith.settings(), context.partition_key)
-    return dg.AssetCheckResult(passed=passed, metadata={
-        **{k: dg.MetadataValue.bool(v) for k, v in checks.items()},
-        "counts": dg.MetadataValue.json(counts),
-    })
+    games = list(context.partition_keys) if context.has_partition_key_range else [context.partition_key]
+    results = {g: staged_games.check_game(shardsmith.settings(), g) for g in games}
+    if len(games) == 1:
+        passed, checks, counts = results[games[0]]
+        return dg.AssetCheckResult(passed=passed, metadata={
+            **{k: dg.MetadataValue.bool(v) for k, v in checks.items()},
+            "counts": dg.MetadataValue.json(counts),
+        })
+    failed = {g: [k for k, ok in r[1].items() if not ok] for g, r in results.items() if not r[0]}
+    return dg.AssetCheckResult(passed=not failed, metadata={"games": len(games),
+                                                            "failed_games": dg.MetadataValue.json(failed)})
 
 
 def werewolf_assets() -> tuple[list, list]:
     return [werewolf_games, werewolf_utterances], [game_reconciles]
-
-
-def werewolf_selection(settings: Settings) -> list[dg.AssetKey]:
-    """What ``shardsmith build`` materialises for the werewolf family (nothing if no source is present)."""
-    from shardsmith.sources.registry import game_source_names
-
-    if not any(settings.raw_dir(s).is_dir() for s in game_source_names()):
-        return []
-    return [werewolf_games.key, werewolf_utterances.key, dg.AssetKey("werewolf_release")]

@@ -207,8 +207,9 @@ class GameSource(Source):
         """The games under ``root`` and the files deliberately skipped, deterministic order."""
         raise NotImplementedError
 
-    def build_game(self, ref: GameRef, transcriber: Any = None) -> GameResult:
-        """Rows for one game (``transcriber`` only for ``needs_asr`` sources)."""
+    def build_game(self, ref: GameRef, transcriber: Any = None, progress: Any = None) -> GameResult:
+        """Rows for one game (``transcriber`` and ``progress``, a callback the transcriber reports
+        seconds of audio done to, only for ``needs_asr`` sources)."""
         raise NotImplementedError
 
     def label_game(self, ref: GameRef) -> GameResult:

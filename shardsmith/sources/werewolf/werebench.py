@@ -635,5 +635,5 @@ class WereBench(GameSource):
     def discover(self, root: Path) -> Discovery:
         return discover(root)
 
-    def build_game(self, ref: GameRef, transcriber: Any = None) -> GameResult:
+    def build_game(self, ref: GameRef, transcriber: Any = None, progress: Any = None) -> GameResult:
         return build_game(ref)

@@ -21,7 +21,7 @@ from shardsmith.hashing import sha256_files
 from shardsmith.media.audio import (
     SAMPLE_RATE,
     AudioError,
-    decode_audio,
+    decode_audio_checked,
     encode_flac,
     media_sha256,
     slice_seconds,
@@ -42,7 +42,8 @@ from shardsmith.sources.werewolf.base import (
     safe_id,
     seat_row,
 )
-from shardsmith.speech.base import Transcriber, TranscriberUnavailable
+from shardsmith.speech.base import MissingExtra, Transcriber, TranscriberUnavailable
+from shardsmith.speech.progress import ProgressCallback, transcription_progress
 
 SOURCE = "werewolf_video"
 UNIT = "game"
@@ -95,8 +96,14 @@ def discover(root: Path) -> Discovery:
     return Discovery(games, skipped)
 
 
-def build_game(ref: GameRef, transcriber: Transcriber | None = None) -> GameResult:
-    """Transcribe and attribute one video game; a failure quarantines the game with its reason."""
+def build_game(
+    ref: GameRef, transcriber: Transcriber | None = None, progress: ProgressCallback | None = None
+) -> GameResult:
+    """Transcribe and attribute one video game; a failure quarantines the game with its reason.
+
+    ``progress(done_s, total_s, wall_s)`` follows the transcription; by default it writes to the
+    ``shardsmith.progress`` logger.
+    """
     res = GameResult(SOURCE, ref.game_id, UNIT, inputs=1)
     video = ref.path("video")
     assert video is not None
@@ -130,15 +137,33 @@ def build_game(ref: GameRef, transcriber: Transcriber | None = None) -> GameResu
     has_host = bool(side.get("host", True))
 
     try:
-        samples = decode_audio(video)
-    except AudioError as exc:
-        return fail_game("decode", exc.reason, exc.detail)
-    try:
         if transcriber is None:
             from shardsmith.speech.select import get_transcriber
 
             transcriber = get_transcriber()
-        transcript = transcriber.transcribe(samples)
+    except TranscriberUnavailable as exc:
+        return fail_game("transcribe", "transcriber_unavailable", str(exc))
+    external_diarizer = bool(getattr(transcriber, "can_diarize", False))
+    if not side.get("turns") and not external_diarizer:
+        from shardsmith.speech.embeddings import missing_speakers_extra
+
+        missing = missing_speakers_extra()
+        if missing is not None:  # checked before minutes of transcription are spent on this game
+            log.warning(
+                "werewolf_video: game %s has no speaker turns in its sidecar, so it needs speaker "
+                "diarization, which needs the '%s' extra: %s",
+                ref.game_id, missing.extra, missing.install,
+            )
+            return fail_game("transcribe", f"needs_extra_{missing.extra}", str(missing))
+    try:
+        decoded = decode_audio_checked(video)
+    except AudioError as exc:
+        return fail_game("decode", exc.reason, exc.detail)
+    samples = decoded.samples
+    for line in decoded.warnings():
+        log.warning("werewolf_video: game %s: %s", ref.game_id, line)
+    try:
+        transcript = transcriber.transcribe(samples, progress=progress or transcription_progress(ref.game_id))
     except TranscriberUnavailable as exc:
         return fail_game("transcribe", "transcriber_unavailable", str(exc))
 
@@ -159,9 +184,18 @@ def build_game(ref: GameRef, transcriber: Transcriber | None = None) -> GameResu
         settings["speakers"] = {"method": "sidecar_turns"}
     else:
         try:
+            external = None
+            if external_diarizer:  # whisperx with a local pyannote pipeline (SHARDSMITH_DIARIZATION_MODEL)
+                n_voices = len(seat_by_num) + (1 if has_host else 0)
+                external = sp.diarization_from_turns(
+                    transcriber.diarize(samples, n_voices),  # type: ignore[attr-defined]
+                    f"pyannote:{Path(str(transcriber.diarization_model_path)).name}",  # type: ignore[attr-defined]
+                )
             attributed, diar, mapping = sp.attribute_diarization(
-                transcript, samples, sorted(seat_by_num), has_host
+                transcript, samples, sorted(seat_by_num), has_host, diarization=external
             )
+        except MissingExtra as exc:
+            return fail_game("transcribe", f"needs_extra_{exc.extra}", str(exc))
         except TranscriberUnavailable as exc:
             return fail_game("transcribe", "diarizer_unavailable", str(exc))
         settings["speakers"] = {
@@ -258,7 +292,7 @@ def build_game(ref: GameRef, transcriber: Transcriber | None = None) -> GameResu
             "raw_path": str(video),
             "raw_sha256": sha256_files([side_path]),
             "adapter_version": ADAPTER_VERSION,
-            "warnings": [],
+            "warnings": decoded.warnings(),
             "extra": dumps({"turns_in_sidecar": bool(side.get("turns"))}),
         }
     )
@@ -303,8 +337,8 @@ class WerewolfVideo(GameSource):
     def discover(self, root: Path) -> Discovery:
         return discover(root)
 
-    def build_game(self, ref: GameRef, transcriber: Any = None) -> GameResult:
-        return build_game(ref, transcriber)
+    def build_game(self, ref: GameRef, transcriber: Any = None, progress: Any = None) -> GameResult:
+        return build_game(ref, transcriber, progress)
 
     def label_game(self, ref: GameRef) -> GameResult:
         return label_game(ref)

@@ -36,10 +36,10 @@ class CachingTranscriber:
     def __init__(self, inner):
         self.inner, self.backend, self.cache = inner, inner.backend, {}
 
-    def transcribe(self, samples16k: np.ndarray) -> Transcript:
+    def transcribe(self, samples16k: np.ndarray, progress=None) -> Transcript:
         key = hashlib.sha256(np.ascontiguousarray(samples16k).tobytes()).hexdigest()
         if key not in self.cache:
-            self.cache[key] = self.inner.transcribe(samples16k)
+            self.cache[key] = self.inner.transcribe(samples16k, progress)
         return self.cache[key]
 
 

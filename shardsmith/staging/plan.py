@@ -1,0 +1,121 @@
+"""``shardsmith build --dry-run``: what a build would recompute and why, without changing anything.
+
+The same data versions the steps use decide it: the raw tree is compared by size and mtime with
+the fingerprint the last catalog recorded (a touched file is reported as possibly changed; the
+build itself re-hashes it), each part's records version is recomputed from the current catalog,
+options and key tag, and each game's fingerprint from its files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from shardsmith.config import Settings
+from shardsmith.sources.registry import get_source
+from shardsmith.staging import fingerprint
+from shardsmith.staging.layout import WHOLE, StagingLayout
+from shardsmith.staging.versions import bucket_keys, read_versions, records_version
+
+
+def raw_changes_by_stat(root: Path, previous: fingerprint.State) -> dict[str, list[str]]:
+    """Files added, removed, or touched (size or mtime differ) since ``previous``; no hashing."""
+    seen: dict[str, tuple[int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            seen[path.relative_to(root).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return {
+        "added": sorted(set(seen) - set(previous)),
+        "removed": sorted(set(previous) - set(seen)),
+        "touched": sorted(p for p in set(seen) & set(previous)
+                          if tuple(previous[p][:2]) != seen[p]),
+    }
+
+
+def _step(step: str, would: str, why: str) -> dict:
+    return {"step": step, "would": would, "why": why}
+
+
+def plan_medical(settings: Settings, name: str) -> list[dict]:
+    layout = StagingLayout(settings.home)
+    source = get_source(name, settings)
+    versions = read_versions(layout, name)
+    out = []
+    if not versions.get("catalog") or not layout.catalog(name).is_file():
+        out.append(_step(f"{name}_catalog", "recompute", "never built"))
+        out.append(_step(f"{name}_records", "recompute", "every part: never built"))
+        return out
+    diff = raw_changes_by_stat(settings.raw_dir(name), versions.get("raw", {}))
+    expected = fingerprint.digest(versions.get("raw", {}), source.adapter_version, "catalog")
+    if expected != versions["catalog"]:
+        out.append(_step(f"{name}_catalog", "recompute", f"adapter version is now {source.adapter_version}"))
+    elif any(diff.values()):
+        counts = ", ".join(f"{len(v)} {k}" for k, v in diff.items() if v)
+        out.append(_step(f"{name}_catalog", "recompute", f"raw tree changed: {counts} (by size/mtime)"))
+    else:
+        out.append(_step(f"{name}_catalog", "reuse", f"raw tree unchanged ({len(versions.get('raw', {}))} files)"))
+    if out[-1]["would"] == "recompute":
+        out.append(_step(f"{name}_records", "depends", "after the new catalog: the parts whose items, "
+                                                      "adapter or options changed"))
+        return out
+    from shardsmith.staging.steps import part_inputs
+
+    parts = bucket_keys(settings.buckets) if source.partitioned else [WHOLE]
+    have = versions.get("records", {})
+    for part in parts:
+        label = f"{name}_records" + (f"[{part}]" if part != WHOLE else "")
+        entries, cat_q = part_inputs(settings, source, part)
+        version = records_version(settings, source.adapter_version, entries, cat_q)
+        if part not in have:
+            out.append(_step(label, "recompute", "never built"))
+        elif have[part] != version:
+            out.append(_step(label, "recompute", f"{len(entries)} items; their rows, the adapter, the image or "
+                                                 "volume options or the pseudonym key changed"))
+        else:
+            out.append(_step(label, "reuse", f"{len(entries)} items, inputs unchanged"))
+    return out
+
+
+def plan_games(settings: Settings) -> list[dict]:
+    from shardsmith.staging.games import discover_all, game_fingerprint
+
+    layout = StagingLayout(settings.home)
+    out = []
+    games, _ = discover_all(settings)
+    for source, refs in games.items():
+        todo = []
+        for ref in refs:
+            counts = layout.game_counts(source, ref.game_id)
+            old = json.loads(counts.read_text()).get("input_fingerprint") if counts.is_file() else None
+            if old != game_fingerprint(settings, ref):
+                todo.append(ref.game_id)
+        why = (f"{len(todo)} of {len(refs)} games new or changed" if todo
+               else f"{len(refs)} games unchanged")
+        out.append(_step(f"werewolf_utterances[{source}]", "recompute" if todo else "reuse", why))
+    return out
+
+
+def plan_build(settings: Settings, medical: list[str], games: list[str]) -> dict:
+    steps: list[dict] = []
+    for name in medical:
+        steps += plan_medical(settings, name)
+    if medical:
+        changed = any(s["would"] != "reuse" for s in steps)
+        steps.append(_step("medical_release", "recompute" if changed else "reuse",
+                           "some staging changes" if changed else "no source's staging changes: LATEST reused"))
+    if games:
+        game_steps = plan_games(settings)
+        steps += game_steps
+        changed = any(s["would"] != "reuse" for s in game_steps)
+        steps.append(_step("werewolf_release", "recompute" if changed else "reuse",
+                           "some games change" if changed else "no game changes: LATEST reused"))
+    return {"home": str(settings.home), "steps": steps}
