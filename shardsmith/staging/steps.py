@@ -37,6 +37,7 @@ from shardsmith.staging.versions import (
 
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger("shardsmith.progress")
+CHECK_CHUNK_ROWS = 25_000  # records per GX run when checking several parts at once
 
 
 class RawMissingError(FileNotFoundError):
@@ -253,7 +254,8 @@ def check_records_integrity(settings: Settings, source: MedicalSource, part: str
 def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> CheckOutcome:
     """The GX suites once over several parts (a single-run backfill validates a source once, not once
     per bucket); parts whose data and suites already passed are left out."""
-    from shardsmith.validation.frames import read_tables, record_frames
+    from shardsmith.validation.chunked import chunks_of, merge_reports
+    from shardsmith.validation.frames import record_frames
     from shardsmith.validation.gx_runner import run_suites
     from shardsmith.validation.suites import record_suites
 
@@ -270,7 +272,9 @@ def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> 
                                    "parts": len(parts)})
     files = [layout.table(source.name, "records", p) for p in todo]
     cols = [c for c in pq.read_schema(files[0]).names if c not in ("image",)]
-    report = run_suites(f"{source.name}_records", record_frames(read_tables(files, cols)), record_suites())
+    # In bounded chunks: one suite run per CHECK_CHUNK_ROWS records, outcomes combined.
+    report = merge_reports([run_suites(f"{source.name}_records", record_frames(chunk), record_suites())
+                            for chunk in chunks_of(files, cols, CHECK_CHUNK_ROWS)])
     if report.success:
         with locked_versions(layout, source.name) as v:
             for p in todo:
