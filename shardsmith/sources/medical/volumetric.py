@@ -226,17 +226,26 @@ class VolumeSource(MedicalSource):
                 V.check_same_grid(ref, case.label, "label")
             for layer in case.layers.values():
                 V.check_same_grid(ref, layer, "label")
-            canon = [V.to_canonical(c) for c in case.channels]
-            canon_label = V.to_canonical(case.label) if case.label is not None else None
-            layers = {k: _arr(V.to_canonical(v)).astype(bool) for k, v in case.layers.items()}
+            # Reoriented one volume at a time, each replacing its original, so at most one extra
+            # copy of one volume exists at once (a full CT is hundreds of MB).
+            for i in range(len(case.channels)):
+                case.channels[i] = V.to_canonical(case.channels[i])
+            canon = case.channels
+            if case.label is not None:
+                case.label = V.to_canonical(case.label)
+            canon_label = case.label
+            layers = {}
+            for k in list(case.layers):
+                layers[k] = _arr(V.to_canonical(case.layers.pop(k))).astype(bool)
         except V.VolumeError as e:
             raise RecordError(e.reason, f"{entry.item.native_id}: {e}") from e
         except RuntimeError as e:  # SimpleITK errors
             raise RecordError("volume_error", f"{entry.item.native_id}: {e}") from e
         import SimpleITK as sitk
 
-        arrays = [sitk.GetArrayFromImage(c) for c in canon]
-        label = sitk.GetArrayFromImage(canon_label) if canon_label is not None else None
+        # Views of the images' buffers (no copies): the images live in PreparedCase beside them.
+        arrays = [sitk.GetArrayViewFromImage(c) for c in canon]
+        label = sitk.GetArrayViewFromImage(canon_label) if canon_label is not None else None
         windows = self._windows(entry.item, arrays, case)
         presence = self._presence(case.defs, label, layers, arrays[0].shape[0])
         if label is not None:
