@@ -189,7 +189,14 @@ class _StreamWriter:
         self.path, self.schema = path, schema
         path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = temp_path(path)
-        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+        # No dictionary encoding for binary columns: on a volume's .npy bytes (hundreds of MB in one
+        # value) it only adds copies before falling back to plain encoding.
+        plain = {f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+                 or (pa.types.is_struct(f.type) and any(pa.types.is_binary(c.type) for c in f.type))}
+        # nor min/max statistics, which would copy such a value twice more.
+        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd",
+                                       use_dictionary=[n for n in schema.names if n not in plain],
+                                       write_statistics=[n for n in schema.names if n not in plain])
         self.buffer: list[dict] = []
         self.buffer_bytes = 0
         self.count = 0

@@ -15,6 +15,7 @@ The catalog joins the two (a labelled item without an image is quarantined, neve
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import logging
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ __all__ = ["Catalog", "CatalogEntry", "CatalogStream", "Finding", "LabelResult",
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)  # a source holds hundreds of thousands: no per-object __dict__
 class Finding:
     """Level 2: one canonical label with its status as the source states it."""
 
@@ -47,7 +48,7 @@ class Finding:
     readers: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)  # a source holds hundreds of thousands: no per-object __dict__
 class SourceTarget:
     """Level 3 in the source's own geometry; rendered onto the stored image at record time.
 
@@ -71,7 +72,7 @@ class SourceTarget:
     text: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)  # a source holds hundreds of thousands: no per-object __dict__
 class LabelledItem:
     """Everything the label files say about one image (or volume), before any pixel is read."""
 
@@ -95,9 +96,9 @@ class LabelledItem:
     def to_json(self) -> str:
         """The same text as ``json.dumps(asdict(self), sort_keys=True)``, without asdict's deep copy
         (it was the largest per-row cost of writing a catalog)."""
-        d = dict(self.__dict__)
-        d["findings"] = [f.__dict__ for f in self.findings]
-        d["targets"] = [t.__dict__ for t in self.targets]
+        d = _fields_of(self)
+        d["findings"] = [_fields_of(f) for f in self.findings]
+        d["targets"] = [_fields_of(t) for t in self.targets]
         return json.dumps(d, sort_keys=True, ensure_ascii=False)
 
     @classmethod
@@ -106,6 +107,11 @@ class LabelledItem:
         d["findings"] = [Finding(**f) for f in d.get("findings", [])]
         d["targets"] = [SourceTarget(**t) for t in d.get("targets", [])]
         return cls(**d)
+
+
+def _fields_of(obj: Any) -> dict[str, Any]:
+    """A slots dataclass's fields as a dict, without asdict's deep copy."""
+    return {name: getattr(obj, name) for name in obj.__slots__}
 
 
 @dataclass
@@ -217,8 +223,17 @@ class MedicalSource(Source):
         entries out as they come (``staging.runner.write_catalog``) holds one batch, not the source.
         ``quarantine`` is complete once ``entries`` is exhausted.
         """
-        labels = self.read_labels(root)
-        images = self.find_images(root)
+        # Millions of small label objects stay alive while the labels are read: with the cyclic GC on,
+        # each full collection walks all of them again (NIH's 112,120 rows took 85 s instead of ~8 s).
+        # They hold no reference cycles, so reference counting frees them; the GC is paused here only.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            labels = self.read_labels(root)
+            images = self.find_images(root)
+        finally:
+            if paused:
+                gc.enable()
         items, labels.items = labels.items, []  # this stream owns them now, and frees them as it goes
         items.sort(key=lambda it: it.native_id)  # stable: equal ids keep their label-file order
         seen: set[str] = set(labels.withheld)
@@ -341,7 +356,7 @@ class MedicalSource(Source):
             "num_slices": None,
             "abnormal": item.abnormal,
             "complete": item.complete,
-            "findings": [{**f.__dict__, "readers": list(f.readers)} for f in item.findings],  # asdict, cheaper
+            "findings": [{**_fields_of(f), "readers": list(f.readers)} for f in item.findings],  # asdict, cheaper
             "text": item.text,
             "raw_path": raw_path,
             "raw_sha256": entry.raw_sha256,

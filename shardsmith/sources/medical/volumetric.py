@@ -258,8 +258,12 @@ class VolumeSource(MedicalSource):
     def _check_values(native_id: str, case: LoadedCase, label: np.ndarray) -> None:
         """A label value the source does not define is an error, never a silently dropped class."""
         known = {0} | {v for d in case.defs if d.stored_value for v in d.values}
-        counts = np.bincount(label.ravel())
-        unknown = sorted(int(v) for v in np.flatnonzero(counts) if int(v) not in known)
+        # Slice by slice: a bincount of the whole map would first copy it to int64 (8 bytes a voxel).
+        top = int(label.max(initial=0))
+        seen = np.zeros(top + 1, dtype=bool)
+        for z in range(label.shape[0]):
+            seen |= np.bincount(label[z].ravel(), minlength=top + 1) > 0
+        unknown = sorted(int(v) for v in np.flatnonzero(seen) if int(v) not in known)
         if unknown:
             raise RecordError("unknown_label_value",
                               f"{native_id}: label map holds values {unknown}; the source defines {sorted(known)}")
@@ -433,17 +437,22 @@ class VolumeSource(MedicalSource):
             channels = [V.resample(c, spacing, label=False, default=background) for c in channels]
             if label is not None:
                 label = V.resample(label, spacing, label=True)
-        arrays = [sitk.GetArrayFromImage(c) for c in channels]
-        if modality == "CT":
-            image = np.stack([np.clip(np.rint(a), -32768, 32767).astype(np.int16) for a in arrays])
-            how = "CT HU as int16"
-        else:
-            image = np.stack([a.astype(np.float32) for a in arrays])
-            how = f"{modality} scanner units as float32 (no scaling)"
+        arrays = [sitk.GetArrayViewFromImage(c) for c in channels]  # views: no copy of each volume
+        # The stacked result is filled slice by slice: whole-volume temporaries (rint, clip, a float
+        # copy) were each as large as the volume itself.
+        image = np.empty((len(arrays), *arrays[0].shape), dtype=np.int16 if modality == "CT" else np.float32)
+        for c, a in enumerate(arrays):
+            for z in range(a.shape[0]):
+                if modality == "CT":
+                    image[c, z] = np.clip(np.rint(a[z]), -32768, 32767)
+                else:
+                    image[c, z] = a[z]
+        del arrays
+        how = "CT HU as int16" if modality == "CT" else f"{modality} scanner units as float32 (no scaling)"
         how += "; linear resampling" if spacing is not None else "; native grid"
         if spacing is not None:
             how += f" to {spacing:g} mm isotropic, labels nearest neighbour"
-        label_arr = sitk.GetArrayFromImage(label) if label is not None else None
+        label_arr = sitk.GetArrayViewFromImage(label) if label is not None else None
         base = self.record_base(entry)
         sx, sy, sz = channels[0].GetSpacing()
         nsx, nsy, nsz = prep.canon_channels[0].GetSpacing()
