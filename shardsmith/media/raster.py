@@ -8,6 +8,7 @@ chunks), which the byte-identical release guarantee depends on.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -271,7 +272,17 @@ def pass_through_png(path: str | Path, max_side: int, bit_depth: int) -> PassThr
                 return None
             if max_side > 0 and max(width, height) > max_side:
                 return None
+        if not kind.isalpha() or (kind not in _PNG_KEEP and kind[0] & 0x20 == 0 and kind != b"PLTE"):
+            # an unknown *critical* chunk (upper-case first letter) or a damaged type: a decoder
+            # must refuse the file, so pass-through must too
+            raise MediaError("decode_failed", f"{name}: PNG has an invalid or unknown critical chunk {kind!r}")
         if kind in _PNG_KEEP:
+            # Each kept chunk's CRC is checked (zlib, C speed): a damaged file must be quarantined as
+            # a decode would have, not stored as it is.
+            crc = int.from_bytes(data[end - 4:end], "big")
+            if zlib.crc32(data[pos + 4:end - 4]) != crc:
+                raise MediaError("decode_failed", f"{name}: PNG chunk {kind.decode(errors='replace')!r} is "
+                                                  "corrupt (CRC mismatch)")
             out += data[pos:end]
         pos = end
         if kind == b"IEND":
@@ -280,6 +291,8 @@ def pass_through_png(path: str | Path, max_side: int, bit_depth: int) -> PassThr
         raise MediaError("truncated", f"{name}: PNG has no IEND chunk (file cut short)")
     if header is None:
         raise MediaError("truncated", f"{name}: PNG has no IHDR chunk")
+    if b"IDAT" not in out:
+        raise MediaError("decode_failed", f"{name}: PNG has no image data (IDAT) chunk")
     meta = dict.fromkeys(META_KEYS)
     meta.update(photometric="MONOCHROME2", bits_stored=bit_depth, rows=height, columns=width)
     enc = EncodedImage(png=bytes(out), height=height, width=width, scale_y=1.0, scale_x=1.0,

@@ -75,3 +75,13 @@ def test_thumbnail_matches_for_passed_through_and_decoded(tmp_path):
     small_b = thumbnail(read_raster(path), 64)
     assert small_a.shape == small_b.shape == (64, 48) and small_a.dtype == np.uint8
     assert np.abs(small_a.astype(int) - small_b.astype(int)).mean() < 3
+
+
+def test_corrupt_png_data_is_a_media_error(tmp_path):
+    path = _write(tmp_path, "c.png", _phantom(64, 64))
+    data = bytearray(path.read_bytes())
+    data[50] ^= 0xFF  # one flipped byte inside the image data: chunk lengths and IEND intact
+    path.write_bytes(bytes(data))
+    with pytest.raises(MediaError) as err:
+        pass_through_png(path, 1024, 8)
+    assert err.value.reason == "decode_failed"
