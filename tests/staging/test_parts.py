@@ -13,7 +13,7 @@ from shardsmith.sources.medical.nih_cxr14 import NihCxr14
 from shardsmith.sources.medical.vindr_cxr import VinDrCxr
 from shardsmith.staging import steps
 from shardsmith.staging.layout import StagingLayout
-from shardsmith.staging.versions import bucket_keys
+from shardsmith.staging.versions import bucket_keys, records_version
 
 
 def _settings(home: Path, workers: int) -> Settings:
@@ -40,6 +40,11 @@ def test_all_parts_in_one_call_match_parts_one_by_one(tmp_path, monkeypatch):
     assert set(out) == set(parts) and all(o.recomputed for o in out.values())
     assert sum(o.counts["items_ok"] + o.counts["quarantined"] for o in out.values()) == sum(
         o.counts["inputs"] for o in out.values())
+    # the streamed digest is the one `records_version` computes from a part's entries in memory
+    # (what `shardsmith build --dry-run` compares with)
+    for p in parts:
+        entries, cat_q = steps.part_inputs(together, VinDrCxr(), p)
+        assert records_version(together, VinDrCxr.adapter_version, entries, cat_q) == out[p].version
     # nothing changed: every part is reused, nothing is decoded again
     again = steps.stage_records_parts(together, VinDrCxr(), parts)
     assert not any(o.recomputed for o in again.values())
