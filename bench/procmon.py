@@ -26,6 +26,8 @@ class Measurement:
     peak_rss_mb: float
     peak_pss_mb: float
     returncode: int
+    peak_proc_rss_mb: float = 0.0  # the largest RSS any single process of the tree reached
+    peak_proc: str = ""  # that process's command line (shortened)
 
     def to_dict(self) -> dict:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
@@ -84,10 +86,18 @@ def tree_memory_mb(pid: int) -> tuple[float, float]:
     return rss / 1024, pss / 1024
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+    except OSError:
+        return ""
+
+
 def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | Path | None = None,
             interval: float = 0.05, log: Path | None = None) -> Measurement:
     """Run ``cmd`` to completion and return its measurement; output goes to ``log`` (or nowhere)."""
     peak = [0.0, 0.0]
+    proc_peak: list = [0.0, ""]
     cpu_seen: dict[int, float] = {}  # CPU of every process of the tree, last sample per pid
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
@@ -102,6 +112,9 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | Pat
                 peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
                 for p in tree(proc.pid):
                     cpu_seen[p] = max(cpu_seen.get(p, 0.0), cpu_seconds(p))
+                    one = _kb(f"/proc/{p}/status", "VmRSS:") / 1024
+                    if one > proc_peak[0]:
+                        proc_peak[0], proc_peak[1] = one, _cmdline(p)
                 stop.wait(interval)
 
         th = threading.Thread(target=poll, daemon=True)
@@ -118,7 +131,7 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: str | Pat
     # are reaped by the server, which nobody waits for, so the sampled sum is the better total then.
     waited = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     cpu = max(waited, sum(cpu_seen.values()))
-    return Measurement(wall, cpu, peak[0], peak[1], rc)
+    return Measurement(wall, cpu, peak[0], peak[1], rc, proc_peak[0], proc_peak[1])
 
 
 def load_average() -> float:

@@ -21,7 +21,7 @@ import time
 
 from bench.data import cache_root
 
-ALL = ("ingest", "reading", "volumes", "speech")
+ALL = ("ingest", "reading", "volumes", "speech", "scale")
 
 
 def _markdown(results: dict) -> str:
@@ -34,7 +34,7 @@ def _markdown(results: dict) -> str:
         lines += ["", f"| ingest ({n0} / {n1} images) | marginal wall ms/img | start-up s | marginal CPU ms/img "
                       f"| peak RSS MB ({n0} / {n1}) | peak PSS MB ({n0} / {n1}) |",
                   "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        for name in ("build", "plain", "floor"):
+        for name in ("build", "plain", "plain_pool", "floor"):
             r = s[name]
             lines.append(f"| {name} | {r['marginal_wall_ms']} | {r['startup_wall_s']} | {r['marginal_cpu_ms']} "
                          f"| {r['peak_rss_mb'][0]:.0f} / {r['peak_rss_mb'][1]:.0f} "
@@ -45,7 +45,7 @@ def _markdown(results: dict) -> str:
         lines += ["", f"| reading ({rd['samples']} samples) | samples/s |", "| --- | ---: |"]
         lines += [f"| {k} | {v['samples_per_s']} |" for k, v in rd.items() if isinstance(v, dict) and "seconds" in v]
         lines.append(f"\nratios: {json.dumps(rd['ratios'])}")
-    for key in ("volumes", "speech"):
+    for key in ("volumes", "speech", "scale"):
         if key in results:
             lines.append(f"\n{key}: {json.dumps(results[key])}")
     return "\n".join(lines)
@@ -70,6 +70,10 @@ def main(which: list[str]) -> int:
         from bench import volumes
 
         results["volumes"] = volumes.run()
+    if "scale" in which:
+        from bench import scale
+
+        results["scale"] = scale.run(None, int(os.environ.get("SHARDSMITH_BENCH_REPEAT", "3")))
     if "speech" in which:
         from bench import speech
 

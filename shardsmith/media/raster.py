@@ -8,6 +8,7 @@ chunks), which the byte-identical release guarantee depends on.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import numpy as np
 
 from shardsmith.media.dicom import META_KEYS, DecodedImage, MediaError
 
-__all__ = ["EncodedImage", "read_raster", "encode_png", "decode_png", "PNG_COMPRESSION"]
+__all__ = ["EncodedImage", "PassThroughImage", "read_raster", "encode_png", "decode_png", "pass_through_png",
+           "thumbnail", "thumbnail_bytes", "PNG_COMPRESSION"]
 
 # zlib level 3: ~the size of level 6 on radiographs at a third of the time (hot path).
 PNG_COMPRESSION = 3
@@ -182,3 +184,121 @@ def decode_png(data: bytes) -> np.ndarray:
     if not bytes(data[:8]) == _PNG_SIGNATURE:
         raise MediaError("unsupported_format", "<bytes>: not PNG data (bad signature)")
     return _imdecode(bytes(data), "<bytes>")
+
+
+# --------------------------------------------------------------------------- pass-through
+# A PNG that already is what encode_png would write (grayscale, the configured bit depth, no side
+# over max_side) is stored as it is: its chunks are checked and copied, the pixels never decoded.
+# Only the chunks that carry the image are kept (IHDR, IDAT, IEND): text and time chunks could
+# carry identifiers or make the bytes depend on when the file was written.
+_PNG_KEEP = {b"IHDR", b"IDAT", b"IEND"}
+_PNG_GREY = 0  # IHDR colour type: greyscale without alpha
+# cv2 reduced decodes: (factor, flag); libpng/libjpeg scale while decoding (JPEG in the DCT domain).
+_REDUCED = ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
+            (2, cv2.IMREAD_REDUCED_GRAYSCALE_2), (1, cv2.IMREAD_GRAYSCALE))
+
+
+@dataclass
+class PassThroughImage:
+    """A conforming PNG stored byte for byte (ancillary chunks dropped), with what a record needs
+    from a decode: ``encoded`` (the stored image and its geometry, scale 1), ``meta``,
+    ``identifiers`` and ``intensity``; ``thumbnail`` decodes a small copy on demand."""
+
+    encoded: EncodedImage
+    bit_depth: int
+    meta: dict
+    identifiers: dict
+    intensity: str
+
+    def thumbnail(self, max_side: int = 64) -> np.ndarray:
+        """A uint8 greyscale copy no larger than about ``2 * max_side`` (reduced decode, no full-size
+        array for JPEG; for PNG libpng still inflates every row but never holds the full image
+        float), then area-resized to ``max_side``: enough for a perceptual fingerprint."""
+        return thumbnail_bytes(self.encoded.png, max_side)
+
+
+def thumbnail_bytes(data: bytes, max_side: int = 64) -> np.ndarray:
+    """Small uint8 greyscale copy of PNG/JPEG bytes via OpenCV's reduced decode."""
+    side = max(1, max_side)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    arr = None
+    for factor, flag in _REDUCED:
+        arr = cv2.imdecode(buf, flag)
+        if arr is None:
+            raise MediaError("decode_failed", "<bytes>: image data is corrupt (OpenCV could not decode it)")
+        if factor == 1 or max(arr.shape[:2]) >= side:
+            break
+    if arr.dtype != np.uint8:
+        arr = (arr >> 8).astype(np.uint8)
+    h, w = arr.shape[:2]
+    if max(h, w) > side:
+        th, tw = target_size(h, w, side)
+        arr = cv2.resize(arr, (tw, th), interpolation=cv2.INTER_AREA)
+    return arr
+
+
+def thumbnail(img: DecodedImage | PassThroughImage, max_side: int = 64) -> np.ndarray:
+    """The small uint8 copy of a decoded or passed-through image, the same way for both: what a
+    per-record perceptual fingerprint is computed from."""
+    if isinstance(img, PassThroughImage):
+        return img.thumbnail(max_side)
+    h, w = img.pixels.shape
+    th, tw = target_size(h, w, max_side)
+    small = cv2.resize(img.pixels, (tw, th), interpolation=cv2.INTER_AREA) if (th, tw) != (h, w) else img.pixels
+    scale = 255.0 / (img.hi - img.lo)
+    return np.clip((small - img.lo) * scale + 0.5, 0, 255.49).astype(np.uint8)
+
+
+def pass_through_png(path: str | Path, max_side: int, bit_depth: int) -> PassThroughImage | None:
+    """The PNG at ``path`` as it would be stored, when it already conforms (greyscale, ``bit_depth``
+    bits, longest side within ``max_side``); None when it must be decoded and re-encoded (not a
+    PNG, colour, another depth, too large). A cut or corrupt chunk structure raises MediaError."""
+    if Path(path).suffix.lower() != ".png":
+        return None
+    data, name = _load(path)
+    if not data.startswith(_PNG_SIGNATURE):
+        return None  # read_raster gives the precise reason
+    out = bytearray(_PNG_SIGNATURE)
+    pos, n, header = 8, len(data), None
+    while pos + 12 <= n:
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        end = pos + 12 + length
+        if end > n:
+            raise MediaError("truncated", f"{name}: PNG chunk {kind!r} runs past the end of the file")
+        if header is None:
+            if kind != b"IHDR" or length != 13:
+                raise MediaError("decode_failed", f"{name}: PNG does not start with an IHDR chunk")
+            header = data[pos + 8:pos + 21]
+            width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+            depth, colour = header[8], header[9]
+            if colour != _PNG_GREY or depth != bit_depth or width == 0 or height == 0:
+                return None
+            if max_side > 0 and max(width, height) > max_side:
+                return None
+        if not kind.isalpha() or (kind not in _PNG_KEEP and kind[0] & 0x20 == 0 and kind != b"PLTE"):
+            # an unknown *critical* chunk (upper-case first letter) or a damaged type: a decoder
+            # must refuse the file, so pass-through must too
+            raise MediaError("decode_failed", f"{name}: PNG has an invalid or unknown critical chunk {kind!r}")
+        if kind in _PNG_KEEP:
+            # Each kept chunk's CRC is checked (zlib, C speed): a damaged file must be quarantined as
+            # a decode would have, not stored as it is.
+            crc = int.from_bytes(data[end - 4:end], "big")
+            if zlib.crc32(data[pos + 4:end - 4]) != crc:
+                raise MediaError("decode_failed", f"{name}: PNG chunk {kind.decode(errors='replace')!r} is "
+                                                  "corrupt (CRC mismatch)")
+            out += data[pos:end]
+        pos = end
+        if kind == b"IEND":
+            break
+    else:
+        raise MediaError("truncated", f"{name}: PNG has no IEND chunk (file cut short)")
+    if header is None:
+        raise MediaError("truncated", f"{name}: PNG has no IHDR chunk")
+    if b"IDAT" not in out:
+        raise MediaError("decode_failed", f"{name}: PNG has no image data (IDAT) chunk")
+    meta = dict.fromkeys(META_KEYS)
+    meta.update(photometric="MONOCHROME2", bits_stored=bit_depth, rows=height, columns=width)
+    enc = EncodedImage(png=bytes(out), height=height, width=width, scale_y=1.0, scale_x=1.0,
+                       native_height=height, native_width=width)
+    return PassThroughImage(enc, bit_depth, meta, {}, f"raster_{bit_depth}bit")

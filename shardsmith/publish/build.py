@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shardsmith.atomic import write_parquet_atomic
@@ -134,33 +135,57 @@ def _read_without_media(files: list[Path]):
     return read_tables(files, names)
 
 
+# Records and view rows are validated this many at a time, so validation memory does not grow with
+# the release (a whole-release frame of 335,000 records with 14 findings each was gigabytes).
+RECORD_CHUNK_ROWS = 25_000
+VIEW_CHUNK_ROWS = 50_000
+
+
 def validate_tables(table_files: dict[str, list[Path]], out_dir: Path) -> dict[str, dict]:
     """GX suites and integrity checks for every table of a release, before anything is published.
 
     Writes ``<table>.json`` (suite outcomes + integrity checks) and one Data Docs site (``docs/``)
     to ``out_dir``; returns the summaries by table, each with ``success``.
+
+    Records and task views are read in bounded chunks (``RECORD_CHUNK_ROWS``, ``VIEW_CHUNK_ROWS``):
+    every chunk goes through the same suites and per-row checks and the outcomes are combined;
+    the check that needs every row at once (a patient in one split) reads three narrow columns.
+    The Data Docs site shows the first chunk of each table; the JSON summaries cover all rows.
     """
     from shardsmith.validation import integrity as I
+    from shardsmith.validation.chunked import chunks_of, merge_reports
     from shardsmith.validation.frames import read_tables, record_frames, volume_frames, werewolf_frames
     from shardsmith.validation.gx_runner import run_tables
     from shardsmith.validation.suites import suites_for
 
-    inputs: dict[str, tuple[dict, dict]] = {}
-    checks: dict[str, list[I.CheckOutcome]] = {}
-    frames_by_table: dict[str, dict] = {}
+    first: dict[str, tuple[dict, dict]] = {}  # the first chunk of each table: validated with the docs
+    more: dict[str, list] = {}  # reports of the other chunks
+    checks: dict[str, list[list[I.CheckOutcome]]] = {}
+
+    def validate(table: str, frames: dict, suites: dict, chunk_checks: list[I.CheckOutcome]) -> None:
+        checks.setdefault(table, []).append(chunk_checks)
+        if table not in first:
+            first[table] = (frames, suites)
+        else:
+            more.setdefault(table, []).append(run_tables({table: (frames, suites)}, None)[table])
+
+    split_frame = None
     if "records" in table_files:
-        table = read_tables(table_files["records"], RECORD_COLUMNS)
-        frames_by_table["records"] = record_frames(table)
-        checks["records"] = I.record_integrity(frames_by_table["records"]) + [I.masks_decode_to_image_size(table)]
+        files = table_files["records"]
+        split_frame = read_tables(files, ["source", "patient_id", "split"]).to_pandas()
+        checks["records"] = [[I.patients_in_one_split(split_frame)]]
+        for table in chunks_of(files, RECORD_COLUMNS, RECORD_CHUNK_ROWS):
+            frames = record_frames(table)
+            validate("records", frames, suites_for("records"),
+                     [I.normal_has_no_abnormality(frames["records"], frames["targets"], frames["findings"]),
+                      I.masks_decode_to_image_size(table)])
+            del frames, table
     if "volumes" in table_files:
-        frames_by_table["volumes"] = volume_frames(table_files["volumes"])
-        checks["volumes"] = [
-            I.patients_in_one_split(frames_by_table["volumes"]["volumes"]),
-            I.volume_labels_named(table_files["volumes"]),
-        ]
-        if "records" in frames_by_table:
-            checks["volumes"].append(I.patients_in_one_split_across(
-                [frames_by_table["records"]["records"], frames_by_table["volumes"]["volumes"]]))
+        frames = volume_frames(table_files["volumes"])
+        vol_checks = [I.patients_in_one_split(frames["volumes"]), I.volume_labels_named(table_files["volumes"])]
+        if split_frame is not None:
+            vol_checks.append(I.patients_in_one_split_across([split_frame, frames["volumes"]]))
+        validate("volumes", frames, suites_for("volumes"), vol_checks)
     ww = [t for t in WEREWOLF_TABLES if t in table_files]
     if ww:
         tables = {t: _read_without_media(table_files[t]) if t in table_files else None for t in WEREWOLF_TABLES}
@@ -175,24 +200,46 @@ def validate_tables(table_files: dict[str, list[Path]], out_dir: Path) -> dict[s
                  "decisions_cover_votes": "decisions", "role_items_cover_roster": "role_inference",
                  "role_items_list_the_seats_lines": "role_inference"}
         for t in ww:
-            frames_by_table[t] = {k: frames[k] for k in per_table[t] if k in frames}
-            checks[t] = [c for name, c in integrity.items() if owner[name] == t]
+            validate(t, {k: frames[k] for k in per_table[t] if k in frames}, suites_for(t),
+                     [c for name, c in integrity.items() if owner[name] == t])
     if "duplicates" in table_files:
-        frames_by_table["duplicates"] = {"duplicates": _read_without_media(table_files["duplicates"]).to_pandas()}
-    views = [t for t in VIEW_TABLES if t in table_files]
-    if views:
-        _view_checks(table_files, views, frames_by_table, checks)
-    for t, frames in frames_by_table.items():
-        inputs[t] = (frames, _view_suites(t) if t in VIEW_TABLES else suites_for(t))
-    reports = run_tables(inputs, out_dir / "docs")
+        validate("duplicates", {"duplicates": _read_without_media(table_files["duplicates"]).to_pandas()},
+                 suites_for("duplicates"), [])
+    for t in (t for t in VIEW_TABLES if t in table_files):
+        _validate_view(t, table_files, validate)
+    reports = run_tables(first, out_dir / "docs")
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries: dict[str, dict] = {}
     for t, report in reports.items():
-        summary = {**report.to_json(), "integrity": [c.__dict__ for c in checks.get(t, [])]}
-        summary["success"] = report.success and all(c.passed for c in checks.get(t, []))
+        report = merge_reports([report, *more.get(t, [])])
+        merged = _merge_checks(checks.get(t, []))
+        summary = {**report.to_json(), "integrity": [c.__dict__ for c in merged]}
+        if t in more:
+            summary["chunks"] = 1 + len(more[t])
+        summary["success"] = report.success and all(c.passed for c in merged)
         (out_dir / f"{t}.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
         summaries[t] = summary
     return summaries
+
+
+def _merge_checks(chunks: list[list]) -> list:
+    """Integrity outcomes of several chunks, one per check name (first-seen order)."""
+    from shardsmith.validation.integrity import CheckOutcome
+
+    by_name: dict[str, list] = {}
+    for outcomes in chunks:
+        for o in outcomes:
+            by_name.setdefault(o.name, []).append(o)
+    merged = []
+    for name, outs in by_name.items():
+        if len(outs) == 1:
+            merged.append(outs[0])
+            continue
+        details = list(dict.fromkeys(o.detail for o in outs if not o.passed)) or [outs[0].detail]
+        merged.append(CheckOutcome(name, all(o.passed for o in outs),
+                                   f"over {len(outs)} chunks: {' | '.join(details)}"[:1000],
+                                   [e for o in outs for e in o.examples][:5]))
+    return merged
 
 
 VIEW_TABLES = ("grounding", "consensus", "dialogues")
@@ -204,22 +251,48 @@ def _view_suites(table: str) -> dict:
     return {table: view_suites()[table]}
 
 
-def _view_checks(table_files: dict[str, list[Path]], views: list[str], frames_by_table: dict, checks: dict) -> None:
-    """Frames and integrity checks of the task views (issue 14): every row refers to a real record,
-    finding and target of the records being published."""
-    from shardsmith.validation.frames import read_tables
+def _validate_view(table: str, table_files: dict[str, list[Path]], validate: Callable) -> None:
+    """Frames and integrity checks of one task view (issue 14), ``VIEW_CHUNK_ROWS`` rows at a time:
+    every row refers to a real record, finding and target of the records being published. Each
+    chunk reads only the records it refers to."""
+    from shardsmith.validation.frames import iter_rows
+
+    files = table_files[table]
+    names: list[str] = []
+    for f in files:
+        names += [c for c in pq.read_schema(f).names if c not in _SKIP_COLUMNS and c not in names]
+    records = table_files.get("records", [])
+    chunk: list[dict] = []
+    done = 0
+    for row in iter_rows(files, names, batch_size=4096):
+        chunk.append(row)
+        if len(chunk) >= VIEW_CHUNK_ROWS:
+            _validate_view_chunk(table, chunk, records, validate)
+            chunk, done = [], done + 1
+    if chunk or not done:  # an empty view is still validated (and reported) once
+        _validate_view_chunk(table, chunk, records, validate)
+
+
+def _validate_view_chunk(table: str, rows: list[dict], record_files: list[Path], validate: Callable) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from shardsmith.views import VIEW_COLUMNS
     from shardsmith.views.validation import view_frames, view_integrity
 
-    def rows(files: list[Path]) -> list[dict]:
-        return read_tables(files, [c for c in VIEW_COLUMNS if c in pq.read_schema(files[0]).names]).to_pylist()
+    wanted = pa.array(sorted({r["record_id"] for r in rows}), pa.string())
 
-    view_rows = {t: _read_without_media(table_files[t]).to_pylist() for t in views}
-    frames = view_frames(rows(table_files.get("records", [])), **view_rows)
-    outcomes = view_integrity({t: frames[t] for t in views})
-    for t in views:
-        frames_by_table[t] = {t: frames[t]}
-        checks[t] = [o for o in outcomes if o.name.startswith(f"{t}.")]
+    def records():
+        for f in record_files:
+            pf = pq.ParquetFile(f)
+            cols = [c for c in VIEW_COLUMNS if c in pf.schema_arrow.names]
+            for batch in pf.iter_batches(batch_size=8192, columns=cols):
+                picked = batch.filter(pc.is_in(batch.column("record_id"), value_set=wanted))
+                if picked.num_rows:
+                    yield picked
+
+    frames = view_frames(records(), **{table: rows})
+    validate(table, {table: frames[table]}, _view_suites(table), view_integrity({table: frames[table]}))
 
 
 def validate_records(files: list[Path], out_dir: Path) -> dict:
@@ -239,13 +312,28 @@ def _failure_text(summaries: dict[str, dict]) -> str:
 
 
 def _group_remap(split_map: dict[str, tuple[str, str]]) -> Callable[[dict], dict]:
-    """A row transform that gives each record its duplicate group and the group's split."""
+    """A row transform that gives each record its duplicate group and the group's split (views)."""
 
     def remap(row: dict) -> dict:
         found = split_map.get(row["record_id"])
         if found is not None:
             row["duplicate_group"], row["split"] = found
         return row
+
+    return remap
+
+
+def _group_remap_table(split_map: dict[str, tuple[str, str]]) -> Callable[[pa.Table], pa.Table]:
+    """The same for a batch of records on its way into the release (the writer works on Arrow)."""
+
+    def remap(table: pa.Table) -> pa.Table:
+        found = [split_map.get(rid) for rid in table.column("record_id").to_pylist()]
+        for col, k in (("duplicate_group", 0), ("split", 1)):
+            old = table.column(col).to_pylist()
+            new = pa.array([f[k] if f is not None else o for f, o in zip(found, old, strict=True)], pa.string())
+            i = table.schema.get_field_index(col)
+            table = table.set_column(i, table.schema.field(i), new)
+        return table
 
     return remap
 
@@ -288,9 +376,9 @@ def build_release(settings: Settings, collection: str, sources: list[str],
             passed, examples = identity_stage.check_groups(identity)
             if not passed:
                 raise ValidationFailedError(f"{collection}: duplicate groups span splits: {examples}")
-            remap = _group_remap(identity.split_map())
-            records.transform = remap
-            staged = stage_views(records.files, views_dir, remap)
+            split_map = identity.split_map()
+            records.transform = _group_remap_table(split_map)
+            staged = stage_views(records.files, views_dir, _group_remap(split_map))
             tables += [TableInput(TABLES[n], staged.files[n]) for n in VIEW_TABLES if n in staged.files]
             dup_file = views_dir / "duplicates.parquet"
             write_parquet_atomic(identity.duplicates, dup_file)

@@ -44,6 +44,10 @@ from shardsmith.schemas.tables import TableSpec
 log = logging.getLogger(__name__)
 
 PARQUET_ROW_GROUP_BYTES = 64 << 20
+# Also bounded in rows: with small images 64 MB is ~50,000 rows, and their nested metadata held
+# until the flush grew memory with the dataset.
+PARQUET_ROW_GROUP_ROWS = 4096
+READ_BATCH_ROWS = 1024
 PARQUET_FILE_BYTES = 512 << 20
 WDS_SHARD_BYTES = 256 << 20
 WDS_SHARD_COUNT = 10_000
@@ -78,7 +82,8 @@ class _SplitWriter:
         self.shard = -1
         self.writer: pq.ParquetWriter | None = None
         self.tar: tarfile.TarFile | None = None
-        self.pending: list[dict] = []
+        self.pending: list[pa.Table] = []  # Arrow slices of the input, not Python rows
+        self.pending_rows = 0
         self.pending_bytes = 0
         self.file_bytes = 0
         self.shard_bytes = 0
@@ -106,9 +111,9 @@ class _SplitWriter:
             if self.writer is not None:
                 self.writer.close()
             self._open_part()
-        self.writer.write_table(pa.Table.from_pylist(self.pending, schema=self.schema))
+        self.writer.write_table(pa.concat_tables(self.pending).combine_chunks(), row_group_size=self.pending_rows)
         self.file_bytes += self.pending_bytes
-        self.pending, self.pending_bytes = [], 0
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
 
     # webdataset ------------------------------------------------------------------------------
     def _open_shard(self) -> None:
@@ -129,10 +134,14 @@ class _SplitWriter:
         info.uname = info.gname = "shardsmith"
         self.tar.addfile(info, io.BytesIO(data))
 
-    def add(self, row: dict, size_hint: int) -> None:
-        self.pending.append(row)
+    def add(self, row: dict, size_hint: int, arrow_row: pa.Table) -> None:
+        """One row: ``row`` as Python values for the tar members and ``arrow_row`` (the same row,
+        already in the release schema) for Parquet, which is written from Arrow without a
+        Python round trip."""
+        self.pending.append(arrow_row)
+        self.pending_rows += 1
         self.pending_bytes += size_hint
-        if self.pending_bytes >= PARQUET_ROW_GROUP_BYTES:
+        if self.pending_bytes >= PARQUET_ROW_GROUP_BYTES or self.pending_rows >= PARQUET_ROW_GROUP_ROWS:
             self._flush_group()
         if self.tar is None or self.shard_bytes >= WDS_SHARD_BYTES or self.shard_count >= WDS_SHARD_COUNT:
             self._open_shard()
@@ -166,8 +175,8 @@ class TableInput:
 
     spec: TableSpec
     files: list[Path]
-    # applied to every row before it is written (the release-time split and duplicate group of records)
-    transform: Callable[[dict], dict] | None = None
+    # applied to every batch before it is written (the release-time split and duplicate group of records)
+    transform: Callable[[pa.Table], pa.Table] | None = None
 
 
 def _write_table(root: Path, table: TableInput, stats_hook: Callable[[dict], None] | None) -> dict[str, int]:
@@ -176,20 +185,31 @@ def _write_table(root: Path, table: TableInput, stats_hook: Callable[[dict], Non
     writers: dict[str, _SplitWriter] = {}
     for path in table.files:
         pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=64):
-            for row in pa.Table.from_batches([batch]).cast(schema).to_pylist():
-                if table.transform is not None:
-                    row = table.transform(row)
+        # Bounded by bytes too: a batch of native-size 16-bit images must not hold gigabytes.
+        rows_per_batch = max(1, min(READ_BATCH_ROWS, _rows_within(pf, 32 << 20)))
+        for batch in pf.iter_batches(batch_size=rows_per_batch):
+            arrow = pa.Table.from_batches([batch]).cast(schema)
+            if table.transform is not None:
+                arrow = table.transform(arrow)
+            for i, row in enumerate(arrow.to_pylist()):
                 split = str(row.get(spec.split_column) or "all") if spec.split_column else "all"
                 w = writers.get(split)
                 if w is None:
                     w = writers[split] = _SplitWriter(root, spec, split, schema)
-                w.add(row, _row_size(row, spec))
+                w.add(row, _row_size(row, spec), arrow.slice(i, 1))
                 if stats_hook:
                     stats_hook(row)
     for w in writers.values():
         w.close()
     return {split: w.rows for split, w in sorted(writers.items())}
+
+
+def _rows_within(pf: pq.ParquetFile, budget: int) -> int:
+    """Rows of ``pf`` that fit in about ``budget`` uncompressed bytes (its largest row group's rate)."""
+    md = pf.metadata
+    per_row = max((md.row_group(i).total_byte_size / max(1, md.row_group(i).num_rows)
+                   for i in range(md.num_row_groups)), default=1.0)
+    return int(budget / max(per_row, 1.0))
 
 
 def _file_entries(root: Path, prefixes: Iterable[str]) -> list[dict]:

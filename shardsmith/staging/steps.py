@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,11 +24,20 @@ from shardsmith.schemas.quarantine import QUARANTINE_SCHEMA
 from shardsmith.sources.medical.base import MedicalSource
 from shardsmith.staging import fingerprint
 from shardsmith.staging.layout import WHOLE, StagingLayout
-from shardsmith.staging.runner import build_records, read_catalog, write_catalog
-from shardsmith.staging.versions import bucket_of, locked_versions, read_versions, records_version, suite_tag
+from shardsmith.staging.runner import CatalogRow, PartInput, build_parts, iter_catalog, write_catalog
+from shardsmith.staging.versions import (
+    add_catalog_row,
+    bucket_of,
+    finish_records_version,
+    locked_versions,
+    read_versions,
+    records_hasher,
+    suite_tag,
+)
 
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger("shardsmith.progress")
+CHECK_CHUNK_ROWS = 25_000  # records per GX run when checking several parts at once
 
 
 class RawMissingError(FileNotFoundError):
@@ -78,7 +87,8 @@ def stage_catalog(settings: Settings, source: MedicalSource) -> StepOutcome:
         return StepOutcome(version, False, {"items": meta["entries"], "quarantined": meta["quarantined"],
                                             "raw_files": len(state)}, {"catalog": cat_file})
     try:
-        cat = source.catalog(root, known_sha256={rel: v[2] for rel, v in state.items()})
+        cat = source.catalog_stream(root, known_sha256={rel: v[2] for rel, v in state.items()})
+        out = write_catalog(settings, source, cat)  # streams the entries: the source's rows are never all held
     except Exception as exc:
         # The source failed as a whole (a broken label file, say): leave a marker so the release
         # refuses to publish stale staging of it, then fail the step with the error.
@@ -86,7 +96,7 @@ def stage_catalog(settings: Settings, source: MedicalSource) -> StepOutcome:
             "source": name, "reason": getattr(exc, "reason", type(exc).__name__), "detail": str(exc)[:2000]})
         raise
     layout.source_failure(name).unlink(missing_ok=True)
-    out = write_catalog(settings, source, cat)
+    meta = json.loads(layout.catalog_meta(name).read_text())
     if source.partitioned:
         # Partitions see only their bucket's items; items rejected while cataloguing (no image,
         # bad label row) belong to the source as a whole, so they go to the source-level file.
@@ -94,40 +104,96 @@ def stage_catalog(settings: Settings, source: MedicalSource) -> StepOutcome:
                              layout.source_quarantine(name))
     with locked_versions(layout, name) as v:
         v["raw"], v["catalog"] = state, version
-    log.info("%s: %d items with images, %d quarantined", name, len(cat.entries), len(cat.quarantine))
-    return StepOutcome(version, True, {"items": len(cat.entries), "images_on_disk": cat.images_on_disk,
-                                       "quarantined": len(cat.quarantine), "raw_files": len(state)},
+    log.info("%s: %d items with images, %d quarantined", name, meta["entries"], meta["quarantined"])
+    return StepOutcome(version, True, {"items": meta["entries"], "images_on_disk": cat.images_on_disk,
+                                       "quarantined": meta["quarantined"], "raw_files": len(state)},
                        {"catalog": out}, {"removed_stale": removed, "label_files": cat.label_files})
 
 
 def part_inputs(settings: Settings, source: MedicalSource, part: str) -> tuple[list, list[dict]]:
-    """Catalog entries of one part (and, for a whole source, its catalog quarantine rows)."""
-    entries, cat_q = read_catalog(settings, source.name)
-    if part == WHOLE:
-        return entries, cat_q
-    return [e for e in entries if bucket_of(e.item.native_id, settings.buckets) == part], []
+    """Catalog entries of one part (and, for a whole source, its catalog quarantine rows), in
+    memory: for tests and tools. Staging streams them (:func:`stage_records_parts`)."""
+    entries = [row.entry() for row in iter_catalog(settings, source.name, part)]
+    return entries, _catalog_quarantine(settings, source, part)
+
+
+def _catalog_quarantine(settings: Settings, source: MedicalSource, part: str) -> list[dict]:
+    if part != WHOLE:
+        return []
+    return pq.read_table(StagingLayout(settings.home).catalog_quarantine(source.name)).to_pylist()
+
+
+def _part_versions(settings: Settings, source: MedicalSource, parts: list[str]) -> dict[str, tuple[str, int]]:
+    """(records version, catalog rows) of each part, from one streamed pass over the catalog."""
+    hashers = {p: records_hasher(settings, source.adapter_version) for p in parts}
+    sizes = dict.fromkeys(parts, 0)
+    whole = WHOLE in hashers
+    buckets = [p for p in parts if p != WHOLE]
+    for row in iter_catalog(settings, source.name):
+        targets = [WHOLE] if whole else []
+        if buckets:
+            b = bucket_of(row.native_id, settings.buckets)
+            if b in hashers:
+                targets.append(b)
+        for p in targets:
+            add_catalog_row(hashers[p], row.native_id, row.raw_path, row.raw_sha256, row.item_json)
+            sizes[p] += 1
+    return {p: (finish_records_version(h, _catalog_quarantine(settings, source, p)), sizes[p])
+            for p, h in hashers.items()}
+
+
+def stage_records_parts(settings: Settings, source: MedicalSource, parts: list[str],
+                        progress: Callable[[int, int, float], None] | None = None) -> dict[str, StepOutcome]:
+    """Stage several parts of one source in ONE pass over its catalog and ONE worker pool (a first
+    build of every bucket pays the pool's start and its tail once, not once per bucket).
+
+    Parts whose inputs have the version they last built are reused; the others are decoded
+    together. Each part's files are the same bytes as :func:`stage_records` writes for it alone.
+    """
+    layout = StagingLayout(settings.home)
+    name = source.name
+    if any(p != WHOLE for p in parts):
+        remove_whole_source_staging(layout, source)
+    versions = _part_versions(settings, source, list(dict.fromkeys(parts)))
+    built = read_versions(layout, name).get("records", {})
+    outcomes: dict[str, StepOutcome] = {}
+    todo: dict[str, PartInput] = {}
+    for part, (version, n) in versions.items():
+        paths = layout.part_paths(name, part)
+        label = name if part == WHOLE else f"{name}[{part}]"
+        if built.get(part) == version and all(p.is_file() for p in paths.values()):
+            log.info("%s: inputs unchanged (version %s); staged records reused", label, version[:12])
+            progress_log.info("%s: unchanged, %d items reused", label, n)
+            outcomes[part] = StepOutcome(version, False, json.loads(paths["counts"].read_text()), paths)
+        else:
+            todo[part] = PartInput(n, _catalog_quarantine(settings, source, part))
+    if todo:
+        counts = build_parts(settings, source, _routed(settings, source, list(todo)), todo, progress)
+        with locked_versions(layout, name) as v:
+            for part in todo:
+                v.setdefault("records", {})[part] = versions[part][0]
+        for part, c in counts.items():
+            outcomes[part] = StepOutcome(versions[part][0], True, asdict(c), layout.part_paths(name, part))
+    return {p: outcomes[p] for p in parts}
+
+
+def _routed(settings: Settings, source: MedicalSource, parts: list[str]) -> Iterator[tuple[str, CatalogRow]]:
+    """Catalog rows tagged with the part (among ``parts``) they belong to, in catalog order."""
+    if parts == [WHOLE]:
+        for row in iter_catalog(settings, source.name):
+            yield WHOLE, row
+        return
+    wanted = set(parts)
+    for row in iter_catalog(settings, source.name):
+        b = bucket_of(row.native_id, settings.buckets)
+        if b in wanted:
+            yield b, row
 
 
 def stage_records(settings: Settings, source: MedicalSource, part: str = WHOLE,
                   progress: Callable[[int, int, float], None] | None = None) -> StepOutcome:
     """Decode one part into staging (or reuse it when its inputs have the version it last built)."""
-    layout = StagingLayout(settings.home)
-    name = source.name
-    label = name if part == WHOLE else f"{name}[{part}]"
-    if part != WHOLE:
-        remove_whole_source_staging(layout, source)
-    entries, cat_q = part_inputs(settings, source, part)
-    version = records_version(settings, source.adapter_version, entries, cat_q)
-    paths = layout.part_paths(name, part)
-    have = read_versions(layout, name).get("records", {}).get(part)
-    if have == version and all(p.is_file() for p in paths.values()):
-        log.info("%s: inputs unchanged (version %s); staged records reused", label, version[:12])
-        progress_log.info("%s: unchanged, %d items reused", label, len(entries))
-        return StepOutcome(version, False, json.loads(paths["counts"].read_text()), paths)
-    counts = asdict(build_records(settings, source, entries, cat_q, progress, part=part))
-    with locked_versions(layout, name) as v:
-        v.setdefault("records", {})[part] = version
-    return StepOutcome(version, True, counts, paths)
+    return stage_records_parts(settings, source, [part], progress)[part]
 
 
 @dataclass
@@ -192,7 +258,8 @@ def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> 
     """The GX suites once over several parts (a single-run backfill validates a source once, not once
     per bucket); parts whose data and suites already passed are left out. An empty part fails
     unless its catalog had no inputs; a failing run renders Data Docs and names the page."""
-    from shardsmith.validation.frames import read_tables, record_frames
+    from shardsmith.validation.chunked import chunks_of, merge_reports
+    from shardsmith.validation.frames import record_frames
     from shardsmith.validation.gx_runner import run_suites, validate_with_docs
     from shardsmith.validation.suites import record_suites
 
@@ -216,12 +283,17 @@ def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> 
         meta["empty_parts_with_inputs"] = lost
     if files:
         cols = [c for c in pq.read_schema(files[0]).names if c not in ("image",)]
-        frames = record_frames(read_tables(files, cols))
-        report = run_suites(f"{source.name}_records", frames, record_suites())
-        if not report.success:
+        # In bounded chunks: one suite run per CHECK_CHUNK_ROWS records, outcomes combined.
+        report = merge_reports([run_suites(f"{source.name}_records", record_frames(chunk), record_suites())
+                                for chunk in chunks_of(files, cols, CHECK_CHUNK_ROWS)])
+        if not report.success:  # Data Docs of the first failing chunk, where a user looks first
             docs = layout.source_dir(source.name) / "data_docs" / f"{todo[0]}-{todo[-1]}"
-            report, index = validate_with_docs(f"{source.name}_records", frames, record_suites(), docs)
-            meta["data_docs"] = str(index)
+            for chunk in chunks_of(files, cols, CHECK_CHUNK_ROWS):
+                frames = record_frames(chunk)
+                if not run_suites(f"{source.name}_records", frames, record_suites()).success:
+                    meta["data_docs"] = str(validate_with_docs(f"{source.name}_records", frames,
+                                                               record_suites(), docs)[1])
+                    break
         meta["suites"] = [s.__dict__ for s in report.suites]
         success = success and report.success
     if success:

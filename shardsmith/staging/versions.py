@@ -59,13 +59,28 @@ def records_version(settings: Settings, adapter_version: str, entries: list, cat
     """Digest of what a records part is built from: its catalog rows, the adapter, the record
     contract's version, the options that change pixels or labels, and a keyed tag of the pseudonym
     key (never the key itself)."""
+    h = records_hasher(settings, adapter_version)
+    for e in sorted(entries, key=lambda e: (e.item.native_id, e.raw_path)):
+        add_catalog_row(h, e.item.native_id, e.raw_path, e.raw_sha256, e.item.to_json())
+    return finish_records_version(h, catalog_quarantine)
+
+
+def records_hasher(settings: Settings, adapter_version: str) -> hashlib._Hash:
+    """The start of :func:`records_version`, for callers that stream catalog rows in catalog order
+    (sorted by native id, as the catalog is written): same digest, no list of entries."""
     h = hashlib.sha256()
     image, volume = settings.image, settings.volume
     for part in (adapter_version, RECORDS_SCHEMA_VERSION, str(image.max_side), str(image.bit_depth),
                  repr(volume), str(settings.allow_burned_in), key_tag()):
         h.update(part.encode() + b"\0")
-    for e in sorted(entries, key=lambda e: (e.item.native_id, e.raw_path)):
-        for part in (e.item.native_id, e.raw_path, e.raw_sha256 or "", e.item.to_json()):
-            h.update(part.encode() + b"\0")
+    return h
+
+
+def add_catalog_row(h: hashlib._Hash, native_id: str, raw_path: str, raw_sha256: str | None, item_json: str) -> None:
+    for part in (native_id, raw_path, raw_sha256 or "", item_json):
+        h.update(part.encode() + b"\0")
+
+
+def finish_records_version(h: hashlib._Hash, catalog_quarantine: list[dict]) -> str:
     h.update(json.dumps(catalog_quarantine, sort_keys=True, default=str).encode())
     return h.hexdigest()

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 RECORD_SCALARS = [
@@ -51,13 +52,21 @@ def record_frames(table: pa.Table) -> dict[str, pd.DataFrame]:
     """records -> {"records", "findings", "targets"} frames (no pixels are loaded)."""
     cols = [c for c in RECORD_SCALARS if c in table.column_names]
     records = table.select(cols).to_pandas()
-    findings_rows, target_rows = [], []
-    for rid, h, w, fs, ts in zip(
-        table["record_id"].to_pylist(), table["height"].to_pylist(), table["width"].to_pylist(),
-        table["findings"].to_pylist(), table["targets"].to_pylist(), strict=True,
+    target_rows = []
+    # Findings (about 14 per record) are flattened in Arrow, not as one Python dict per finding.
+    lists = table["findings"].combine_chunks()
+    flat = pc.list_flatten(lists)
+    findings = pa.table({
+        "record_id": pc.take(table["record_id"].combine_chunks(), pc.list_parent_indices(lists)),
+        "label": flat.field("label"),
+        "status": flat.field("status"),
+    }).to_pandas()
+    has_targets = pc.fill_null(pc.greater(pc.list_value_length(table["targets"]), 0), False)
+    sub = table.filter(has_targets)
+    for rid, h, w, ts in zip(
+        sub["record_id"].to_pylist(), sub["height"].to_pylist(), sub["width"].to_pylist(),
+        sub["targets"].to_pylist(), strict=True,
     ):
-        for f in fs or ():
-            findings_rows.append({"record_id": rid, "label": f["label"], "status": f["status"]})
         for t in ts or ():
             box = t["box_xyxy"]
             inside = None
@@ -73,7 +82,6 @@ def record_frames(table: pa.Table) -> dict[str, pd.DataFrame]:
                 "mask_decodes": None if not rle else _mask_decodes(rle, h, w, t["area_px"]),
                 "has_geometry": bool(box) or bool(rle),
             })
-    findings = pd.DataFrame(findings_rows, columns=["record_id", "label", "status"])
     targets = pd.DataFrame(target_rows, columns=["record_id", "target_id", "label", "kind", "area_px",
                                                  "box_inside_image", "mask_size_matches", "mask_decodes",
                                                  "has_geometry"])

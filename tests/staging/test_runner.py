@@ -6,6 +6,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -38,14 +39,25 @@ class CrashingVinDr(VinDrCxr):
         yield from super().build_records(entry, root, settings)
 
 
+class HangingVinDr(VinDrCxr):
+    """Never finishes one image (as a decoder stuck in a loop or on a dead network mount would)."""
+
+    def build_records(self, entry, root, settings):
+        if entry.item.native_id == RAISE_ID and multiprocessing.parent_process() is not None:
+            while True:
+                time.sleep(60)
+        yield from super().build_records(entry, root, settings)
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _build(tmp: Path, name: str, workers: str, monkeypatch, source=None) -> Settings:
+def _build(tmp: Path, name: str, workers: str, monkeypatch, source=None, timeout: float = 300.0) -> Settings:
     home = tmp / name
     cxr_core.write_vindr(home / "raw" / "vindr_cxr")
-    settings = Settings(home=home, image=ImageOptions(max_side=128, bit_depth=8), workers=int(workers))
+    settings = Settings(home=home, image=ImageOptions(max_side=128, bit_depth=8), workers=int(workers),
+                        item_timeout_s=timeout)
     run_source(settings, source or VinDrCxr())
     return settings
 
@@ -91,3 +103,19 @@ def test_unpicklable_source_falls_back_to_serial(tmp_path, monkeypatch):
     source.hook = lambda: None  # a lambda cannot be sent to a worker process
     settings = _build(tmp_path, "unpicklable", "2", monkeypatch, source)
     assert _outputs(settings) == _outputs(_build(tmp_path, "serial", "1", monkeypatch))
+
+
+def test_hung_item_times_out_and_the_rest_goes_on(tmp_path, monkeypatch):
+    start = time.monotonic()
+    settings = _build(tmp_path, "hang", "2", monkeypatch, HangingVinDr(), timeout=2)
+    assert time.monotonic() - start < 60
+    rows = pq.read_table(settings.quarantine_dir("vindr_cxr") / "quarantine.parquet").to_pylist()
+    reasons = {r["native_id"]: r["reason"] for r in rows}
+    assert reasons == {RAISE_ID: "timeout", cxr_core.VINDR_MISSING: "image_missing"}
+    assert "2 s" in next(r["detail"] for r in rows if r["reason"] == "timeout")
+    entries, _ = read_catalog(settings, "vindr_cxr")
+    records = pq.read_table(settings.staging_dir("vindr_cxr") / "records.parquet", columns=["native_id"])
+    assert records.column("native_id").to_pylist() == [e.item.native_id for e in entries
+                                                       if e.item.native_id != RAISE_ID]
+    counts = json.loads((settings.staging_dir("vindr_cxr") / "counts.json").read_text())
+    assert counts["reasons"]["timeout"] == 1 and counts["items_ok"] + counts["quarantined"] == counts["inputs"]

@@ -130,10 +130,13 @@ def build_source_assets(name: str, settings: Settings) -> tuple[list, list]:
         parts = _parts(context, src)
         meta: dict = {}
         recomputed, reused, totals = [], [], {"records": 0, "quarantined": 0, "inputs": 0}
+        label = name if parts == [steps.WHOLE] else (f"{name}[{parts[0]}]" if len(parts) == 1 else name)
+        # every stale part in one pass over the catalog and one worker pool; unchanged parts reused
+        outcomes = steps.stage_records_parts(settings, src, parts, _progress(context, label))
         for part in parts:
-            label = name if part == steps.WHOLE else f"{name}[{part}]"
-            out = steps.stage_records(settings, src, part, _progress(context, label))
+            out = outcomes[part]
             counts = out.counts
+            label = name if part == steps.WHOLE else f"{name}[{part}]"
             if len(parts) > 1:
                 (recomputed if out.recomputed else reused).append(part)
                 for k in totals:

@@ -29,7 +29,6 @@ from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
 from shardsmith.sources.labelfiles import LabelFileError, read_json
 from shardsmith.sources.medical.base import (
-    Catalog,
     CatalogEntry,
     Finding,
     LabelledItem,
@@ -190,14 +189,10 @@ class ChestXDet(CxrSource):
                 out.setdefault(base, zp / member)  # virtual path: <zip>/<member>
         return out
 
-    def catalog(self, root: Path, checksum: bool = True, known_sha256: dict[str, str] | None = None) -> Catalog:
-        cat = super().catalog(root, checksum, known_sha256)
-        for zp in self._zips(root):
-            for member, why in zip_members(zp)[1]:
-                cat.quarantine.append(quarantine_row(self.name, "catalog", "unsafe_archive_member",
-                                                     f"{zp.name}: member {member!r}: {why}; not read",
-                                                     None, zp.name))
-        return cat
+    def catalog_quarantine_extra(self, root: Path) -> list[dict]:
+        return [quarantine_row(self.name, "catalog", "unsafe_archive_member",
+                               f"{zp.name}: member {member!r}: {why}; not read", None, zp.name)
+                for zp in self._zips(root) for member, why in zip_members(zp)[1]]
 
     def _entry(self, item: LabelledItem, path: Path, root: Path, checksum: bool) -> CatalogEntry:
         located = _split_zip_path(path, root)

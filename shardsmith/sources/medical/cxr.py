@@ -17,6 +17,9 @@ from shardsmith.sources.medical.base import (
     SourceTarget,
 )
 
+# A stored-as-is PNG is fingerprinted from a reduced decode this many pixels on its long side.
+FINGERPRINT_DECODE_SIDE = 128
+
 if TYPE_CHECKING:  # media (cv2, pydicom) loads only when pixels are decoded, not for label stats
     from shardsmith.media.dicom import DecodedImage
     from shardsmith.media.raster import EncodedImage
@@ -123,11 +126,13 @@ class CxrSource(MedicalSource):
 
     def build_records(self, entry: CatalogEntry, root: Path, settings: Settings) -> Iterator[dict]:
         from shardsmith.media.dicom import MediaError
-        from shardsmith.media.raster import encode_png
+        from shardsmith.media.raster import PassThroughImage, encode_png, pass_through_png, thumbnail
 
         path = root / entry.raw_path
         try:
-            img = decode_any(path)
+            # A PNG already in the stored form (NIH, ChestX-Det) is copied after a header check,
+            # not decoded and re-encoded; ``img.thumbnail()`` still gives a small decoded copy.
+            img = pass_through_png(path, settings.image.max_side, settings.image.bit_depth) or decode_any(path)
         except MediaError as e:
             raise RecordError(e.reason, str(e)) from e
         if not settings.allow_burned_in:
@@ -137,7 +142,10 @@ class CxrSource(MedicalSource):
             if img.meta.get("burned_in_annotation") is None and raw is not None:
                 raise RecordError("burned_in_annotation_unreadable",
                                   f"BurnedInAnnotation is {raw!r}, neither YES nor NO: cannot rule out burned-in PHI")
-        enc = encode_png(img, settings.image.max_side, settings.image.bit_depth)
+        if isinstance(img, PassThroughImage):
+            enc = img.encoded
+        else:
+            enc = encode_png(img, settings.image.max_side, settings.image.bit_depth)
         item = entry.item
         # Header ids fill in what the label file lacks; record_base pseudonymises them.
         item.patient_raw = item.patient_raw or img.identifiers.get("PatientID") or None
@@ -146,7 +154,9 @@ class CxrSource(MedicalSource):
         rec.update(self._header_fields(item, img.meta))
         rec["image"] = {"bytes": enc.png, "path": f"{rec['record_id']}.png"}
         # identity across sources (issue 13): a perceptual hash + thumbnail of the stored pixels
-        rec["fingerprint"] = fingerprint_pixels(enc.pixels).to_bytes() if enc.pixels is not None else None
+        # (a stored-as-is PNG gives a reduced decode instead: no full-size array for it)
+        pixels = enc.pixels if enc.pixels is not None else thumbnail(img, FINGERPRINT_DECODE_SIDE)
+        rec["fingerprint"] = fingerprint_pixels(pixels).to_bytes()
         rec["height"], rec["width"] = enc.height, enc.width
         spacing = img.meta.get("pixel_spacing_mm")
         rec["pixel_spacing_mm"] = (

@@ -226,17 +226,26 @@ class VolumeSource(MedicalSource):
                 V.check_same_grid(ref, case.label, "label")
             for layer in case.layers.values():
                 V.check_same_grid(ref, layer, "label")
-            canon = [V.to_canonical(c) for c in case.channels]
-            canon_label = V.to_canonical(case.label) if case.label is not None else None
-            layers = {k: _arr(V.to_canonical(v)).astype(bool) for k, v in case.layers.items()}
+            # Reoriented one volume at a time, each replacing its original, so at most one extra
+            # copy of one volume exists at once (a full CT is hundreds of MB).
+            for i in range(len(case.channels)):
+                case.channels[i] = V.to_canonical(case.channels[i])
+            canon = case.channels
+            if case.label is not None:
+                case.label = V.to_canonical(case.label)
+            canon_label = case.label
+            layers = {}
+            for k in list(case.layers):
+                layers[k] = _arr(V.to_canonical(case.layers.pop(k))).astype(bool)
         except V.VolumeError as e:
             raise RecordError(e.reason, f"{entry.item.native_id}: {e}") from e
         except RuntimeError as e:  # SimpleITK errors
             raise RecordError("volume_error", f"{entry.item.native_id}: {e}") from e
         import SimpleITK as sitk
 
-        arrays = [sitk.GetArrayFromImage(c) for c in canon]
-        label = sitk.GetArrayFromImage(canon_label) if canon_label is not None else None
+        # Views of the images' buffers (no copies): the images live in PreparedCase beside them.
+        arrays = [sitk.GetArrayViewFromImage(c) for c in canon]
+        label = sitk.GetArrayViewFromImage(canon_label) if canon_label is not None else None
         windows = self._windows(entry.item, arrays, case)
         presence = self._presence(case.defs, label, layers, arrays[0].shape[0])
         if label is not None:
@@ -249,8 +258,12 @@ class VolumeSource(MedicalSource):
     def _check_values(native_id: str, case: LoadedCase, label: np.ndarray) -> None:
         """A label value the source does not define is an error, never a silently dropped class."""
         known = {0} | {v for d in case.defs if d.stored_value for v in d.values}
-        counts = np.bincount(label.ravel())
-        unknown = sorted(int(v) for v in np.flatnonzero(counts) if int(v) not in known)
+        # Slice by slice: a bincount of the whole map would first copy it to int64 (8 bytes a voxel).
+        top = int(label.max(initial=0))
+        seen = np.zeros(top + 1, dtype=bool)
+        for z in range(label.shape[0]):
+            seen |= np.bincount(label[z].ravel(), minlength=top + 1) > 0
+        unknown = sorted(int(v) for v in np.flatnonzero(seen) if int(v) not in known)
         if unknown:
             raise RecordError("unknown_label_value",
                               f"{native_id}: label map holds values {unknown}; the source defines {sorted(known)}")
@@ -424,17 +437,22 @@ class VolumeSource(MedicalSource):
             channels = [V.resample(c, spacing, label=False, default=background) for c in channels]
             if label is not None:
                 label = V.resample(label, spacing, label=True)
-        arrays = [sitk.GetArrayFromImage(c) for c in channels]
-        if modality == "CT":
-            image = np.stack([np.clip(np.rint(a), -32768, 32767).astype(np.int16) for a in arrays])
-            how = "CT HU as int16"
-        else:
-            image = np.stack([a.astype(np.float32) for a in arrays])
-            how = f"{modality} scanner units as float32 (no scaling)"
+        arrays = [sitk.GetArrayViewFromImage(c) for c in channels]  # views: no copy of each volume
+        # The stacked result is filled slice by slice: whole-volume temporaries (rint, clip, a float
+        # copy) were each as large as the volume itself.
+        image = np.empty((len(arrays), *arrays[0].shape), dtype=np.int16 if modality == "CT" else np.float32)
+        for c, a in enumerate(arrays):
+            for z in range(a.shape[0]):
+                if modality == "CT":
+                    image[c, z] = np.clip(np.rint(a[z]), -32768, 32767)
+                else:
+                    image[c, z] = a[z]
+        del arrays
+        how = "CT HU as int16" if modality == "CT" else f"{modality} scanner units as float32 (no scaling)"
         how += "; linear resampling" if spacing is not None else "; native grid"
         if spacing is not None:
             how += f" to {spacing:g} mm isotropic, labels nearest neighbour"
-        label_arr = sitk.GetArrayFromImage(label) if label is not None else None
+        label_arr = sitk.GetArrayViewFromImage(label) if label is not None else None
         base = self.record_base(entry)
         sx, sy, sz = channels[0].GetSpacing()
         nsx, nsy, nsz = prep.canon_channels[0].GetSpacing()
