@@ -21,7 +21,9 @@ import time
 
 from bench.data import cache_root
 
-ALL = ("ingest", "reading", "volumes", "speech", "scale")
+ALL = ("ingest", "reading", "volumes", "speech", "scale", "dupes", "views")
+# benchmarks that are their own scripts: run in a fresh process, their printed summary kept
+SCRIPTS = {"dupes": ["-m", "bench.dupes"], "views": ["-m", "bench.views", "2000"]}
 
 
 def _markdown(results: dict) -> str:
@@ -45,7 +47,7 @@ def _markdown(results: dict) -> str:
         lines += ["", f"| reading ({rd['samples']} samples) | samples/s |", "| --- | ---: |"]
         lines += [f"| {k} | {v['samples_per_s']} |" for k, v in rd.items() if isinstance(v, dict) and "seconds" in v]
         lines.append(f"\nratios: {json.dumps(rd['ratios'])}")
-    for key in ("volumes", "speech", "scale"):
+    for key in ("volumes", "speech", "scale", *SCRIPTS):
         if key in results:
             lines.append(f"\n{key}: {json.dumps(results[key])}")
     return "\n".join(lines)
@@ -70,6 +72,12 @@ def main(which: list[str]) -> int:
         from bench import volumes
 
         results["volumes"] = volumes.run()
+    for key, args in SCRIPTS.items():
+        if key in which:
+            import subprocess
+
+            proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False)
+            results[key] = {"returncode": proc.returncode, "output": proc.stdout.strip().splitlines()[-12:]}
     if "scale" in which:
         from bench import scale
 
