@@ -414,6 +414,19 @@ def _exact_pairs(fs: FingerprintSet) -> tuple[np.ndarray, np.ndarray]:
     return rows[order[run_start[dup]]], rows[order[dup]]
 
 
+def _identical_pairs(fs: FingerprintSet, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(representative, member) pairs of candidate rows whose 64-bit hash and thumbnail are equal."""
+    rows = np.flatnonzero(candidates)
+    if rows.size < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    key = np.concatenate([fs.phash[rows].astype(">u8").view(np.uint8).reshape(-1, 8), fs.thumbs[rows]], axis=1)
+    void = np.ascontiguousarray(key).view(np.dtype((np.void, key.shape[1]))).ravel()
+    _, first, inverse = np.unique(void, return_index=True, return_inverse=True)
+    rep = rows[first][inverse.ravel()]
+    member = rep != rows
+    return rep[member], rows[member]
+
+
 def _patient_pairs(patient_id: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     codes = pc.dictionary_encode(patient_id).indices.to_numpy(zero_copy_only=False)
     valid = np.asarray(patient_id.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
@@ -449,10 +462,20 @@ def find_groups(
     # Exact copies need no perceptual search: keep one representative per exact run.
     rep = fs.has_fp.copy()
     rep[ex_b] = False
+    # Neither do records whose hash AND thumbnail are identical (the same film re-encoded, or a
+    # dataset's many blank frames): without this, a big run of equal hashes is a quadratic candidate set.
+    id_a, id_b = _identical_pairs(fs, rep)
+    rep[id_b] = False
     pi, pj, dist = hamming_pairs(fs.phash, th.hamming_radius, th.hash_blocks, candidates=rep,
                                  block_flips=th.block_flips)
     t_search = lap()
     ok, score = verify_pairs(fs.thumbs, pi, pj, th)
+    n_candidates, n_verified = len(pi), int(ok.sum())
+    # identical fingerprints join as verified perceptual links at distance 0, similarity 1
+    pi, pj = np.concatenate([id_a, pi[ok]]), np.concatenate([id_b, pj[ok]])
+    dist = np.concatenate([np.zeros(len(id_a), dist.dtype), dist[ok]])
+    score = np.concatenate([np.ones(len(id_a), score.dtype), score[ok]])
+    ok = np.ones(len(pi), bool)
     t_verify = lap()
     pt_a, pt_b = _patient_pairs(fs.patient_id)
 
@@ -513,8 +536,9 @@ def find_groups(
         "records": n,
         "fingerprinted": int(fs.has_fp.sum()),
         "exact_pairs": int(len(ex_a)),
-        "candidate_pairs": int(len(pi)),
-        "verified_pairs": int(ok.sum()),
+        "identical_fingerprint_pairs": int(len(id_a)),
+        "candidate_pairs": n_candidates,
+        "verified_pairs": n_verified,
         "patient_links": int(len(pt_a)),
         "groups": int(ncomp),
         "duplicate_groups": int(has_image.sum()),
