@@ -21,9 +21,9 @@ import time
 
 from bench.data import cache_root
 
-ALL = ("ingest", "reading", "volumes", "speech", "scale", "dupes", "views")
+ALL = ("ingest", "reading", "volumes", "speech", "scale", "dupes", "views", "startup")
 # benchmarks that are their own scripts: run in a fresh process, their printed summary kept
-SCRIPTS = {"dupes": ["-m", "bench.dupes"], "views": ["-m", "bench.views", "2000"]}
+SCRIPTS = {"dupes": ["-m", "bench.dupes"], "views": ["-m", "bench.views", "2000"], "startup": ["-m", "bench.startup"]}
 
 
 def _markdown(results: dict) -> str:

@@ -311,24 +311,15 @@ def _failure_text(summaries: dict[str, dict]) -> str:
     return "; ".join(parts)
 
 
-def _group_remap(split_map: dict[str, tuple[str, str]]) -> Callable[[dict], dict]:
-    """A row transform that gives each record its duplicate group and the group's split (views)."""
-
-    def remap(row: dict) -> dict:
-        found = split_map.get(row["record_id"])
-        if found is not None:
-            row["duplicate_group"], row["split"] = found
-        return row
-
-    return remap
-
-
 def _group_remap_table(split_map: dict[str, tuple[str, str]]) -> Callable[[pa.Table], pa.Table]:
-    """The same for a batch of records on its way into the release (the writer works on Arrow)."""
+    """A batch transform that gives each record its duplicate group and the group's split (the
+    release writer and the views both read records as Arrow batches); absent columns are skipped."""
 
     def remap(table: pa.Table) -> pa.Table:
         found = [split_map.get(rid) for rid in table.column("record_id").to_pylist()]
         for col, k in (("duplicate_group", 0), ("split", 1)):
+            if col not in table.column_names:
+                continue
             old = table.column(col).to_pylist()
             new = pa.array([f[k] if f is not None else o for f, o in zip(found, old, strict=True)], pa.string())
             i = table.schema.get_field_index(col)
@@ -376,9 +367,8 @@ def build_release(settings: Settings, collection: str, sources: list[str],
             passed, examples = identity_stage.check_groups(identity)
             if not passed:
                 raise ValidationFailedError(f"{collection}: duplicate groups span splits: {examples}")
-            split_map = identity.split_map()
-            records.transform = _group_remap_table(split_map)
-            staged = stage_views(records.files, views_dir, _group_remap(split_map))
+            records.transform = _group_remap_table(identity.split_map())
+            staged = stage_views(records.files, views_dir, records.transform)
             tables += [TableInput(TABLES[n], staged.files[n]) for n in VIEW_TABLES if n in staged.files]
             dup_file = views_dir / "duplicates.parquet"
             write_parquet_atomic(identity.duplicates, dup_file)

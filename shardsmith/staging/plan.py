@@ -15,7 +15,7 @@ from shardsmith.config import Settings
 from shardsmith.sources.registry import get_source
 from shardsmith.staging import fingerprint
 from shardsmith.staging.layout import WHOLE, StagingLayout
-from shardsmith.staging.versions import bucket_keys, read_versions, records_version
+from shardsmith.staging.versions import bucket_keys, read_versions
 
 
 def raw_changes_by_stat(root: Path, previous: fingerprint.State) -> dict[str, list[str]]:
@@ -55,21 +55,20 @@ def plan_medical(settings: Settings, name: str) -> list[dict]:
         out.append(_step(f"{name}_records", "depends", "after the new catalog: the parts whose items, "
                                                       "adapter or options changed"))
         return out
-    from shardsmith.staging.steps import part_inputs
+    from shardsmith.staging.steps import part_versions
 
     parts = bucket_keys(settings.buckets) if source.partitioned else [WHOLE]
     have = versions.get("records", {})
-    for part in parts:
+    # the same digests the records step compares, from one streamed pass over the catalog
+    for part, (version, items) in part_versions(settings, source, parts).items():
         label = f"{name}_records" + (f"[{part}]" if part != WHOLE else "")
-        entries, cat_q = part_inputs(settings, source, part)
-        version = records_version(settings, source.adapter_version, entries, cat_q)
         if part not in have:
             out.append(_step(label, "recompute", "never built"))
         elif have[part] != version:
-            out.append(_step(label, "recompute", f"{len(entries)} items; their rows, the adapter, the image or "
+            out.append(_step(label, "recompute", f"{items} items; their rows, the adapter, the image or "
                                                  "volume options or the pseudonym key changed"))
         else:
-            out.append(_step(label, "reuse", f"{len(entries)} items, inputs unchanged"))
+            out.append(_step(label, "reuse", f"{items} items, inputs unchanged"))
     return out
 
 

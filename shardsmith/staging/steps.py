@@ -55,10 +55,6 @@ class StepOutcome:
     notes: dict = field(default_factory=dict)
 
 
-def part_of(source: MedicalSource, partition_key: str | None) -> str:
-    return partition_key if source.partitioned and partition_key else WHOLE
-
-
 def remove_whole_source_staging(layout: StagingLayout, source: MedicalSource) -> list[str]:
     """A partitioned source must not also have whole-source staging, or a release counts it twice."""
     removed = []
@@ -123,7 +119,7 @@ def _catalog_quarantine(settings: Settings, source: MedicalSource, part: str) ->
     return pq.read_table(StagingLayout(settings.home).catalog_quarantine(source.name)).to_pylist()
 
 
-def _part_versions(settings: Settings, source: MedicalSource, parts: list[str]) -> dict[str, tuple[str, int]]:
+def part_versions(settings: Settings, source: MedicalSource, parts: list[str]) -> dict[str, tuple[str, int]]:
     """(records version, catalog rows) of each part, from one streamed pass over the catalog."""
     hashers = {p: records_hasher(settings, source.adapter_version) for p in parts}
     sizes = dict.fromkeys(parts, 0)
@@ -154,7 +150,7 @@ def stage_records_parts(settings: Settings, source: MedicalSource, parts: list[s
     name = source.name
     if any(p != WHOLE for p in parts):
         remove_whole_source_staging(layout, source)
-    versions = _part_versions(settings, source, list(dict.fromkeys(parts)))
+    versions = part_versions(settings, source, list(dict.fromkeys(parts)))
     built = read_versions(layout, name).get("records", {})
     outcomes: dict[str, StepOutcome] = {}
     todo: dict[str, PartInput] = {}

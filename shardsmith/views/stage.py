@@ -38,22 +38,20 @@ class StagedViews:
     agreement: list[dict[str, Any]] = field(default_factory=list)  # per source and label (card, metadata)
 
 
-def _record_batches(files: list[Path], remap: Callable[[dict], dict] | None = None):
+def _record_batches(files: list[Path], remap: Callable[[pa.Table], pa.Table] | None = None):
     for f in files:
         pf = pq.ParquetFile(f)
         columns = [c for c in VIEW_COLUMNS if c in pf.schema_arrow.names]
         for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-            if remap:
-                yield from (remap(r) for r in batch.to_pylist())
-            else:
-                yield batch
+            yield from remap(pa.Table.from_batches([batch])).to_batches() if remap else (batch,)
 
 
-def stage_views(record_files: list[Path], out_dir: Path, remap: Callable[[dict], dict] | None = None) -> StagedViews:
+def stage_views(record_files: list[Path], out_dir: Path,
+                remap: Callable[[pa.Table], pa.Table] | None = None) -> StagedViews:
     """Build every view over the staged records and write ``<out_dir>/<table>.parquet``.
 
-    ``remap`` gives each record row its release-time split (duplicate groups), so every view row
-    sits in the same split as its record."""
+    ``remap`` gives each batch of records its release-time split (duplicate groups), the same
+    transform the release writer applies, so every view row sits in the same split as its record."""
     views = build_views(_record_batches(record_files, remap))
     out_dir.mkdir(parents=True, exist_ok=True)
     staged = StagedViews(card_markdown=views.card_markdown(), agreement=views.agreement.results())

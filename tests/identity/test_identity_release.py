@@ -35,6 +35,9 @@ def test_release_groups_a_rerelease_across_sources(tmp_path, monkeypatch):
     assert {r["source"] for r in members} >= {"nih_cxr14", "chestx_det"}
     assert len({r["split"] for r in members}) == 1  # the group never spans splits
     assert all(r["duplicate_group"] for r in records)  # every record has its (possibly singleton) group
+    split_of = {r["record_id"]: r["split"] for r in records}
+    turns = pq.read_table(result.path / "data" / "dialogues", columns=["record_id", "split"]).to_pylist()
+    assert turns and all(t["split"] == split_of[t["record_id"]] for t in turns)  # views follow the groups
     card = (result.path / "README.md").read_text()
     assert "## Duplicates across sources" in card and "| chestx_det | nih_cxr14 | 1 |" in card
 

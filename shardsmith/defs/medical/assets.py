@@ -130,9 +130,8 @@ def build_source_assets(name: str, settings: Settings) -> tuple[list, list]:
         parts = _parts(context, src)
         meta: dict = {}
         recomputed, reused, totals = [], [], {"records": 0, "quarantined": 0, "inputs": 0}
-        label = name if parts == [steps.WHOLE] else (f"{name}[{parts[0]}]" if len(parts) == 1 else name)
         # every stale part in one pass over the catalog and one worker pool; unchanged parts reused
-        outcomes = steps.stage_records_parts(settings, src, parts, _progress(context, label))
+        outcomes = steps.stage_records_parts(settings, src, parts, _progress(context, name))
         for part in parts:
             out = outcomes[part]
             counts = out.counts
