@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shardsmith.config import Settings
-from shardsmith.identity.fingerprint import fingerprint_pixels
 from shardsmith.pseudonym import stable_id
 from shardsmith.sources.medical.base import (
     CatalogEntry,
@@ -125,6 +124,7 @@ class CxrSource(MedicalSource):
     default_modality = "DX"
 
     def build_records(self, entry: CatalogEntry, root: Path, settings: Settings) -> Iterator[dict]:
+        from shardsmith.identity.fingerprint import fingerprint_pixels
         from shardsmith.media.dicom import MediaError
         from shardsmith.media.raster import PassThroughImage, encode_png, pass_through_png, thumbnail
 
