@@ -61,7 +61,9 @@ def _pixels(i: int):
     return img
 
 
-def _write_images(paths: list[Path], ext: str) -> None:
+def _write_images(paths: list[Path], ext: str, seed0: int = 0) -> None:
+    """One distinct picture per path; ``seed0`` keeps each source's pictures apart (NIH and CheXpert
+    drawing the same seeds would make every k-th pair a cross-source duplicate)."""
     import cv2
 
     params = [cv2.IMWRITE_JPEG_QUALITY, 90] if ext == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
@@ -70,7 +72,7 @@ def _write_images(paths: list[Path], ext: str) -> None:
         if p.parent not in made:
             p.parent.mkdir(parents=True, exist_ok=True)
             made.add(p.parent)
-        ok, buf = cv2.imencode(ext, _pixels(i), params)
+        ok, buf = cv2.imencode(ext, _pixels(seed0 + i), params)
         p.write_bytes(buf.tobytes())
 
 
@@ -117,7 +119,7 @@ def chexpert_tree() -> Path:
     base.mkdir(parents=True)
     (base / "train.csv").write_text(text)
     prefix = "CheXpert-v1.0-small/"
-    _write_images([base / r[0][len(prefix):] for r in rows[1:]], ".jpg")
+    _write_images([base / r[0][len(prefix):] for r in rows[1:]], ".jpg", seed0=1_000_000)
     (root / ".complete").write_text(str(len(rows) - 1))
     return root
 

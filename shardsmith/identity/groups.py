@@ -150,45 +150,66 @@ def _parse_fingerprints(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return valid, rows
 
 
-def collect_fingerprints(batches: Iterable[pa.RecordBatch | pa.Table]) -> FingerprintSet:
-    """Stream batches into a FingerprintSet; a ``split_official`` bool column is used when present."""
+def collect_fingerprints(batches: Iterable[pa.RecordBatch | pa.Table],
+                         spill_dir: str | Path | None = None) -> FingerprintSet:
+    """Stream batches into a FingerprintSet; a ``split_official`` bool column is used when present.
+
+    With ``spill_dir`` the thumbnails (1 KB per record, the only large part) are written to a file
+    there and come back memory-mapped: only the thumbnails of candidate pairs are paged in, so
+    memory does not grow with the release (335,000 records held 343 MB of them, twice while joined).
+    """
     cols: dict[str, list[pa.Array]] = {c: [] for c in (*REQUIRED_COLUMNS, "patient_id")}
     official: list[np.ndarray] = []
     has_official = True
     valid_parts, hash_parts, thumb_parts, exact_parts = [], [], [], []
-    for batch in batches:
-        if isinstance(batch, pa.Table):
-            batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else None
-            if batch is None:
-                continue
-        missing = [c for c in REQUIRED_COLUMNS if c not in batch.schema.names]
-        if missing:
-            raise ValueError(f"record batch lacks column(s) {missing}")
-        names = batch.schema.names
-        for c in cols:
-            cols[c].append(batch.column(c).cast(pa.string()) if c in names else pa.nulls(batch.num_rows, pa.string()))
-        if "split_official" in batch.schema.names:
-            official.append(batch.column("split_official").fill_null(False).to_numpy(zero_copy_only=False))
-        else:
-            has_official = False
-        fp_col = batch.column("fingerprint") if "fingerprint" in names else pa.nulls(batch.num_rows, pa.binary())
-        valid, rows = _parse_fingerprints(fp_col)
-        valid_parts.append(valid)
-        hash_parts.append(rows[:, 4:12].copy().view(">u8").ravel().astype(np.uint64))
-        exact_parts.append(np.ascontiguousarray(rows[:, 12:44]))
-        thumb_parts.append(np.ascontiguousarray(rows[:, 44:]))
-        del rows
+    spill_path = Path(spill_dir) / "thumbs.u8" if spill_dir is not None else None
+    spill = open(spill_path, "wb") if spill_path is not None else None  # noqa: SIM115  # closed below
+    try:
+        for batch in batches:
+            if isinstance(batch, pa.Table):
+                batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else None
+                if batch is None:
+                    continue
+            missing = [c for c in REQUIRED_COLUMNS if c not in batch.schema.names]
+            if missing:
+                raise ValueError(f"record batch lacks column(s) {missing}")
+            names = batch.schema.names
+            for c in cols:
+                cols[c].append(batch.column(c).cast(pa.string()) if c in names
+                               else pa.nulls(batch.num_rows, pa.string()))
+            if "split_official" in batch.schema.names:
+                official.append(batch.column("split_official").fill_null(False).to_numpy(zero_copy_only=False))
+            else:
+                has_official = False
+            fp_col = batch.column("fingerprint") if "fingerprint" in names else pa.nulls(batch.num_rows, pa.binary())
+            valid, rows = _parse_fingerprints(fp_col)
+            valid_parts.append(valid)
+            hash_parts.append(rows[:, 4:12].copy().view(">u8").ravel().astype(np.uint64))
+            exact_parts.append(np.ascontiguousarray(rows[:, 12:44]))
+            if spill is not None:
+                spill.write(np.ascontiguousarray(rows[:, 44:]).tobytes())
+            else:
+                thumb_parts.append(np.ascontiguousarray(rows[:, 44:]))
+            del rows
+    finally:
+        if spill is not None:
+            spill.close()
     strings = {c: pa.concat_arrays(v) if v else pa.array([], pa.string()) for c, v in cols.items()}
 
     def cat(parts: list[np.ndarray], shape: tuple[int, ...], dtype: type) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros(shape, dtype)
 
+    n = sum(len(v) for v in valid_parts)
+    if spill_path is not None and n:
+        thumbs = np.memmap(spill_path, dtype=np.uint8, mode="r", shape=(n, _THUMB_LEN))
+    else:
+        thumbs = cat(thumb_parts, (0, _THUMB_LEN), np.uint8)
     return FingerprintSet(
         **strings,
         split_official=np.concatenate(official).astype(bool) if (has_official and official) else None,
         has_fp=cat(valid_parts, (0,), bool),
         phash=cat(hash_parts, (0,), np.uint64),
-        thumbs=cat(thumb_parts, (0, _THUMB_LEN), np.uint8),
+        thumbs=thumbs,
         exact=cat(exact_parts, (0, 32), np.uint8),
     )
 
@@ -443,7 +464,8 @@ def _patient_pairs(patient_id: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def find_groups(
-    batches: Iterable[pa.RecordBatch | pa.Table], thresholds: Thresholds | None = None
+    batches: Iterable[pa.RecordBatch | pa.Table], thresholds: Thresholds | None = None,
+    spill_dir: str | Path | None = None,
 ) -> GroupResult:
     """Group records that show the same radiograph (or the same patient); see the module docstring."""
     from shardsmith.identity.splits import assign_group_splits
@@ -455,7 +477,7 @@ def find_groups(
         clock.append(time.perf_counter())
         return round(clock[-1] - clock[-2], 2)
 
-    fs = collect_fingerprints(batches)
+    fs = collect_fingerprints(batches, spill_dir)
     n = len(fs)
     t_collect = lap()
     ex_a, ex_b = _exact_pairs(fs)

@@ -12,21 +12,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shardsmith.atomic import atomic_write_json, write_parquet_atomic
 from shardsmith.identity.groups import (
     GroupResult,
     find_groups,
+    group_id,
     iter_parquet_batches,
     load_thresholds,
     source_pair_counts,
 )
-from shardsmith.identity.splits import groups_span_one_split
+from shardsmith.identity.splits import groups_span_one_split, split_for
 
 log = logging.getLogger(__name__)
 STAGE_VERSION = "1"
@@ -40,10 +43,27 @@ class Identity:
     recomputed: bool
 
     def split_map(self) -> dict[str, tuple[str, str]]:
-        """record_id -> (duplicate_group, split)."""
-        return dict(zip(self.groups.column("record_id").to_pylist(),
-                        zip(self.groups.column("duplicate_group").to_pylist(),
-                            self.groups.column("split").to_pylist(), strict=True), strict=True))
+        """record_id -> (duplicate_group, split) for the records of groups with two or more members.
+
+        A record alone in its group is left out (it is most of a release: a dict of every record
+        grew by 100 MB per 335,000): its group id is ``group_id(record_id)`` and it keeps its own
+        split, which :meth:`lookup` supplies."""
+        g = self.groups
+        sizes = g.group_by("duplicate_group").aggregate([("record_id", "count")])
+        multi = sizes.filter(pc.greater(sizes.column("record_id_count"), 1)).column("duplicate_group")
+        shared = g.filter(pc.is_in(g.column("duplicate_group"), value_set=multi))
+        return dict(zip(shared.column("record_id").to_pylist(),
+                        zip(shared.column("duplicate_group").to_pylist(),
+                            shared.column("split").to_pylist(), strict=True), strict=True))
+
+    @staticmethod
+    def lookup(split_map: dict[str, tuple[str, str]], record_id: str, split: str | None) -> tuple[str, str]:
+        """(duplicate_group, split) of one record, given :meth:`split_map` and its staged split."""
+        found = split_map.get(record_id)
+        if found is not None:
+            return found
+        gid = group_id(record_id)
+        return gid, split if split is not None else split_for(gid)
 
     def pair_counts(self) -> list[dict]:
         return source_pair_counts(self.duplicates).to_pylist() if self.duplicates.num_rows else []
@@ -66,7 +86,9 @@ def stage_identity(cache_dir: Path, record_files: list[Path], fingerprints: dict
         if meta.get("key") == key:
             log.info("duplicates: inputs unchanged; cached groups reused")
             return Identity(pq.read_table(groups_path), pq.read_table(dup_path), meta["stats"], False)
-    result: GroupResult = find_groups(iter_parquet_batches(record_files))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="thumbs-", dir=cache_dir) as spill:  # deleted even on error
+        result: GroupResult = find_groups(iter_parquet_batches(record_files, batch_size=16_384), spill_dir=spill)
     write_parquet_atomic(result.groups, groups_path)
     write_parquet_atomic(result.duplicates, dup_path)
     stats = {k: v for k, v in result.stats.items() if isinstance(v, int | float | str)}

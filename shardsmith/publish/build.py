@@ -313,15 +313,18 @@ def _failure_text(summaries: dict[str, dict]) -> str:
 
 def _group_remap_table(split_map: dict[str, tuple[str, str]]) -> Callable[[pa.Table], pa.Table]:
     """A batch transform that gives each record its duplicate group and the group's split (the
-    release writer and the views both read records as Arrow batches); absent columns are skipped."""
+    release writer and the views both read records as Arrow batches); absent columns are skipped.
+    ``split_map`` holds only records that share a group (``Identity.split_map``)."""
+    from shardsmith.identity.stage import Identity
 
     def remap(table: pa.Table) -> pa.Table:
-        found = [split_map.get(rid) for rid in table.column("record_id").to_pylist()]
+        splits = table.column("split").to_pylist() if "split" in table.column_names else None
+        found = [Identity.lookup(split_map, rid, splits[i] if splits is not None else None)
+                 for i, rid in enumerate(table.column("record_id").to_pylist())]
         for col, k in (("duplicate_group", 0), ("split", 1)):
             if col not in table.column_names:
                 continue
-            old = table.column(col).to_pylist()
-            new = pa.array([f[k] if f is not None else o for f, o in zip(found, old, strict=True)], pa.string())
+            new = pa.array([f[k] for f in found], pa.string())
             i = table.schema.get_field_index(col)
             table = table.set_column(i, table.schema.field(i), new)
         return table

@@ -13,6 +13,7 @@ batches) and yields rows of the schemas in ``shardsmith.schemas.views``. Read th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ VIEW_COLUMNS = ["record_id", "source", "split", "sex", "age_band", "height", "wi
                 "complete", "findings", "targets"]
 
 __all__ = [
-    "VIEW_COLUMNS", "Views", "build_views", "grounding_rows", "consensus_rows", "dialogue_rows",
+    "VIEW_COLUMNS", "Views", "build_views", "stream_views", "grounding_rows", "consensus_rows", "dialogue_rows",
     "votes_from_items", "votes_from_records", "AgreementStats", "PrevalenceBySlice",
 ]
 
@@ -58,19 +59,31 @@ class Views:
         ])
 
 
-def build_views(records: Rows, vocab: Vocabulary | None = None) -> Views:
-    """All views in one pass over the records (the release step's entry point)."""
+def stream_views(records: Rows, emit: Callable[[str, dict[str, Any]], None], vocab: Vocabulary | None = None,
+                 into: Views | None = None) -> Views:
+    """One pass over the records, each view row handed to ``emit(table, row)`` as it is made; the
+    returned ``Views`` holds the agreement and prevalence statistics (its row lists stay empty).
+    The release step writes the rows out in batches, so memory does not grow with the release."""
     vocab = vocab or load_vocabulary()
     bins = size_bins()
     methods = consensus_methods()
-    out = Views()
+    out = into or Views()
     for rec in iter_rows(records):
-        out.grounding.extend(grounding_for_record(rec, vocab, bins))
-        out.dialogues.extend(dialogue_for_record(rec, vocab))
+        for row in grounding_for_record(rec, vocab, bins):
+            emit("grounding", row)
+        for row in dialogue_for_record(rec, vocab):
+            emit("dialogues", row)
         out.prevalence.add(rec)
         method = method_for(methods, rec["source"], rec.get("split"))
         if method is not None:
             for votes in votes_from_records([rec], sources=[rec["source"]]):
                 out.agreement.add(votes, method)
-                out.consensus.extend(consensus_for_image(votes, method))
+                for row in consensus_for_image(votes, method):
+                    emit("consensus", row)
     return out
+
+
+def build_views(records: Rows, vocab: Vocabulary | None = None) -> Views:
+    """All views in one pass over the records, their rows kept in lists (tests, small releases)."""
+    out = Views()
+    return stream_views(records, lambda table, row: getattr(out, table).append(row), vocab, into=out)

@@ -61,17 +61,20 @@ def consensus_section(agreement: list[dict[str, Any]]) -> str:
 def dialogues_section(dialogues: Rows) -> str:
     """Turns per source and level: how much of the hierarchy each source can answer."""
     counts: Counter[tuple[str, str]] = Counter()
-    records: dict[str, set[str]] = {}
-    for r in iter_rows(dialogues):
+    records: Counter[str] = Counter()
+    last = None
+    for r in iter_rows(dialogues):  # a record's turns come together (dialogue_rows makes them so)
         counts[(r["source"], r["turn"])] += 1
-        records.setdefault(r["source"], set()).add(r["record_id"])
+        if r["record_id"] != last:
+            records[r["source"]] += 1
+            last = r["record_id"]
     lines = ["## Dialogues", "",
              "Hierarchical turns per record (`dialogues` table; templates in "
              "`schemas/views_data/dialogue_templates.csv`): is there an abnormality, which findings are "
              "present, segment each. A level the record does not know is not asked.", ""]
     if not records:
         return "\n".join(lines + ["No record supports a turn.", ""])
-    rows = [[s, len(records[s]), counts[(s, "abnormality")], counts[(s, "findings")], counts[(s, "segment")]]
+    rows = [[s, records[s], counts[(s, "abnormality")], counts[(s, "findings")], counts[(s, "segment")]]
             for s in sorted(records)]
     return "\n".join(lines + _table(["source", "records", "abnormality", "findings", "segment"], rows) + [""])
 

@@ -6,12 +6,13 @@
     card_text += staged.card_markdown
 
 Records are read with ``VIEW_COLUMNS`` only, batch by batch, so pixels never load. The view rows
-themselves are small (boxes, one RLE per row) and are written once at the end, one file per table
-holding every split (``publish`` splits by the ``split`` column).
+are written as they are made, ``WRITE_ROWS`` at a time, one file per table holding every split
+(``publish`` splits by the ``split`` column).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +21,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shardsmith.atomic import write_parquet_atomic
 from shardsmith.schemas.views import CONSENSUS_SCHEMA, DIALOGUES_SCHEMA, GROUNDING_SCHEMA
-from shardsmith.views import VIEW_COLUMNS, build_views
+from shardsmith.views import VIEW_COLUMNS, stream_views
+from shardsmith.views.card import consensus_section, dialogues_section, fairness_section, grounding_section
 
 VIEW_SCHEMAS: dict[str, pa.Schema] = {
     "grounding": GROUNDING_SCHEMA, "consensus": CONSENSUS_SCHEMA, "dialogues": DIALOGUES_SCHEMA,
 }
 BATCH_ROWS = 256
+WRITE_ROWS = 8_192  # view rows per Parquet row group (and per write)
 
 
 @dataclass
@@ -46,21 +48,67 @@ def _record_batches(files: list[Path], remap: Callable[[pa.Table], pa.Table] | N
             yield from remap(pa.Table.from_batches([batch])).to_batches() if remap else (batch,)
 
 
+class _TableWriter:
+    """View rows of one table to one Parquet file, ``WRITE_ROWS`` at a time."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path, self.schema = path, schema
+        self.tmp = path.with_name(path.name + ".tmp")
+        self.writer: pq.ParquetWriter | None = None
+        self.buffer: list[dict[str, Any]] = []
+        self.rows = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.buffer.append(row)
+        if len(self.buffer) >= WRITE_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, self.schema)
+        self.writer.write_table(pa.Table.from_pylist(self.buffer, schema=self.schema), row_group_size=WRITE_ROWS)
+        self.rows += len(self.buffer)
+        self.buffer = []
+
+    def close(self) -> bool:
+        """Finish the file; False (and no file) when the table got no row."""
+        self.flush()
+        if self.writer is None:
+            return False
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+        return True
+
+
+def _read(path: Path, columns: list[str]):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=columns):
+        yield from batch.to_pylist()
+
+
 def stage_views(record_files: list[Path], out_dir: Path,
                 remap: Callable[[pa.Table], pa.Table] | None = None) -> StagedViews:
     """Build every view over the staged records and write ``<out_dir>/<table>.parquet``.
 
     ``remap`` gives each batch of records its release-time split (duplicate groups), the same
-    transform the release writer applies, so every view row sits in the same split as its record."""
-    views = build_views(_record_batches(record_files, remap))
+    transform the release writer applies, so every view row sits in the same split as its record.
+    Rows are written ``WRITE_ROWS`` at a time and the card sections re-read the narrow columns they
+    count, so nothing here holds a release's view rows."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    staged = StagedViews(card_markdown=views.card_markdown(), agreement=views.agreement.results())
-    for name, schema in VIEW_SCHEMAS.items():
-        rows = getattr(views, name)
-        staged.rows[name] = len(rows)
-        if not rows:
-            continue
-        path = out_dir / f"{name}.parquet"
-        write_parquet_atomic(pa.Table.from_pylist(rows, schema=schema), path)
-        staged.files[name] = [path]
+    writers = {name: _TableWriter(out_dir / f"{name}.parquet", schema) for name, schema in VIEW_SCHEMAS.items()}
+    views = stream_views(_record_batches(record_files, remap), lambda table, row: writers[table].add(row))
+    staged = StagedViews(agreement=views.agreement.results())
+    for name, w in writers.items():
+        staged.rows[name] = w.rows + len(w.buffer)
+        if w.close():
+            staged.files[name] = [w.path]
+    grounding = _read(out_dir / "grounding.parquet", ["source", "label", "size_bin", "derived"]) \
+        if "grounding" in staged.files else []
+    dialogues = _read(out_dir / "dialogues.parquet", ["source", "turn", "record_id"]) \
+        if "dialogues" in staged.files else []
+    staged.card_markdown = "\n".join([
+        grounding_section(grounding), consensus_section(staged.agreement),
+        dialogues_section(dialogues), fairness_section(views.prevalence),
+    ])
     return staged

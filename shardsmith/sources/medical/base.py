@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import errno
 import gc
+import heapq
 import json
 import logging
+import pickle
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from shardsmith.config import Settings
 from shardsmith.errors import RecordError
@@ -156,6 +159,69 @@ class CatalogStream:
     images_on_disk: int
 
 
+class SortedItems:
+    """Labelled items in native-id order (stable: equal ids keep their arrival order), holding at
+    most ``run_items`` of them: a full run is sorted and pickled to a temporary file, and
+    :meth:`merged` merges the runs lazily. A source smaller than one run never touches the disk.
+    ``ids`` collects every native id seen (the catalog needs them to find unlabelled images)."""
+
+    PICKLE_BATCH = 256  # items per pickle: one call per item would cost more than the sort
+
+    def __init__(self, run_items: int = 16_384) -> None:
+        self.run_items = run_items
+        self.buffer: list[tuple[str, int, LabelledItem]] = []
+        self.runs: list[IO[bytes]] = []
+        self.ids: set[str] = set()
+        self.count = 0
+
+    def add(self, item: LabelledItem) -> None:
+        self.buffer.append((item.native_id, self.count, item))
+        self.ids.add(item.native_id)
+        self.count += 1
+        if len(self.buffer) >= self.run_items:
+            self._spill()
+
+    def _spill(self) -> None:
+        self.buffer.sort(key=_run_key)
+        fh = tempfile.TemporaryFile(prefix="shardsmith-labels-")  # noqa: SIM115  # closed by merged()
+        for i in range(0, len(self.buffer), self.PICKLE_BATCH):
+            pickle.dump(self.buffer[i:i + self.PICKLE_BATCH], fh, protocol=pickle.HIGHEST_PROTOCOL)
+        fh.seek(0)
+        self.runs.append(fh)
+        self.buffer = []
+
+    @staticmethod
+    def _read(fh: IO[bytes]) -> Iterator[tuple[str, int, LabelledItem]]:
+        try:
+            while True:
+                try:
+                    batch = pickle.load(fh)
+                except EOFError:
+                    return
+                yield from batch
+        finally:
+            fh.close()
+
+    def merged(self) -> Iterator[LabelledItem]:
+        """Every item once, in order; each is released as it is yielded."""
+        if not self.runs:
+            buffer, self.buffer = self.buffer, []
+            buffer.sort(key=_run_key)
+            buffer.reverse()
+            while buffer:
+                yield buffer.pop()[2]
+            return
+        if self.buffer:
+            self._spill()
+        runs, self.runs = self.runs, []
+        for _nid, _seq, item in heapq.merge(*(self._read(fh) for fh in runs), key=_run_key):
+            yield item
+
+
+def _run_key(entry: tuple[str, int, LabelledItem]) -> tuple[str, int]:
+    return entry[0], entry[1]
+
+
 class MedicalSource(Source):
     """Base class for one public dataset. Subclasses set the class attributes and override hooks."""
 
@@ -173,6 +239,12 @@ class MedicalSource(Source):
     # -- hooks ---------------------------------------------------------------------------------
     def read_labels(self, root: Path) -> LabelResult:
         raise NotImplementedError
+
+    def iter_labels(self, root: Path) -> LabelResult:
+        """``read_labels`` for the catalog: ``items`` may be a one-shot iterator in any order, and
+        ``quarantine``, ``rows_read`` and ``withheld`` are complete once it is exhausted. Sources of
+        10^5 rows override it to stream their label files; the default reads them at once."""
+        return self.read_labels(root)
 
     def find_images(self, root: Path) -> dict[str, Path]:
         raise NotImplementedError
@@ -228,32 +300,33 @@ class MedicalSource(Source):
         # They hold no reference cycles, so reference counting frees them; the GC is paused here only.
         paused = gc.isenabled()
         gc.disable()
+        runs = SortedItems()
         try:
-            labels = self.read_labels(root)
+            labels = self.iter_labels(root)
+            for item in labels.items:  # spilled to disk in sorted runs: memory stays flat in rows
+                runs.add(item)
+            labels.items = []
             images = self.find_images(root)
         finally:
             if paused:
                 gc.enable()
-        items, labels.items = labels.items, []  # this stream owns them now, and frees them as it goes
-        items.sort(key=lambda it: it.native_id)  # stable: equal ids keep their label-file order
-        seen: set[str] = set(labels.withheld)
-        seen.update(it.native_id for it in items)
+        seen = runs.ids
+        seen.update(labels.withheld)
         unlabelled = [(nid, p) for nid, p in sorted(images.items()) if nid not in seen]
+        runs.ids = set()
         del seen
         stream = CatalogStream(iter(()), list(labels.quarantine), labels.label_files, len(images))
-        stream.entries = self._join(root, items, images, unlabelled, stream.quarantine, checksum,
+        stream.entries = self._join(root, runs.merged(), images, unlabelled, stream.quarantine, checksum,
                                     known_sha256 or {})
         return stream
 
-    def _join(self, root: Path, items: list[LabelledItem], images: dict[str, Path],
+    def _join(self, root: Path, items: Iterator[LabelledItem], images: dict[str, Path],
               unlabelled: list[tuple[str, Path]], quarantine: list[dict], checksum: bool,
               known: dict[str, str]) -> Iterator[CatalogEntry]:
         publish_unlabelled = self.unlabelled_images == "unlabelled"
         extra = iter(unlabelled if publish_unlabelled else ())
         pending_extra = next(extra, None)
-        for i in range(len(items)):
-            item = items[i]
-            items[i] = None  # type: ignore[call-overload]  # free the item once its entry is out
+        for item in items:
             while pending_extra is not None and pending_extra[0] < item.native_id:
                 yield from self._entries_for(LabelledItem(native_id=pending_extra[0]), pending_extra[1], root,
                                              quarantine, checksum, known)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
@@ -84,18 +85,24 @@ class CheXpert(CxrSource):
         enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._read_labels(root)
+            result = self.iter_labels(root)
+            result.items = list(result.items)
+            return result
         finally:
             if enabled:
                 gc.enable()
 
-    def _read_labels(self, root: Path) -> LabelResult:
-        items: list[LabelledItem] = []
-        quarantine: list[dict] = []
-        files: list[str] = []
-        rows_read = 0
+    def iter_labels(self, root: Path) -> LabelResult:
+        """The CSVs streamed row by row: ``items`` is a one-shot iterator, and ``quarantine`` and
+        ``rows_read`` are complete once it is exhausted (the catalog spills items as they come)."""
+        result = LabelResult(items=[])
+        result.items = self._items(root, result)
+        return result
+
+    def _items(self, root: Path, result: LabelResult) -> Iterator[LabelledItem]:
+        quarantine = result.quarantine
         for path, split in self._csvs(root):
-            files.append(str(path.relative_to(root)))
+            result.label_files.append(str(path.relative_to(root)))
             base = path.parent.relative_to(root).as_posix()
             prefix = "" if base == "." else base + "/"
             # read_cells with column indices, not tables.read_rows: a dict per row doubles the cost
@@ -116,17 +123,16 @@ class CheXpert(CxrSource):
             for lineno, cells in reader:
                 if len(cells) < width:
                     cells += [""] * (width - len(cells))
-                rows_read += 1
+                result.rows_read += 1
                 item, problem = self._item(cells, fixed, split, prefix, columns)
                 if problem:
                     quarantine.append(quarantine_row(self.name, "labels", problem[0],
                                                      f"{path.name}:{lineno}: {problem[1]}",
                                                      cells[fixed[0]].strip(), path.name))
                     continue
-                items.append(item)
-            rows_read += len(bad)
+                yield item  # type: ignore[misc]
+            result.rows_read += len(bad)
             quarantine += [bad_row_quarantine(self.name, path, b, "Path") for b in bad]
-        return LabelResult(items=items, quarantine=quarantine, label_files=files, rows_read=rows_read)
 
     def _item(
         self, cells: list[str], fixed: tuple[int, ...], split: str, prefix: str,

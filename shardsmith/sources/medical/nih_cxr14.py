@@ -8,6 +8,7 @@ Boxes are x, y, w, h in the 1024x1024 release space and are scaled to the pixels
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
@@ -55,19 +56,65 @@ class NihCxr14(CxrSource):
         return split
 
     def read_labels(self, root: Path) -> LabelResult:
+        result = self.iter_labels(root)
+        result.items = sorted(result.items, key=lambda it: it.native_id)
+        return result
+
+    def iter_labels(self, root: Path) -> LabelResult:
+        """The entry file streamed row by row (112,120 rows); the box file (about 1,000 rows) is read
+        first, so each image leaves with its boxes and nothing holds the source's items."""
         entry_csv = self._entry_csv(root)
         if entry_csv is None:
             return LabelResult(items=[])
+        result = LabelResult(items=[], label_files=[str(entry_csv.relative_to(root))])
+        box_csv = find_label_file(root, "BBox_List_2017.csv")
+        boxes: list[tuple[str, str, SourceTarget | dict]] = []  # (image, where, target or quarantine row)
+        box_bad: list[BadRow] = []
+        if box_csv is not None:
+            result.label_files.append(str(box_csv.relative_to(root)))
+            for lineno, row in read_rows(box_csv, ("Image Index",), fieldnames=BBOX_FIELDS, skip_header=True,
+                                         bad_rows=box_bad):
+                image, label = row["Image Index"], row["Finding Label"]
+                where = f"{box_csv.name}:{lineno}"
+                try:
+                    mapping = self.map_label(label)
+                    coords = [float(row[c]) for c in ("x", "y", "w", "h")]
+                except UnknownLabelError as e:
+                    boxes.append((image, where, self.unknown_label_row(e, image, where)))
+                    continue
+                except ValueError:
+                    boxes.append((image, where, quarantine_row(
+                        self.name, "labels", "box_not_numeric", f"{where}: {[row[c] for c in 'xywh']}",
+                        image, box_csv.name)))
+                    continue
+                boxes.append((image, where, SourceTarget(
+                    label=mapping.canonical, source_label=label, kind="abnormality",
+                    geometry={"type": "box_xywh", "coords": coords, "space": NIH_BOX_SPACE},
+                    source_geometry="xywh@1024",
+                )))
+        targets: dict[str, list[SourceTarget]] = defaultdict(list)
+        tainted: dict[str, str] = {}  # image -> where its first rejected box row is
+        for image, where, got in boxes:
+            if isinstance(got, SourceTarget):
+                targets[image].append(got)
+            else:
+                tainted.setdefault(image, where)
+        for b in box_bad:
+            if b.row.get("Image Index"):
+                tainted.setdefault(b.row["Image Index"], f"{box_csv.name}:{b.line}")  # type: ignore[union-attr]
+        result.items = self._entries(root, entry_csv, box_csv, result, boxes, box_bad, targets, tainted)
+        return result
+
+    def _entries(self, root: Path, entry_csv: Path, box_csv: Path | None, result: LabelResult,
+                 boxes: list, box_bad: list[BadRow], targets: dict[str, list[SourceTarget]],
+                 tainted: dict[str, str]) -> Iterator[LabelledItem]:
         official = self._official_split(root)
-        items: dict[str, LabelledItem] = {}
-        quarantine: list[dict] = []
-        files = [str(entry_csv.relative_to(root))]
-        rows_read = 0
         canonical = {lab: self.map_label(lab).canonical for lab in NIH_LABELS}
+        quarantine = result.quarantine
         bad: list[BadRow] = []
-        withheld: set[str] = set()
+        entered: set[str] = set()  # images with an accepted entry row
         for lineno, row in read_rows(entry_csv, ENTRY_REQUIRED, bad_rows=bad):
-            rows_read += 1
+            result.rows_read += 1
             image = row["Image Index"]
             labels = [s.strip() for s in row["Finding Labels"].split("|") if s.strip()]
             try:
@@ -81,13 +128,17 @@ class NihCxr14(CxrSource):
                                                  f"{entry_csv.name}:{lineno}: {row['Finding Labels']!r}",
                                                  image, entry_csv.name))
                 continue
-            findings = [
-                Finding(canonical[lab], lab, "present" if lab in labels else "absent")
-                for lab in NIH_LABELS
-            ]
+            if image in entered:  # one image, two entry rows: which one is right is unknown
+                quarantine.append(quarantine_row(self.name, "labels", "duplicate_entry_row",
+                                                 f"{entry_csv.name}:{lineno}: {image!r} has an earlier row; "
+                                                 "the first is kept", image, entry_csv.name))
+                continue
+            entered.add(image)
+            if image in tainted:  # published later, with fewer boxes than the source draws: withheld
+                continue
             patient = row["Patient ID"]
             follow_up = row.get("Follow-up #", "")
-            items[image] = LabelledItem(
+            yield LabelledItem(
                 native_id=image,
                 patient_raw=patient,
                 study_raw=f"{patient}/{follow_up}" if follow_up else None,
@@ -99,64 +150,34 @@ class NihCxr14(CxrSource):
                 age_band=age_band(row.get("Patient Age")),
                 abnormal=not normal,
                 complete=normal,
-                findings=findings,
+                findings=[Finding(canonical[lab], lab, "present" if lab in labels else "absent")
+                          for lab in NIH_LABELS],
+                targets=targets.get(image, []),
             )
-        rows_read += len(bad)
+        result.rows_read += len(bad)
         for b in bad:  # a cut entry row: its image is withheld (not reported again as unlabelled)
             quarantine.append(bad_row_quarantine(self.name, entry_csv, b, "Image Index"))
-            if b.row.get("Image Index"):
-                withheld.add(b.row["Image Index"])
-                items.pop(b.row["Image Index"], None)
-        box_csv = find_label_file(root, "BBox_List_2017.csv")
-        if box_csv is not None:
-            files.append(str(box_csv.relative_to(root)))
-            per_image: dict[str, list[SourceTarget]] = defaultdict(list)
-            bad = []
-            tainted: dict[str, str] = {}  # image -> where its first rejected box row is
-            for lineno, row in read_rows(box_csv, ("Image Index",), fieldnames=BBOX_FIELDS, skip_header=True,
-                                         bad_rows=bad):
-                rows_read += 1
-                image, label = row["Image Index"], row["Finding Label"]
-                where = f"{box_csv.name}:{lineno}"
-                if image not in items:
-                    quarantine.append(quarantine_row(self.name, "labels", "box_without_entry",
-                                                     f"{where}: image not in {entry_csv.name}", image, box_csv.name))
-                    continue
-                try:
-                    mapping = self.map_label(label)
-                    coords = [float(row[c]) for c in ("x", "y", "w", "h")]
-                except UnknownLabelError as e:
-                    quarantine.append(self.unknown_label_row(e, image, where))
-                    tainted.setdefault(image, where)
-                    continue
-                except ValueError:
-                    quarantine.append(quarantine_row(self.name, "labels", "box_not_numeric",
-                                                     f"{where}: {[row[c] for c in 'xywh']}", image, box_csv.name))
-                    tainted.setdefault(image, where)
-                    continue
-                per_image[image].append(SourceTarget(
-                    label=mapping.canonical, source_label=label, kind="abnormality",
-                    geometry={"type": "box_xywh", "coords": coords, "space": NIH_BOX_SPACE},
-                    source_geometry="xywh@1024",
-                ))
-            rows_read += len(bad)
-            for b in bad:
-                quarantine.append(bad_row_quarantine(self.name, box_csv, b, "Image Index"))
-                if b.row.get("Image Index"):
-                    tainted.setdefault(b.row["Image Index"], f"{box_csv.name}:{b.line}")
-            for image, targets in per_image.items():
-                items[image].targets = targets
-            # An image with a rejected box row would be published with fewer boxes than the source
-            # draws: it is withheld, with its own row so that entry rows still reconcile.
-            for image, where in sorted(tainted.items()):
-                if items.pop(image, None) is not None:
-                    withheld.add(image)
-                    quarantine.append(quarantine_row(
-                        self.name, "labels", "boxes_incomplete",
-                        f"{entry_csv.name}: a box row of this image was rejected ({where}); not published "
-                        "with fewer boxes", image, entry_csv.name))
-        return LabelResult(items=[items[k] for k in sorted(items)], quarantine=quarantine,
-                           label_files=files, rows_read=rows_read, withheld=withheld)
+            if b.row.get("Image Index") and b.row["Image Index"] not in entered:
+                result.withheld.add(b.row["Image Index"])
+        if box_csv is None:
+            return
+        result.rows_read += len(boxes) + len(box_bad)
+        for image, where, got in boxes:
+            if image not in entered:
+                quarantine.append(quarantine_row(self.name, "labels", "box_without_entry",
+                                                 f"{where}: image not in {entry_csv.name}", image, box_csv.name))
+            elif not isinstance(got, SourceTarget):
+                quarantine.append(got)
+        quarantine += [bad_row_quarantine(self.name, box_csv, b, "Image Index") for b in box_bad]
+        # An image with a rejected box row would be published with fewer boxes than the source
+        # draws: it is withheld, with its own row so that entry rows still reconcile.
+        for image, where in sorted(tainted.items()):
+            if image in entered:
+                result.withheld.add(image)
+                quarantine.append(quarantine_row(
+                    self.name, "labels", "boxes_incomplete",
+                    f"{entry_csv.name}: a box row of this image was rejected ({where}); not published "
+                    "with fewer boxes", image, entry_csv.name))
 
     def find_images(self, root: Path) -> dict[str, Path]:
         out: dict[str, Path] = {}
