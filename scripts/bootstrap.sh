@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make .venv from the project's own files: Debian tools the tests use, then the package with
-# its dev, ops, speakers and speech extras. Safe to re-run: each step is skipped when already satisfied.
+# its dev, ops, speakers, speech and hf-audio extras. Safe to re-run: each step is skipped when already satisfied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,12 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 for tool in redis-server:redis-server chromium:chromium chromedriver:chromium-driver; do
   bin=${tool%%:*}; pkg=${tool##*:}
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+# FFmpeg's shared libraries, which torchcodec (the `hf-audio` extra) loads to decode datasets.Audio:
+# Debian's `ffmpeg` brings libavcodec/-format/-device/-filter, libswscale and libswresample.
+ld_cache=$({ command -v ldconfig >/dev/null 2>&1 && ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null || true)
+for lib in libavdevice libavfilter libavformat libavcodec libswresample libswscale libavutil; do
+  [[ $ld_cache == *"$lib.so."* ]] || { need_apt+=(ffmpeg); break; }
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -39,6 +45,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-extra.
   .venv/bin/python -m pip install -q "${findlinks[@]}" -r requirements-extra.txt
   # The `speakers` extra (torch + the Resemblyzer encoder weights) so that the tests cover
   # diarization; torch is already the CPU build from requirements-extra.txt, so pip keeps it.
-  .venv/bin/python -m pip install -q "${findlinks[@]}" -e '.[dev,ops,speakers,speech]'
+  # `hf-audio` (torchcodec 0.13.0, the newest CPU build on PyPI) lets datasets decode Audio() columns.
+  .venv/bin/python -m pip install -q "${findlinks[@]}" -e '.[dev,ops,speakers,speech,hf-audio]'
   touch "$stamp"
 fi
