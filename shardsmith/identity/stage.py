@@ -24,15 +24,60 @@ from shardsmith.atomic import atomic_write_json, write_parquet_atomic
 from shardsmith.identity.groups import (
     GroupResult,
     find_groups,
-    group_id,
     iter_parquet_batches,
     load_thresholds,
     source_pair_counts,
 )
-from shardsmith.identity.splits import groups_span_one_split, split_for
+from shardsmith.identity.splits import groups_span_one_split
 
 log = logging.getLogger(__name__)
 STAGE_VERSION = "1"
+
+
+class GroupRemap:
+    """Gives each batch of staged records its ``duplicate_group`` and the group's ``split``.
+
+    The groups table lists records in the order grouping read them, which is the order the release
+    writer and the views read them again: a batch is matched against the groups at a cursor,
+    checked id for id, with no per-record lookup and no dict of a release's records (100 MB per
+    335,000). A batch in any other order is looked up through a hash of the ids; a record the
+    groups do not list keeps its own values."""
+
+    def __init__(self, groups: pa.Table) -> None:
+        self.ids = groups.column("record_id").combine_chunks()
+        self.group = groups.column("duplicate_group").combine_chunks()
+        self.split = groups.column("split").combine_chunks()
+        self.pos = 0
+
+    def _aligned(self, rid: pa.Array) -> int | None:
+        n = len(rid)
+        for start in (self.pos, 0):
+            if start + n <= len(self.ids) and self.ids.slice(start, n).equals(rid):
+                return start
+        return None
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        if not table.num_rows:
+            return table
+        rid = table.column("record_id").combine_chunks().cast(pa.string())
+        start = self._aligned(rid)
+        if start is not None:
+            self.pos = start + len(rid)
+            new = {"duplicate_group": self.group.slice(start, len(rid)), "split": self.split.slice(start, len(rid))}
+            found = None
+        else:
+            idx = pc.index_in(rid, value_set=self.ids)
+            new = {"duplicate_group": self.group.take(idx), "split": self.split.take(idx)}
+            found = pc.is_valid(idx)
+        for col, values in new.items():
+            if col not in table.column_names:
+                continue
+            i = table.schema.get_field_index(col)
+            field = table.schema.field(i)
+            if found is not None:
+                values = pc.if_else(found, values, table.column(col).combine_chunks().cast(pa.string()))
+            table = table.set_column(i, field, values.cast(field.type))
+        return table
 
 
 @dataclass
@@ -42,28 +87,9 @@ class Identity:
     stats: dict
     recomputed: bool
 
-    def split_map(self) -> dict[str, tuple[str, str]]:
-        """record_id -> (duplicate_group, split) for the records of groups with two or more members.
-
-        A record alone in its group is left out (it is most of a release: a dict of every record
-        grew by 100 MB per 335,000): its group id is ``group_id(record_id)`` and it keeps its own
-        split, which :meth:`lookup` supplies."""
-        g = self.groups
-        sizes = g.group_by("duplicate_group").aggregate([("record_id", "count")])
-        multi = sizes.filter(pc.greater(sizes.column("record_id_count"), 1)).column("duplicate_group")
-        shared = g.filter(pc.is_in(g.column("duplicate_group"), value_set=multi))
-        return dict(zip(shared.column("record_id").to_pylist(),
-                        zip(shared.column("duplicate_group").to_pylist(),
-                            shared.column("split").to_pylist(), strict=True), strict=True))
-
-    @staticmethod
-    def lookup(split_map: dict[str, tuple[str, str]], record_id: str, split: str | None) -> tuple[str, str]:
-        """(duplicate_group, split) of one record, given :meth:`split_map` and its staged split."""
-        found = split_map.get(record_id)
-        if found is not None:
-            return found
-        gid = group_id(record_id)
-        return gid, split if split is not None else split_for(gid)
+    def remap(self) -> GroupRemap:
+        """The batch transform that gives staged records their group and the group's split."""
+        return GroupRemap(self.groups)
 
     def pair_counts(self) -> list[dict]:
         return source_pair_counts(self.duplicates).to_pylist() if self.duplicates.num_rows else []

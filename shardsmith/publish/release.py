@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 import logging
 import os
 import re
 import shutil
-import tarfile
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -38,6 +36,7 @@ from shardsmith.atomic import atomic_write_text, fsync_dir
 from shardsmith.hashing import sha256_file
 from shardsmith.pseudonym import stable_id
 from shardsmith.publish.hf_features import with_hf_features
+from shardsmith.publish.tar_writer import ShardWriter
 from shardsmith.publish.wds_codec import encode_sample, wds_key
 from shardsmith.schemas.tables import TableSpec
 
@@ -81,7 +80,7 @@ class _SplitWriter:
         self.part = -1
         self.shard = -1
         self.writer: pq.ParquetWriter | None = None
-        self.tar: tarfile.TarFile | None = None
+        self.tar: ShardWriter | None = None
         self.pending: list[pa.Table] = []  # Arrow slices of the input, not Python rows
         self.pending_rows = 0
         self.pending_bytes = 0
@@ -120,37 +119,33 @@ class _SplitWriter:
         if self.tar is not None:
             self.tar.close()
         self.shard += 1
-        path = self.wds_dir / f"shard-{self.shard:06d}.tar"
-        self.tar = tarfile.open(path, "w", format=tarfile.USTAR_FORMAT)
+        self.tar = ShardWriter(self.wds_dir / f"shard-{self.shard:06d}.tar")
         self.shard_bytes = 0
         self.shard_count = 0
 
-    def _add_member(self, name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = 0
-        info.mode = 0o444
-        info.uid = info.gid = 0
-        info.uname = info.gname = "shardsmith"
-        self.tar.addfile(info, io.BytesIO(data))
-
-    def add(self, row: dict, size_hint: int, arrow_row: pa.Table) -> None:
-        """One row: ``row`` as Python values for the tar members and ``arrow_row`` (the same row,
-        already in the release schema) for Parquet, which is written from Arrow without a
-        Python round trip."""
-        self.pending.append(arrow_row)
-        self.pending_rows += 1
-        self.pending_bytes += size_hint
-        if self.pending_bytes >= PARQUET_ROW_GROUP_BYTES or self.pending_rows >= PARQUET_ROW_GROUP_ROWS:
-            self._flush_group()
-        if self.tar is None or self.shard_bytes >= WDS_SHARD_BYTES or self.shard_count >= WDS_SHARD_COUNT:
-            self._open_shard()
-        key = wds_key(row.get(self.spec.key_column) or stable_id(json.dumps(row, sort_keys=True, default=str)))
-        for name, data in encode_sample(row, self.spec, key):
-            self._add_member(name, data)
-        self.shard_bytes += size_hint
-        self.shard_count += 1
-        self.rows += 1
+    def add_rows(self, rows: list[dict], sizes: list[int], arrow: pa.Table) -> None:
+        """Rows of one split in order: ``rows`` as Python values for the tar members, ``arrow`` (the
+        same rows, already in the release schema) for Parquet, which is written from Arrow slices
+        without a Python round trip. Row groups close after the row that reaches either bound."""
+        start = 0
+        for i, row in enumerate(rows):
+            size_hint = sizes[i]
+            self.pending_rows += 1
+            self.pending_bytes += size_hint
+            if self.pending_bytes >= PARQUET_ROW_GROUP_BYTES or self.pending_rows >= PARQUET_ROW_GROUP_ROWS:
+                self.pending.append(arrow.slice(start, i + 1 - start))
+                start = i + 1
+                self._flush_group()
+            if self.tar is None or self.shard_bytes >= WDS_SHARD_BYTES or self.shard_count >= WDS_SHARD_COUNT:
+                self._open_shard()
+            key = wds_key(row.get(self.spec.key_column) or stable_id(json.dumps(row, sort_keys=True, default=str)))
+            for name, data in encode_sample(row, self.spec, key):
+                self.tar.add(name, data)
+            self.shard_bytes += size_hint
+            self.shard_count += 1
+            self.rows += 1
+        if start < len(rows):
+            self.pending.append(arrow.slice(start))
 
     def close(self) -> None:
         self._flush_group()
@@ -191,14 +186,20 @@ def _write_table(root: Path, table: TableInput, stats_hook: Callable[[dict], Non
             arrow = pa.Table.from_batches([batch]).cast(schema)
             if table.transform is not None:
                 arrow = table.transform(arrow)
-            for i, row in enumerate(arrow.to_pylist()):
+            rows = arrow.to_pylist()
+            by_split: dict[str, list[int]] = {}
+            for i, row in enumerate(rows):
                 split = str(row.get(spec.split_column) or "all") if spec.split_column else "all"
+                by_split.setdefault(split, []).append(i)
+                if stats_hook:
+                    stats_hook(row)
+            for split, idx in by_split.items():
                 w = writers.get(split)
                 if w is None:
                     w = writers[split] = _SplitWriter(root, spec, split, schema)
-                w.add(row, _row_size(row, spec), arrow.slice(i, 1))
-                if stats_hook:
-                    stats_hook(row)
+                part = arrow if len(idx) == len(rows) else arrow.take(pa.array(idx, pa.int64()))
+                picked = [rows[i] for i in idx]
+                w.add_rows(picked, [_row_size(r, spec) for r in picked], part)
     for w in writers.values():
         w.close()
     return {split: w.rows for split, w in sorted(writers.items())}

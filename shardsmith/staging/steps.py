@@ -256,7 +256,7 @@ def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> 
     unless its catalog had no inputs; a failing run renders Data Docs and names the page."""
     from shardsmith.validation.chunked import chunks_of, merge_reports
     from shardsmith.validation.frames import record_frames
-    from shardsmith.validation.gx_runner import run_suites, validate_with_docs
+    from shardsmith.validation.gx_runner import ChunkRunner, run_suites, validate_with_docs
     from shardsmith.validation.suites import record_suites
 
     if len(parts) == 1:
@@ -280,7 +280,8 @@ def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> 
     if files:
         cols = [c for c in pq.read_schema(files[0]).names if c not in ("image",)]
         # In bounded chunks: one suite run per CHECK_CHUNK_ROWS records, outcomes combined.
-        report = merge_reports([run_suites(f"{source.name}_records", record_frames(chunk), record_suites())
+        runner = ChunkRunner()  # one GX context for every chunk
+        report = merge_reports([runner.run(f"{source.name}_records", record_frames(chunk), record_suites())
                                 for chunk in chunks_of(files, cols, CHECK_CHUNK_ROWS)])
         if not report.success:  # Data Docs of the first failing chunk, where a user looks first
             docs = layout.source_dir(source.name) / "data_docs" / f"{todo[0]}-{todo[-1]}"
