@@ -45,3 +45,15 @@ def test_sha256_streams_and_matches_hashlib(tmp_path):
     q = tmp_path / "small.bin"
     q.write_bytes(b"x")
     assert sha256_files([p, q]) != sha256_files([q, p])
+
+
+def test_sha256_file_equals_hashing_the_bytes_around_the_one_read_bound(tmp_path):
+    import hashlib
+    import os
+
+    from shardsmith.hashing import SMALL_FILE, sha256_file
+
+    for size in (0, 7, SMALL_FILE - 1, SMALL_FILE, SMALL_FILE + 1, 3 * SMALL_FILE + 5):
+        p = tmp_path / f"f{size}"
+        p.write_bytes(os.urandom(size))
+        assert sha256_file(p) == hashlib.sha256(p.read_bytes()).hexdigest(), size

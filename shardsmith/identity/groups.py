@@ -438,6 +438,9 @@ def _exact_pairs(fs: FingerprintSet) -> tuple[np.ndarray, np.ndarray]:
 def _identical_pairs(fs: FingerprintSet, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(representative, member) pairs of candidate rows whose 64-bit hash and thumbnail are equal."""
     rows = np.flatnonzero(candidates)
+    if rows.size >= 2:  # only rows whose hash another row shares can match: compare their thumbnails alone
+        _, inv, counts = np.unique(fs.phash[rows], return_inverse=True, return_counts=True)
+        rows = rows[counts[inv.ravel()] > 1]
     if rows.size < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     key = np.concatenate([fs.phash[rows].astype(">u8").view(np.uint8).reshape(-1, 8), fs.thumbs[rows]], axis=1)
