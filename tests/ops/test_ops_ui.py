@@ -59,7 +59,7 @@ def test_ui_shows_groups_and_materializes_a_catalog(tmp_path):
         need("services", "chromium / chromium-driver missing (apt-get install chromium chromium-driver; "
                          "scripts/bootstrap.sh does it)")
     need_module("selenium")
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import TimeoutException, WebDriverException
     from selenium.webdriver.common.by import By
 
     from shardsmith.definitions import defs
@@ -98,17 +98,18 @@ def test_ui_shows_groups_and_materializes_a_catalog(tmp_path):
         driver.get(f"{base}/assets/vindr_cxr_catalog")
         _wait_text(driver, ["images_on_disk"], 45)
         launched = False
-        for _ in range(10):  # the first-visit dialog may pop up over the button: dismiss, click again
-            _dismiss_prompt(driver)
-            driver.find_element(By.XPATH, "//button[normalize-space(.)='Materialize']").click()
+        for _ in range(15):  # the first-visit dialog may pop up over the button: dismiss, click again
             try:
+                _dismiss_prompt(driver)
+                driver.find_element(By.XPATH, "//button[normalize-space(.)='Materialize']").click()
                 _wait_text(driver, ["Launched run"], 4)
                 launched = True
                 break
-            except TimeoutException:
+            except (TimeoutException, WebDriverException):  # covered, re-rendered or not drawn yet
+                time.sleep(1)
                 continue
         assert launched, "the Materialize button did not launch a run"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded 2-core machine runs it slowly
         while time.monotonic() < deadline:  # the runs page shows the run finished
             driver.get(f"{base}/runs")
             time.sleep(2)
