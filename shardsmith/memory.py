@@ -1,7 +1,7 @@
 """Giving freed memory back to the operating system between the chunks of a long step.
 
 pandas and NumPy allocate through glibc's malloc, which keeps freed blocks in its arenas: after a
-validation chunk of 25,000 records is dropped, the process stays as large as its largest chunk,
+validation chunk of 10,000 records is dropped, the process stays as large as its largest chunk,
 and fragmentation lets it creep up from chunk to chunk. ``trim()`` asks glibc to return what is
 free (``malloc_trim(0)``; elsewhere, macOS or musl, that part does nothing), and Arrow's pool to
 release its unused pages.

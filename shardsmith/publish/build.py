@@ -6,6 +6,7 @@ The Dagster release assets call ``build_release``; so does a plain script.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import shutil
@@ -162,16 +163,16 @@ def validate_tables(table_files: dict[str, list[Path]], out_dir: Path) -> dict[s
     first: dict[str, tuple[dict, dict]] = {}  # the first chunk of each table: validated with the docs
     more: dict[str, list] = {}  # reports of the other chunks
     checks: dict[str, list[list[I.CheckOutcome]]] = {}
-    chunk_runner: list = []
+    chunk_runner = None  # one GX context for every later chunk of every table, made when needed
 
     def validate(table: str, frames: dict, suites: dict, chunk_checks: list[I.CheckOutcome]) -> None:
+        nonlocal chunk_runner
         checks.setdefault(table, []).append(chunk_checks)
         if table not in first:
             first[table] = (frames, suites)
         else:
-            if not chunk_runner:
-                chunk_runner.append(ChunkRunner())  # one GX context for every later chunk of every table
-            more.setdefault(table, []).append(chunk_runner[0].run(table, frames, suites))
+            chunk_runner = chunk_runner or ChunkRunner()
+            more.setdefault(table, []).append(chunk_runner.run(table, frames, suites))
 
     split_frame = None
     if "records" in table_files:
@@ -302,8 +303,6 @@ class _RecordCursor:
             yield from pf.iter_batches(batch_size=8192, columns=cols)
 
     def select(self, wanted) -> list:
-        import itertools
-
         import pyarrow.compute as pc
 
         need = len(wanted)

@@ -9,6 +9,7 @@ and its files are there, the step reuses them instead of working again.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -256,7 +257,7 @@ def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> 
     unless its catalog had no inputs; a failing run renders Data Docs and names the page."""
     from shardsmith.validation.chunked import chunks_of, merge_reports
     from shardsmith.validation.frames import record_frames
-    from shardsmith.validation.gx_runner import ChunkRunner, run_suites, validate_with_docs
+    from shardsmith.validation.gx_runner import ChunkRunner, validate_with_docs
     from shardsmith.validation.suites import record_suites
 
     if len(parts) == 1:
@@ -281,16 +282,15 @@ def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> 
         cols = [c for c in pq.read_schema(files[0]).names if c not in ("image",)]
         # In bounded chunks: one suite run per CHECK_CHUNK_ROWS records, outcomes combined.
         runner = ChunkRunner()  # one GX context for every chunk
-        report = merge_reports([runner.run(f"{source.name}_records", record_frames(chunk), record_suites())
-                                for chunk in chunks_of(files, cols, CHECK_CHUNK_ROWS)])
+        reports = [runner.run(f"{source.name}_records", record_frames(chunk), record_suites())
+                   for chunk in chunks_of(files, cols, CHECK_CHUNK_ROWS)]
+        report = merge_reports(reports)
         if not report.success:  # Data Docs of the first failing chunk, where a user looks first
             docs = layout.source_dir(source.name) / "data_docs" / f"{todo[0]}-{todo[-1]}"
-            for chunk in chunks_of(files, cols, CHECK_CHUNK_ROWS):
-                frames = record_frames(chunk)
-                if not run_suites(f"{source.name}_records", frames, record_suites()).success:
-                    meta["data_docs"] = str(validate_with_docs(f"{source.name}_records", frames,
-                                                               record_suites(), docs)[1])
-                    break
+            bad = next((i for i, r in enumerate(reports) if not r.success), 0)
+            chunk = next(itertools.islice(chunks_of(files, cols, CHECK_CHUNK_ROWS), bad, None))
+            meta["data_docs"] = str(validate_with_docs(f"{source.name}_records", record_frames(chunk),
+                                                       record_suites(), docs)[1])
         meta["suites"] = [s.__dict__ for s in report.suites]
         success = success and report.success
     if success:

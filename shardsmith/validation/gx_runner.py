@@ -142,7 +142,7 @@ def run_tables(
 
 class ChunkRunner:
     """Validates frames in one GX context, reusing each (table, frame)'s suite and checkpoint: the
-    chunks of a large table (25,000 records each) are each one checkpoint run, instead of a new
+    chunks of a large table (10,000 records each) are each one checkpoint run, instead of a new
     context, data source, suite and checkpoint per chunk (1-2 s apiece)."""
 
     def __init__(self, ctx: Any = None) -> None:

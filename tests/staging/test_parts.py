@@ -68,3 +68,28 @@ def test_pass_through_pngs_are_staged_byte_for_byte(tmp_path, monkeypatch):
         stored = pass_through_png(s.raw_dir("nih_cxr14") / r["raw_path"], 0, 8)
         assert stored is not None, r["raw_path"]  # the demo PNGs conform: nothing is re-encoded
         assert r["image"]["bytes"] == stored.encoded.png
+
+
+def test_check_parts_in_chunks_names_the_docs_of_a_failing_chunk(tmp_path, monkeypatch):
+    """Several parts validated in small chunks; a suite that fails renders Data Docs once."""
+    import shardsmith.validation.suites as suites_mod
+    from shardsmith.validation.suites import FrameSuite
+
+    monkeypatch.setenv("SHARDSMITH_PSEUDONYM_KEY", "test-key")
+    monkeypatch.setattr(steps, "CHECK_CHUNK_ROWS", 2)
+    s = _settings(tmp_path, 1)
+    cxr_core.write_vindr(s.raw_dir("vindr_cxr"))
+    steps.stage_catalog(s, VinDrCxr())
+    parts = bucket_keys(4)
+    steps.stage_records_parts(s, VinDrCxr(), parts)
+    ok = steps.check_parts(s, VinDrCxr(), parts)
+    assert ok.passed and "data_docs" not in ok.metadata, ok.metadata
+    strict = suites_mod.record_suites()
+    strict["records"] = FrameSuite([*strict["records"].expectations,
+                                    ("ExpectColumnValuesToBeInSet", {"column": "split", "value_set": ["nowhere"]})])
+    monkeypatch.setattr(suites_mod, "record_suites", lambda allow_empty=False: strict)
+    monkeypatch.setattr(steps, "suite_tag", lambda: "strict")  # the suites changed: nothing is reused
+    bad = steps.check_parts(s, VinDrCxr(), parts)
+    assert not bad.passed
+    assert bad.metadata["data_docs"].endswith("index.html")
+    assert Path(bad.metadata["data_docs"]).is_file()

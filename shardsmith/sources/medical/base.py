@@ -172,9 +172,6 @@ class SpilledItem:
     def to_json(self) -> str:
         return self._json
 
-    def item(self) -> LabelledItem:
-        return LabelledItem.from_json(self._json)
-
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
