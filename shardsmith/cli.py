@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -14,200 +13,65 @@ from shardsmith import config
 from shardsmith.config import settings_from_env
 
 
+class UserError(click.ClickException):
+    """A user's mistake: one ``Error:`` line on stderr and exit code 2, never a traceback."""
+
+    exit_code = 2
+
+
+def _errors(problems: list[str]) -> None:
+    """Several ``Error:`` lines (every precondition that failed), then exit 2."""
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+    raise SystemExit(2)
+
+
+class _Plain(logging.Formatter):
+    """Quiet mode: ``warning: message`` lines, no timestamps or logger names."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        return text if record.levelno < logging.WARNING or text.startswith("warning:") \
+            else f"{record.levelname.lower()}: {text}"
+
+
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("great_expectations", "dagster", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Quiet by default (warnings that matter, one line each); ``--verbose`` brings back INFO and
+    DEBUG of shardsmith, Dagster's events, GX and alembic, with timestamps and logger names."""
+    handler = logging.StreamHandler(sys.stderr)
+    if verbose:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(_Plain())
+        handler.setLevel(logging.WARNING)  # GX pins some of its loggers at INFO; the handler decides
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    quiet = ("great_expectations", "dagster", "alembic", "urllib3", "filelock", "numba", "matplotlib", "PIL")
+    for noisy in quiet:
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        from shardsmith.pipeline.run import quiet_dagster
+
+        quiet_dagster(False)
 
 
 @click.group()
-@click.option("-v", "--verbose", is_flag=True)
-def main(verbose: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Show every log line (Dagster events, GX, alembic).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """Build research datasets from public medical images and Werewolf games."""
+    ctx.obj = {"verbose": verbose}
     _setup_logging(verbose)
 
 
-def enabled_medical(settings) -> list[str]:
-    from shardsmith.sources.registry import get_source, medical_source_names
-
-    out = []
-    for name in medical_source_names():
-        root = settings.raw_dir(name)
-        if root.is_dir() and get_source(name, settings).detect(root):
-            out.append(name)
-    return out
+def _verbose() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("verbose"))
 
 
-def _selection(settings, sources: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
-    """(medical sources, werewolf sources) to build: those present under raw/, or ``sources``."""
-    from shardsmith.sources.registry import game_source_names, source_names
-
-    if sources:
-        unknown = sorted(set(sources) - set(source_names()))
-        if unknown:
-            raise click.ClickException(f"unknown source(s) {unknown}; known: {', '.join(source_names())}")
-        missing = [s for s in sources if not settings.raw_dir(s).is_dir()]
-        if missing:
-            raise click.ClickException(f"no raw data for {missing} under {settings.raw}")
-    medical = [n for n in enabled_medical(settings) if not sources or n in sources]
-    games = [n for n in game_source_names() if settings.raw_dir(n).is_dir() and (not sources or n in sources)]
-    return medical, games
-
-
-def run_build(home: Path, echo: bool = True, sources: tuple[str, ...] = (), workers: int | None = None,
-              allow_partial: bool = False, progress: bool = False) -> dict:
-    """Materialise the selected sources and the releases in-process through Dagster.
-
-    Unpartitioned assets run together; each partitioned stage runs ONCE over its whole partition
-    range (a single-run backfill: one pool, one validation per source), and whatever depends on it
-    runs after. Steps whose inputs are unchanged reuse their staged output, so a repeated build is
-    cheap. A source whose step fails does not stop the others: its later steps are skipped and the
-    release is refused, naming it, unless ``allow_partial`` (then the release is built without it).
-    With ``DAGSTER_HOME`` set the runs are recorded in that instance (the UI shows them).
-    """
-    import dagster as dg
-
-    from shardsmith.definitions import graph_parts
-    from shardsmith.defs.resources import ShardsmithResource
-
-    config.export_home(home)
-    settings = settings_from_env(home, workers=workers, allow_partial=allow_partial or None)
-    medical, games = _selection(settings, sources)
-    keys: list[dg.AssetKey] = []
-    for name in medical:
-        keys += [dg.AssetKey(f"{name}_catalog"), dg.AssetKey(f"{name}_records")]
-    if medical:
-        keys.append(dg.AssetKey("medical_release"))
-    if games:
-        keys += [dg.AssetKey("werewolf_games"), dg.AssetKey("werewolf_utterances"), dg.AssetKey("werewolf_release")]
-    if not keys:
-        raise click.ClickException(f"nothing to build: no known source under {settings.raw}")
-    say = (lambda msg: click.echo(msg, err=True)) if echo else (lambda msg: None)
-    say(f"building {', '.join(medical + games)} under {home}")
-    assets, checks = graph_parts(settings)
-    instance = dg.DagsterInstance.get() if config.dagster_home() else dg.DagsterInstance.ephemeral()
-    resources = {"shardsmith": ShardsmithResource(home=str(home), workers=workers if workers is not None else -1,
-                                                  allow_partial=allow_partial)}
-    t0 = time.monotonic()
-    summary: dict = {"success": True, "runs": 0, "failed_checks": [], "recomputed": [], "reused": [],
-                     "failed_steps": [], "failed_sources": [], "steps": []}
-    owner = {k: k.to_user_string().rsplit("_", 1)[0] for k in keys}  # <source>_catalog -> source
-
-    def run(selected: set, parts: list[str] | None, label: str) -> set:
-        """One run; returns the asset keys whose step or blocking check failed."""
-        t = time.monotonic()
-        tags = {}
-        if parts:
-            tags = {"dagster/asset_partition_range_start": parts[0], "dagster/asset_partition_range_end": parts[-1]}
-        result = dg.materialize(
-            [*assets, *checks], selection=dg.AssetSelection.assets(*selected), resources=resources,
-            instance=instance, raise_on_error=False, tags=tags,
-        )
-        failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
-        failed = {e.asset_key for e in failed_checks}
-        names = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in failed_checks]
-        for ev in result.all_events:
-            if ev.is_step_failure and ev.asset_key is not None:
-                failed.add(ev.asset_key)
-            elif ev.is_step_failure:
-                failed |= {k for k in selected if ev.step_key and ev.step_key.startswith(k.to_python_identifier())}
-        materialised = set()
-        done = {"recomputed": [], "reused": []}
-        for ev in result.get_asset_materialization_events():
-            mat = ev.event_specific_data.materialization
-            materialised.add(mat.asset_key)
-            name = mat.asset_key.to_user_string() + (f"[{mat.partition}]" if mat.partition else "")
-            meta = mat.metadata
-            if "recomputed_parts" in meta:
-                kind = "recomputed" if mat.partition in meta["recomputed_parts"].value else "reused"
-            else:
-                kind = "reused" if meta.get("recomputed") is not None and meta["recomputed"].value is False \
-                    else "recomputed"
-            done[kind].append(name)
-        failed |= {k for k in selected if k not in materialised and not result.success}
-        summary["runs"] += 1
-        summary["failed_checks"] += names
-        for k, v in done.items():
-            summary[k] += v
-        ok = not failed
-        secs = time.monotonic() - t
-        summary["steps"].append({"run": label, "ok": ok, "seconds": round(secs, 1),
-                                 "built": len(done["recomputed"]), "reused": len(done["reused"]),
-                                 "failed": sorted(k.to_user_string() for k in failed)})
-        say(f"  {label}: {'ok' if ok else 'FAILED'} in {secs:.1f}s "
-            f"({len(done['recomputed'])} built, {len(done['reused'])} reused)"
-            f"{' ' + str(sorted(k.to_user_string() for k in failed)) if failed else ''}{' ' + str(names) if names else ''}")
-        return failed
-
-    from shardsmith.sources.registry import source_class
-
-    failed_sources: set[str] = set()
-    releases = {dg.AssetKey("medical_release"): "medical", dg.AssetKey("werewolf_release"): "werewolf"}
-    for stage_keys, pdef in _stages(assets, keys):
-        stage_keys = {k for k in stage_keys if owner.get(k) not in failed_sources}
-        for rel in [k for k in stage_keys if k in releases]:
-            coll = releases[rel]
-            bad = sorted(s for s in failed_sources if source_class(s).collection == coll)
-            if bad and not allow_partial:
-                say(f"  {rel.to_user_string()}: REFUSED: source(s) {bad} failed to stage "
-                    "(--allow-partial publishes without them)")
-                summary["failed_steps"].append(rel.to_user_string())
-                stage_keys.discard(rel)
-            elif bad:
-                say(f"  {rel.to_user_string()}: publishing without {bad} (--allow-partial)")
-        if not stage_keys:
-            continue
-        if pdef is None:
-            failed = run(stage_keys, None, ", ".join(sorted(k.to_user_string() for k in stage_keys))[:100])
-        else:
-            parts = pdef.get_partition_keys(dynamic_partitions_store=instance)
-            if not parts:
-                continue
-            failed = run(stage_keys, parts, f"{len(stage_keys)} partitioned asset(s) x {len(parts)} partitions")
-        for k in failed:
-            name = k.to_user_string()
-            summary["failed_steps"].append(name)
-            if name.endswith(("_catalog", "_records")) and owner.get(k) in medical:
-                failed_sources.add(owner[k])
-            elif k in releases or name.startswith("werewolf_"):
-                summary["success"] = False
-    summary["failed_sources"] = sorted(failed_sources)
-    tolerated = {f"{s}_{step}" for s in failed_sources for step in ("catalog", "records")} if allow_partial else set()
-    if set(summary["failed_steps"]) - tolerated:
-        summary["success"] = False
-    summary["partial"] = bool(failed_sources) and allow_partial
-    summary["seconds"] = round(time.monotonic() - t0, 1)
-    return summary
-
-
-def _stages(assets: list, keys: list) -> list[tuple[set, object]]:
-    """Order the selection into runs: unpartitioned closures and one stage per partitions definition."""
-    by_key = {k: a for a in assets if hasattr(a, "specs_by_key") for k in a.keys}
-    parents = {k: {d.asset_key for d in by_key[k].specs_by_key[k].deps} for k in keys}
-    pdefs = {k: by_key[k].partitions_def for k in keys}
-    remaining, stages = set(keys), []
-
-    def ancestors(k, seen=None) -> set:
-        seen = set() if seen is None else seen
-        for p in parents.get(k, ()):
-            if p in remaining and p not in seen:
-                seen.add(p)
-                ancestors(p, seen)
-        return seen
-
-    while remaining:
-        whole = {k for k in remaining if pdefs[k] is None and all(pdefs[a] is None for a in ancestors(k))}
-        if whole:
-            stages.append((whole, None))
-            remaining -= whole
-            continue
-        ready = [k for k in remaining if not (ancestors(k) & remaining)]
-        pdef = pdefs[ready[0]]
-        group = {k for k in ready if pdefs[k] == pdef}
-        stages.append((group, pdef))
-        remaining -= group
-    return stages
+def _home(home: Path | None) -> Path:
+    return (home or settings_from_env().home).resolve()
 
 
 def print_releases(home: Path) -> None:
@@ -228,6 +92,26 @@ def print_releases(home: Path) -> None:
             click.echo(f"    {coll / v}")
 
 
+def failure_lines(summary: dict) -> list[str]:
+    """Why a build failed, one line per cause: the step's error, then each failed expectation with
+    its table, column and failing-row count, then where the Data Docs are."""
+    lines = []
+    for e in summary.get("errors", []):
+        lines += [f"error: {e['step']}: {e['message']}", *(f"  {d.strip()}" for d in e.get("details", []))]
+    for c in summary.get("check_failures", []):
+        head = f"check failed: {c['asset']}:{c['check']}"
+        for f in c["failures"][:10]:
+            lines.append(f"{head}: {f.get('suite')} {f.get('expectation')} column={f.get('column')} "
+                         f"failing_rows={f.get('unexpected_count')}")
+        lines += [f"{head}: {name}: {detail}" for name, detail in c["integrity"].items()]
+        lines += [f"{head}: {name}: {detail}" for name, detail in c["detail"].items()]
+        if not (c["failures"] or c["integrity"] or c["detail"]):
+            lines.append(head)
+        if c.get("data_docs"):
+            lines.append(f"{head}: Data Docs: {c['data_docs']}")
+    return lines
+
+
 def _summary_table(summary: dict) -> None:
     """The human end of a build: one row per run, then the failures, then the releases."""
     from rich.console import Console
@@ -239,14 +123,14 @@ def _summary_table(summary: dict) -> None:
                       ("seconds", "right")):
         table.add_column(col, justify=just)
     for step in summary["steps"]:
-        status = "[green]ok[/]" if step["ok"] else f"[red]FAILED[/] {', '.join(step['failed'])[:60]}"
-        table.add_row(step["run"][:60], status, str(step["built"]), str(step["reused"]), str(step["seconds"]))
+        status = "[green]ok[/]" if step["ok"] else f"[red]FAILED[/] {', '.join(step['failed'])}"
+        table.add_row(step["label"], status, str(step["built"]), str(step["reused"]), str(step["seconds"]))
     console.print(table)
     if summary["failed_sources"]:
         console.print(f"[red]sources that failed to stage:[/] {', '.join(summary['failed_sources'])}"
                       + (" (release built without them: --allow-partial)" if summary.get("partial") else ""))
-    if summary["failed_checks"]:
-        console.print(f"[red]failed checks:[/] {', '.join(summary['failed_checks'])}")
+    for line in failure_lines(summary):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     verdict = "[green]success[/]" if summary["success"] else "[red]failed[/]"
     console.print(f"{verdict} in {summary['seconds']} s, {summary['runs']} run(s)")
 
@@ -254,8 +138,9 @@ def _summary_table(summary: dict) -> None:
 class _RichProgress(logging.Handler):
     """Turns ``shardsmith.progress`` records into rich progress bars (one per source or part)."""
 
-    def __init__(self) -> None:
+    def __init__(self, verbose: bool = False) -> None:
         super().__init__()
+        self.verbose = verbose
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -265,7 +150,8 @@ class _RichProgress(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         info = getattr(record, "progress", None)
         if info is None:
-            self.progress.console.print(record.getMessage(), highlight=False)
+            if self.verbose:
+                self.progress.console.print(record.getMessage(), highlight=False)
             return
         label, done, total = info
         if label not in self.tasks:
@@ -275,15 +161,23 @@ class _RichProgress(logging.Handler):
 
 def _build_and_report(home: Path, sources: tuple[str, ...], workers: int | None, allow_partial: bool,
                       as_json: bool) -> dict:
+    from shardsmith.pipeline.preflight import PreflightError
+    from shardsmith.pipeline.run import run_build
+
+    verbose = _verbose()
     bars = None
     progress_log = logging.getLogger("shardsmith.progress")
     if not as_json and sys.stderr.isatty():
-        bars = _RichProgress()
+        bars = _RichProgress(verbose)
         progress_log.addHandler(bars)
         progress_log.propagate = False
         bars.progress.start()
+    say = (lambda msg: click.echo(msg, err=True)) if not as_json else (lambda msg: None)
     try:
-        summary = run_build(home, sources=sources, workers=workers, allow_partial=allow_partial)
+        summary = run_build(home, sources=sources, workers=workers, allow_partial=allow_partial,
+                            verbose=verbose, say=say)
+    except PreflightError as e:
+        _errors(e.problems)
     finally:
         if bars is not None:
             bars.progress.stop()
@@ -315,13 +209,18 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print the summary 
 def build(home: Path | None, sources: tuple[str, ...], workers: int | None, allow_partial: bool, dry_run: bool,
           as_json: bool) -> None:
     """Materialise everything enabled under HOME/raw/ (or --source ...) and publish the releases."""
-    home = (home or settings_from_env().home).resolve()
+    home = _home(home)
     if dry_run:
-        from shardsmith.staging.plan import plan_build
+        from shardsmith.pipeline.plan import plan_build
+        from shardsmith.pipeline.preflight import PreflightError, select
+        from shardsmith.pipeline.run import build_settings
 
-        settings = settings_from_env(home, workers=workers)
-        medical, games = _selection(settings, sources)
-        plan = plan_build(settings, medical, games)
+        settings = build_settings(home, workers)
+        try:
+            chosen = select(settings, sources, allow_partial=allow_partial)
+        except PreflightError as e:
+            _errors(e.problems)
+        plan = plan_build(settings, chosen.medical, chosen.games)
         if as_json:
             click.echo(json.dumps(plan, indent=2))
         else:
@@ -371,13 +270,17 @@ def demo(home: Path, fresh: bool, workers: int | None, as_json: bool) -> None:
 
 
 @main.command()
-def sources() -> None:
+@_JSON
+def sources(as_json: bool) -> None:
     """List the registered sources (built-in and installed plugins) with their declared facts."""
     from rich.console import Console
     from rich.table import Table
 
     from shardsmith.sources.registry import facts
 
+    if as_json:
+        click.echo(json.dumps(facts(), indent=2, ensure_ascii=False))
+        return
     table = Table(title="shardsmith sources")
     for col in ("name", "collection", "partitioned", "licence", "homepage"):
         table.add_column(col)
@@ -385,6 +288,18 @@ def sources() -> None:
         table.add_row(name, f["collection"], "yes" if f["partitioned"] else "no",
                       f["licence"] + (" (gated)" if f["gated"] else ""), f["homepage"])
     Console().print(table)
+
+
+def _release_path(root: Path, collection: str, version: str) -> Path:
+    """``root/version`` of a published release, or a UserError naming what exists."""
+    from shardsmith.publish.release import list_versions
+
+    versions = list_versions(root) if root.is_dir() else []
+    if not versions:
+        raise UserError(f"no {collection} release under {root.parent}: run `shardsmith build` first")
+    if version != "latest" and version not in versions:
+        raise UserError(f"{collection} has no version {version!r}; published: {', '.join(versions)}")
+    return root / version
 
 
 @main.command()
@@ -397,7 +312,9 @@ def diff(v1: str, v2: str, collection: str, home: Path | None, as_json: bool) ->
     """Rows added, removed and changed between two versions of a release (by key and content)."""
     from shardsmith.publish.diff import diff_releases
 
-    root = (home or settings_from_env().home).resolve() / "releases" / collection
+    root = _home(home) / "releases" / collection
+    for version in (v1, v2):
+        _release_path(root, collection, version)
     result = diff_releases(root / v1, root / v2)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
@@ -426,7 +343,7 @@ def dupes(home: Path | None, as_json: bool) -> None:
     settings = settings_from_env(home)
     sources = enabled_sources(settings, "medical")
     if not sources:
-        raise click.ClickException(f"no staged medical records under {settings.staging}: run `shardsmith build`")
+        raise UserError(f"no staged medical records under {settings.staging}: run `shardsmith build`")
     identity = stage_identity(StagingLayout(settings.home).identity_dir(), staging_files(settings, sources, "records"),
                               {s: source_fingerprint(settings, s) for s in sources})
     pairs = identity.pair_counts()
@@ -478,7 +395,7 @@ def pull(url: str, home: Path | None) -> None:
 @click.option("--home", type=click.Path(path_type=Path), default=None)
 def releases(home: Path | None) -> None:
     """List published releases (* marks LATEST)."""
-    print_releases((home or settings_from_env().home).resolve())
+    print_releases(_home(home))
 
 
 @main.command()
@@ -489,8 +406,12 @@ def verify(collection: str, home: Path | None, version: str) -> None:
     """Re-hash every file of a release against its manifest."""
     from shardsmith.loaders import open_release
 
-    home = (home or settings_from_env().home).resolve()
-    rel = open_release(home / "releases", collection, version)
+    root = _home(home) / "releases"
+    _release_path(root / collection, collection, version)
+    try:
+        rel = open_release(root, collection, version)
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
     report = rel.verify(raise_on_error=False)
     click.echo(json.dumps({"release": f"{collection}/{rel.version}", "ok": report.ok, "files": report.files,
                            "problems": report.problems}))
@@ -504,15 +425,19 @@ def verify(collection: str, home: Path | None, version: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def labels(source: str, root: Path, as_json: bool) -> None:
     """Harmonised label statistics from the label files under ROOT (no pixels)."""
-    from shardsmith.sources.registry import game_source_names
+    from shardsmith.pipeline.preflight import unknown_source_problem
+    from shardsmith.sources.registry import game_source_names, get_source, source_class, source_names
 
+    if source not in source_names():
+        raise UserError(unknown_source_problem(source))
+    if not get_source(source).detect(root):
+        raise UserError(f"{root} holds no label files of {source} (expected: {'; '.join(source_class(source).layouts)})")
     if source in game_source_names():
         from shardsmith.staging.games import label_stats as game_stats
 
         click.echo(json.dumps(game_stats(source, root), indent=2, ensure_ascii=False))
         return
     from shardsmith.sources.medical.stats import label_stats
-    from shardsmith.sources.registry import get_source
 
     stats = label_stats(source, get_source(source).read_labels(root))
     if as_json:

@@ -19,6 +19,7 @@ from shardsmith.defs.releases.assets import release_assets
 from shardsmith.defs.resources import ShardsmithResource
 from shardsmith.defs.schedules import automation_sensor, nightly_schedule
 from shardsmith.defs.sensors import build_sensors
+from shardsmith.pipeline import keys
 from shardsmith.sources.registry import game_source_names, medical_source_names
 
 
@@ -26,7 +27,7 @@ def graph_parts(settings: Settings | None = None) -> tuple[list, list]:
     """Every asset and asset check, unbound (the CLI materialises a selection of them)."""
     settings = settings or settings_from_env()
     m_assets, m_checks = medical_assets(settings)
-    deps = {"medical": [dg.AssetKey(f"{n}_records") for n in medical_source_names()], "werewolf": []}
+    deps = {"medical": [dg.AssetKey(keys.records(n)) for n in medical_source_names()], "werewolf": []}
     assets, checks = [*m_assets], [*m_checks]
     if game_source_names():
         from shardsmith.defs.werewolf.assets import werewolf_assets
@@ -34,7 +35,7 @@ def graph_parts(settings: Settings | None = None) -> tuple[list, list]:
         w_assets, w_checks = werewolf_assets()
         assets += w_assets
         checks += w_checks
-        deps["werewolf"] = [dg.AssetKey("werewolf_utterances")]
+        deps["werewolf"] = [dg.AssetKey(keys.UTTERANCES)]
     assets += release_assets(settings, deps)
     return assets, checks
 
@@ -44,9 +45,9 @@ def medical_jobs(settings: Settings) -> dict[str, dg.UnresolvedAssetJobDefinitio
     from shardsmith.sources.registry import source_class
 
     names = medical_source_names()
-    partitioned = [dg.AssetKey(f"{n}_records") for n in names if source_class(n).partitioned]
-    whole = [dg.AssetKey(f"{n}_records") for n in names if not source_class(n).partitioned]
-    catalogs = [dg.AssetKey(f"{n}_catalog") for n in names]
+    partitioned = [dg.AssetKey(keys.records(n)) for n in names if source_class(n).partitioned]
+    whole = [dg.AssetKey(keys.records(n)) for n in names if not source_class(n).partitioned]
+    catalogs = [dg.AssetKey(keys.catalog(n)) for n in names]
     return {
         "medical_build": dg.define_asset_job(
             "medical_build", selection=dg.AssetSelection.assets(*catalogs, *whole),
@@ -58,7 +59,7 @@ def medical_jobs(settings: Settings) -> dict[str, dg.UnresolvedAssetJobDefinitio
             description="Record buckets of the large 2D sources; backfill it to spread over workers.",
         ),
         "medical_publish": dg.define_asset_job(
-            "medical_publish", selection=dg.AssetSelection.assets("medical_release"),
+            "medical_publish", selection=dg.AssetSelection.assets(keys.release(keys.MEDICAL)),
             description="Publish the medical release from what is staged.",
         ),
     }

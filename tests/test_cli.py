@@ -56,7 +56,8 @@ def test_dry_run_build_and_diff(home):
 
 def test_unknown_source_is_a_clear_error(home):
     out = CliRunner().invoke(main, ["build", "--home", str(home), "--source", "nih_cxr15"])
-    assert out.exit_code != 0 and "unknown source(s) ['nih_cxr15']" in out.output
+    assert out.exit_code == 2 and "Error: unknown source 'nih_cxr15' (did you mean nih_cxr14?)" in out.output
+    assert "Traceback" not in out.output
 
 
 def test_sources_lists_every_registered_source():

@@ -8,6 +8,7 @@ the fields it was given on the command line.
 from __future__ import annotations
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from shardsmith.config import Settings, settings_from_env
 
@@ -20,8 +21,17 @@ class ShardsmithResource(dg.ConfigurableResource):
     image_bit_depth: int = 0
     workers: int = -1
     allow_partial: bool = False
+    _settings: Settings | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Made once per run and handed to every step of it (settings are frozen)."""
+        self._settings = self._make()
 
     def settings(self) -> Settings:
+        """The run's settings (made at resource setup; made now outside a run, e.g. in a sensor)."""
+        return self._settings if self._settings is not None else self._make()
+
+    def _make(self) -> Settings:
         base = settings_from_env(self.home or None)
         image = base.image
         if self.image_max_side >= 0 or self.image_bit_depth:

@@ -20,6 +20,7 @@ from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraph
 from shardsmith.atomic import atomic_write_json
 from shardsmith.defs.resources import ShardsmithResource
 from shardsmith.hashing import sha256_file
+from shardsmith.pipeline import keys as names
 from shardsmith.staging import fingerprint
 from shardsmith.staging.layout import StagingLayout
 
@@ -111,7 +112,7 @@ def build_sensors(assets: list, games_def: dg.DynamicPartitionsDefinition | None
 
     sensors = []
     for name in medical_source_names():
-        keys = [dg.AssetKey(f"{name}_catalog"), dg.AssetKey(f"{name}_records"), dg.AssetKey("medical_release")]
+        keys = [dg.AssetKey(k) for k in [*names.source_keys(name), names.release(names.MEDICAL)]]
         sensors.append(raw_change_sensor(name, keys))
     if games_def is None or not game_source_names():
         return sensors

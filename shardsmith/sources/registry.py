@@ -4,7 +4,9 @@ third-party sources installed under the ``shardsmith.sources`` entry-point group
 Nothing else in the package names a source: assets, jobs, sensors, suites, the dataset card and
 the CLI ask this module. A class whose facts are incomplete (see ``sources.base``) or whose name
 is taken is refused with an error naming it. A built-in adapter whose optional dependency is
-missing is skipped with a warning, so one missing package never breaks the others.
+missing, or a plugin that fails to import, is left out of the list and recorded in
+:func:`load_failures`: the build's preflight (``pipeline.preflight``) fails naming it unless the
+user allows a partial build, so a broken plugin never disappears from a release silently.
 
 A third-party package declares, in its ``pyproject.toml``::
 
@@ -18,6 +20,7 @@ import importlib
 import inspect
 import logging
 import pkgutil
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 
@@ -39,6 +42,23 @@ def _concrete(cls: object) -> bool:
             and not inspect.isabstract(cls))
 
 
+@dataclass(frozen=True)
+class LoadFailure:
+    """A source module or plugin that could not be imported, and why."""
+
+    origin: str  # "module shardsmith.sources.medical.x" or "entry point name = module:Class"
+    error: str
+
+
+_FAILURES: list[LoadFailure] = []
+
+
+def load_failures() -> list[LoadFailure]:
+    """Source modules and plugins that failed to import when the registry was built."""
+    source_classes()
+    return list(_FAILURES)
+
+
 def _builtin_classes() -> list[type[Source]]:
     found: list[type[Source]] = []
     for package_name in BUILTIN_PACKAGES:
@@ -49,6 +69,7 @@ def _builtin_classes() -> list[type[Source]]:
                 module = importlib.import_module(module_name)
             except ImportError as exc:
                 log.warning("source module %s not loaded (missing dependency: %s)", module_name, exc)
+                _FAILURES.append(LoadFailure(f"module {module_name}", f"{type(exc).__name__}: {exc}"))
                 continue
             found += [c for _, c in inspect.getmembers(module, _concrete) if c.__module__ == module_name]
     return found
@@ -61,6 +82,7 @@ def _plugin_classes() -> list[type[Source]]:
             cls = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the built-in sources
             log.error("entry point %s = %s could not be loaded: %s", ep.name, ep.value, exc)
+            _FAILURES.append(LoadFailure(f"plugin {ep.name} = {ep.value}", f"{type(exc).__name__}: {exc}"))
             continue
         if not (inspect.isclass(cls) and issubclass(cls, Source)):
             raise SourceRegistryError(f"entry point {ep.name} = {ep.value}: not a shardsmith Source class")
@@ -82,6 +104,7 @@ def validate(cls: type[Source]) -> None:
 def source_classes() -> dict[str, type[Source]]:
     """Every registered source class by name: built-ins first (sorted), then entry points."""
     out: dict[str, type[Source]] = {}
+    _FAILURES.clear()
     for cls in [*_builtin_classes(), *_plugin_classes()]:
         validate(cls)
         if cls.name in out and out[cls.name] is not cls:
@@ -94,6 +117,9 @@ def source_classes() -> dict[str, type[Source]]:
 def refresh() -> None:
     """Forget the cached list (tests that install a plugin at run time)."""
     source_classes.cache_clear()
+    from shardsmith.pipeline import keys
+
+    keys.refresh()
 
 
 def source_names(collection: str | None = None) -> list[str]:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from shardsmith.config import Settings
 from shardsmith.defs.resources import ShardsmithResource
+from shardsmith.pipeline import keys
 from shardsmith.sources.registry import get_source, medical_source_names
 from shardsmith.staging import steps
 from shardsmith.staging.layout import StagingLayout
@@ -95,7 +96,7 @@ def build_source_assets(name: str, settings: Settings) -> tuple[list, list]:
     pdef = buckets_def(settings) if source.partitioned else None
 
     @dg.asset(
-        name=f"{name}_catalog", group_name=GROUP, code_version=source.adapter_version,
+        name=keys.catalog(name), group_name=GROUP, code_version=source.adapter_version,
         description=f"{name}: label files parsed and joined with images on disk; checksums, no pixels.",
         kinds={"python", "parquet"},
         metadata={"licence": source.licence, "homepage": source.homepage},
@@ -115,7 +116,7 @@ def build_source_assets(name: str, settings: Settings) -> tuple[list, list]:
         return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(out.version))
 
     @dg.asset(
-        name=f"{name}_records", group_name=GROUP, code_version=f"{source.adapter_version}+b{settings.buckets}",
+        name=keys.records(name), group_name=GROUP, code_version=f"{source.adapter_version}+b{settings.buckets}",
         deps=[catalog], kinds={"python", "parquet"}, partitions_def=pdef,
         automation_condition=dg.AutomationCondition.eager(),
         backfill_policy=dg.BackfillPolicy.single_run() if pdef else None,

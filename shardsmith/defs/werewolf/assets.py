@@ -14,9 +14,10 @@ import dagster as dg
 
 from shardsmith.config import Settings
 from shardsmith.defs.resources import ShardsmithResource
+from shardsmith.pipeline import keys
 from shardsmith.staging import games as staged_games
 
-WEREWOLF_GAMES = dg.DynamicPartitionsDefinition(name="werewolf_games")
+WEREWOLF_GAMES = dg.DynamicPartitionsDefinition(name=keys.GAMES)
 GROUP = "werewolf"
 
 
@@ -27,7 +28,7 @@ def _transcriber(settings: Settings):
     return get_transcriber(speech.backend, **({"model_path": speech.whisper_model} if speech.whisper_model else {}))
 
 
-@dg.asset(name="werewolf_games", group_name=GROUP, kinds={"python"},
+@dg.asset(name=keys.GAMES, group_name=GROUP, kinds={"python"},
           description="Every game of every werewolf source under raw/; each becomes a partition of "
                       "werewolf_utterances.")
 def werewolf_games(context: dg.AssetExecutionContext, shardsmith: ShardsmithResource) -> dg.MaterializeResult:
@@ -51,7 +52,7 @@ def werewolf_games(context: dg.AssetExecutionContext, shardsmith: ShardsmithReso
     })
 
 
-@dg.asset(name="werewolf_utterances", group_name=GROUP, partitions_def=WEREWOLF_GAMES, deps=[werewolf_games],
+@dg.asset(name=keys.UTTERANCES, group_name=GROUP, partitions_def=WEREWOLF_GAMES, deps=[werewolf_games],
           pool="gpu", kinds={"python", "parquet"}, code_version=staged_games.STEP_VERSION,
           backfill_policy=dg.BackfillPolicy.single_run(),
           description="One game per partition: audio -> transcript -> speakers -> utterances, plus the games, "
@@ -73,7 +74,8 @@ def werewolf_utterances(context: dg.AssetExecutionContext, shardsmith: Shardsmit
                          json.dumps({k: out[k] for k in ("inputs", "published", "quarantined")})))
     if len(games) > 1:
         return dg.MaterializeResult(metadata={
-            "games": len(games), "recomputed": sum(1 for o in outs.values() if o["recomputed"]),
+            "games": len(games),
+            "recomputed_parts": dg.MetadataValue.json([g for g, o in outs.items() if o["recomputed"]]),
             "utterances": sum(o["utterances"] for o in outs.values()),
             "quarantined": sum(o["quarantined"] for o in outs.values()),
         })

@@ -1,4 +1,6 @@
-"""``shardsmith build --dry-run``: what a build would recompute and why, without changing anything.
+"""The plan: which stages and parts of a build are stale, and why, without changing anything.
+
+``shardsmith build --dry-run`` prints it; the sensors and the build ask it the same questions.
 
 The same data versions the steps use decide it: the raw tree is compared by size and mtime with
 the fingerprint the last catalog recorded (a touched file is reported as possibly changed; the
@@ -12,6 +14,7 @@ import json
 from pathlib import Path
 
 from shardsmith.config import Settings
+from shardsmith.pipeline import keys
 from shardsmith.sources.registry import get_source
 from shardsmith.staging import fingerprint
 from shardsmith.staging.layout import WHOLE, StagingLayout
@@ -39,20 +42,20 @@ def plan_medical(settings: Settings, name: str) -> list[dict]:
     versions = read_versions(layout, name)
     out = []
     if not versions.get("catalog") or not layout.catalog(name).is_file():
-        out.append(_step(f"{name}_catalog", "recompute", "never built"))
-        out.append(_step(f"{name}_records", "recompute", "every part: never built"))
+        out.append(_step(keys.catalog(name), "recompute", "never built"))
+        out.append(_step(keys.records(name), "recompute", "every part: never built"))
         return out
     diff = raw_changes_by_stat(settings.raw_dir(name), versions.get("raw", {}))
     expected = fingerprint.digest(versions.get("raw", {}), source.adapter_version, "catalog")
     if expected != versions["catalog"]:
-        out.append(_step(f"{name}_catalog", "recompute", f"adapter version is now {source.adapter_version}"))
+        out.append(_step(keys.catalog(name), "recompute", f"adapter version is now {source.adapter_version}"))
     elif any(diff.values()):
         counts = ", ".join(f"{len(v)} {k}" for k, v in diff.items() if v)
-        out.append(_step(f"{name}_catalog", "recompute", f"raw tree changed: {counts} (by size/mtime)"))
+        out.append(_step(keys.catalog(name), "recompute", f"raw tree changed: {counts} (by size/mtime)"))
     else:
-        out.append(_step(f"{name}_catalog", "reuse", f"raw tree unchanged ({len(versions.get('raw', {}))} files)"))
+        out.append(_step(keys.catalog(name), "reuse", f"raw tree unchanged ({len(versions.get('raw', {}))} files)"))
     if out[-1]["would"] == "recompute":
-        out.append(_step(f"{name}_records", "depends", "after the new catalog: the parts whose items, "
+        out.append(_step(keys.records(name), "depends", "after the new catalog: the parts whose items, "
                                                       "adapter or options changed"))
         return out
     from shardsmith.staging.steps import part_versions
@@ -61,7 +64,7 @@ def plan_medical(settings: Settings, name: str) -> list[dict]:
     have = versions.get("records", {})
     # the same digests the records step compares, from one streamed pass over the catalog
     for part, (version, items) in part_versions(settings, source, parts).items():
-        label = f"{name}_records" + (f"[{part}]" if part != WHOLE else "")
+        label = keys.records(name) + (f"[{part}]" if part != WHOLE else "")
         if part not in have:
             out.append(_step(label, "recompute", "never built"))
         elif have[part] != version:
@@ -87,22 +90,32 @@ def plan_games(settings: Settings) -> list[dict]:
                 todo.append(ref.game_id)
         why = (f"{len(todo)} of {len(refs)} games new or changed" if todo
                else f"{len(refs)} games unchanged")
-        out.append(_step(f"werewolf_utterances[{source}]", "recompute" if todo else "reuse", why))
+        out.append(_step(f"{keys.UTTERANCES}[{source}]", "recompute" if todo else "reuse", why))
     return out
 
 
+def _release_step(settings: Settings, collection: str, changed: bool, what: str) -> dict:
+    from shardsmith.publish.release import read_latest
+
+    root = settings.releases / collection
+    if not (root.is_dir() and read_latest(root)):
+        return _step(keys.release(collection), "recompute", "never published")
+    if changed:
+        return _step(keys.release(collection), "recompute", f"some {what} change")
+    return _step(keys.release(collection), "reuse", f"no {what} change: LATEST reused")
+
+
 def plan_build(settings: Settings, medical: list[str], games: list[str]) -> dict:
+    """Every step of a build of ``medical`` and ``games`` with what it would do and why."""
     steps: list[dict] = []
     for name in medical:
         steps += plan_medical(settings, name)
     if medical:
         changed = any(s["would"] != "reuse" for s in steps)
-        steps.append(_step("medical_release", "recompute" if changed else "reuse",
-                           "some staging changes" if changed else "no source's staging changes: LATEST reused"))
+        steps.append(_release_step(settings, keys.MEDICAL, changed, "source's staging would"))
     if games:
         game_steps = plan_games(settings)
         steps += game_steps
         changed = any(s["would"] != "reuse" for s in game_steps)
-        steps.append(_step("werewolf_release", "recompute" if changed else "reuse",
-                           "some games change" if changed else "no game changes: LATEST reused"))
+        steps.append(_release_step(settings, keys.WEREWOLF, changed, "games"))
     return {"home": str(settings.home), "steps": steps}
