@@ -451,27 +451,36 @@ def dupes(home: Path | None, as_json: bool) -> None:
 @click.argument("url")
 @click.option("--home", type=click.Path(path_type=Path), default=None)
 def push(url: str, home: Path | None) -> None:
-    """Upload HOME/releases to URL (data first, then manifests, LATEST last)."""
+    """Upload HOME/releases to URL: files whose remote sha256 differs, then manifests, LATEST last."""
+    from shardsmith.publish.object_store import ObjectStoreError, RemoteURLError
     from shardsmith.publish.object_store import push as push_tree
 
     root = (home or settings_from_env().home).resolve() / "releases"
-    click.echo(json.dumps(push_tree(root, url)))
+    try:
+        result = push_tree(root, url)
+    except RemoteURLError as e:
+        raise click.BadParameter(str(e), param_hint="URL") from e
+    except ObjectStoreError as e:
+        raise click.ClickException(f"push refused: {e}") from e
+    click.echo(json.dumps(result))
 
 
 @main.command()
 @click.argument("url")
 @click.option("--home", type=click.Path(path_type=Path), default=None)
 def pull(url: str, home: Path | None) -> None:
-    """Download releases from URL into HOME/releases, verifying every sha256 before LATEST moves."""
-    from shardsmith.publish.object_store import PullVerificationError
+    """Download releases from URL into HOME/releases: all verified before any is renamed into place."""
+    from shardsmith.publish.object_store import ObjectStoreError, RemoteURLError
     from shardsmith.publish.object_store import pull as pull_tree
 
     root = (home or settings_from_env().home).resolve() / "releases"
     try:
         result = pull_tree(url, root)
-    except PullVerificationError as e:
+    except RemoteURLError as e:
+        raise click.BadParameter(str(e), param_hint="URL") from e
+    except ObjectStoreError as e:
         raise click.ClickException(f"pull refused: {e}") from e
-    click.echo(json.dumps(result, default=str))
+    click.echo(json.dumps(result))
 
 
 @main.command()
