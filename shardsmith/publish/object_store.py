@@ -118,13 +118,25 @@ def _open_remote(url: str, storage_options: dict) -> tuple[Any, str]:
 
 
 def _version_number(version: str | None) -> int:
-    return int(version[1:]) if version else -1
+    """v<N> as N; -1 for no pointer or one that names no version (never newer than anything)."""
+    return int(version[1:]) if version and re.fullmatch(r"v\d+", version) else -1
+
+
+def _digest(manifest: bytes) -> str | None:
+    """The content digest a manifest's bytes name, or None when they are not a manifest."""
+    try:
+        digest = json.loads(manifest).get("content_digest")
+    except (ValueError, AttributeError):
+        return None
+    return str(digest) if digest is not None else None
 
 
 def _is_safe(path: Any) -> bool:
     """A manifest path stays inside its version folder (a tampered manifest must not write elsewhere)."""
-    parts = PurePosixPath(path).parts if isinstance(path, str) and path else ("..",)
-    return not path.startswith("/") and ".." not in parts and parts[0] != "manifest.json"
+    if not isinstance(path, str) or not path or path.startswith("/"):
+        return False
+    parts = PurePosixPath(path).parts
+    return ".." not in parts and parts[0] != "manifest.json"
 
 
 def _parse_manifest(data: bytes, where: str, error: type[ObjectStoreError]) -> dict:
@@ -179,9 +191,9 @@ def _plan_pull(remote: _Tree, here: _Tree, local: Path, url: str) -> _PullPlan:
         mine = here.manifests.get((coll, version))
         if mine is not None and mine != data:
             raise ReleaseConflictError(
-                f"{url}/{where} differs from the local {where} (content digest "
-                f"{manifest.get('content_digest', '?')[:12]} there, {json.loads(mine).get('content_digest', '?')[:12]} "
-                f"here); a published version is never overwritten: move the local one away to take the remote's")
+                f"{url}/{where} differs from the local {where} (content digest {str(_digest(data))[:12]} there, "
+                f"{str(_digest(mine))[:12]} here); a published version is never overwritten: move the local "
+                f"one away to take the remote's")
         if mine is not None and not verify_tree(local / coll / version, manifest):
             plan.kept.append((coll, version))
         else:
@@ -215,11 +227,16 @@ def _commit(plan: _PullPlan, tmp: Path, local: Path) -> None:
     for coll, version in plan.fetch:
         final = local / coll / version
         final.parent.mkdir(parents=True, exist_ok=True)
+        aside = tmp / ".replaced" / coll / version
         if final.exists():
-            aside = tmp / ".replaced" / coll
-            aside.mkdir(parents=True, exist_ok=True)
-            os.rename(final, aside / version)
-        os.rename(tmp / coll / version, final)
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(final, aside)
+        try:
+            os.rename(tmp / coll / version, final)
+        except OSError:
+            if aside.exists():
+                os.rename(aside, final)  # the local copy comes back rather than vanishing with tmp
+            raise
         fsync_dir(final.parent)
     for coll, version in plan.latest.items():
         atomic_write_text(local / coll / "LATEST", version + "\n")
@@ -284,15 +301,10 @@ def _check_push(local: Path, here: _Tree, there: _Tree, url: str) -> dict[tuple[
         if problems:
             raise LocalReleaseError(f"local {where} fails verification, nothing pushed: {problems[:5]}")
         theirs = there.manifests.get((coll, version))
-        if theirs is None or theirs == data:
-            continue
-        try:
-            digest = json.loads(theirs).get("content_digest")
-        except (ValueError, AttributeError):
-            digest = None  # not a manifest anyone could read: repaired below
-        if digest is not None and digest != manifest.get("content_digest"):
-            raise ReleaseConflictError(f"{url}/{where} is another release (content digest {str(digest)[:12]}, "
-                                       f"local {str(manifest.get('content_digest'))[:12]}); nothing pushed")
+        digest = _digest(theirs) if theirs is not None and theirs != data else None  # unreadable: repaired
+        if digest is not None and digest != _digest(data):
+            raise ReleaseConflictError(f"{url}/{where} is another release (content digest {digest[:12]}, "
+                                       f"local {str(_digest(data))[:12]}); nothing pushed")
     return manifests
 
 

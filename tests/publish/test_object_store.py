@@ -187,3 +187,39 @@ def test_push_refuses_a_damaged_local_release_and_uploads_nothing(source: Path) 
     assert out.exit_code == 1 and "Error: push refused: local werewolf/v1 fails verification" in out.output
     fs, root = fsspec.core.url_to_fs(url)
     assert not fs.exists(root)
+
+
+def test_pull_renames_every_version_before_latest_moves(source: Path, tmp_path: Path, monkeypatch) -> None:
+    from shardsmith.publish import object_store
+
+    url = _memory_url()
+    push(source, url)
+    events: list[str] = []
+    real_rename, real_write = object_store.os.rename, object_store.atomic_write_text
+    monkeypatch.setattr(object_store.os, "rename", lambda a, b: (events.append(Path(b).name), real_rename(a, b)))
+    monkeypatch.setattr(object_store, "atomic_write_text",
+                        lambda p, t: (events.append(Path(p).name), real_write(p, t)))
+    pull(url, tmp_path / "home")
+    assert events == ["v1", "v2", "LATEST"]
+
+
+def test_pull_never_moves_latest_backwards(source: Path, tmp_path: Path) -> None:
+    url = _memory_url()
+    push(source, url)
+    home = tmp_path / "home" / "releases"
+    shutil.copytree(source, home)
+    _publish(home, "local-only")  # this home is ahead: v3, LATEST v3
+    assert pull(url, home)["latest"] == {}
+    assert read_latest(home / "werewolf") == "v3"
+
+
+def test_a_manifest_path_outside_its_version_is_refused(source: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "r" / "releases"
+    push(source, f"file://{remote}")
+    manifest = remote / "werewolf" / "v2" / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes().replace(b'"path": "README.md"', b'"path": "../../../escape.md"'))
+    (remote.parent / "escape.md").write_text("# card\n")  # what that path reaches on the remote
+    home = tmp_path / "home"
+    with pytest.raises(PullVerificationError, match=r"werewolf/v2/manifest.json has unusable file entries"):
+        pull(f"file://{remote}", home)
+    assert not (home / "escape.md").exists() and not list(home.glob("*/v*"))
