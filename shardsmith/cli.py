@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -447,22 +448,29 @@ def dupes(home: Path | None, as_json: bool) -> None:
                   f"{'computed now' if identity.recomputed else 'cached (staging/_identity)'}")
 
 
+def _mirror(verb: str, run: Callable[[], dict]) -> None:
+    """Run a push or pull: a URL with no usable remote is a usage error (exit 2), a refusal one
+    ``Error:`` line (exit 1), the summary JSON otherwise."""
+    from shardsmith.publish.object_store import ObjectStoreError, RemoteURLError
+
+    try:
+        result = run()
+    except RemoteURLError as e:
+        raise click.BadParameter(str(e), param_hint="URL") from e
+    except ObjectStoreError as e:
+        raise click.ClickException(f"{verb} refused: {e}") from e
+    click.echo(json.dumps(result))
+
+
 @main.command()
 @click.argument("url")
 @click.option("--home", type=click.Path(path_type=Path), default=None)
 def push(url: str, home: Path | None) -> None:
     """Upload HOME/releases to URL: files whose remote sha256 differs, then manifests, LATEST last."""
-    from shardsmith.publish.object_store import ObjectStoreError, RemoteURLError
     from shardsmith.publish.object_store import push as push_tree
 
     root = (home or settings_from_env().home).resolve() / "releases"
-    try:
-        result = push_tree(root, url)
-    except RemoteURLError as e:
-        raise click.BadParameter(str(e), param_hint="URL") from e
-    except ObjectStoreError as e:
-        raise click.ClickException(f"push refused: {e}") from e
-    click.echo(json.dumps(result))
+    _mirror("push", lambda: push_tree(root, url))
 
 
 @main.command()
@@ -470,17 +478,10 @@ def push(url: str, home: Path | None) -> None:
 @click.option("--home", type=click.Path(path_type=Path), default=None)
 def pull(url: str, home: Path | None) -> None:
     """Download releases from URL into HOME/releases: all verified before any is renamed into place."""
-    from shardsmith.publish.object_store import ObjectStoreError, RemoteURLError
     from shardsmith.publish.object_store import pull as pull_tree
 
     root = (home or settings_from_env().home).resolve() / "releases"
-    try:
-        result = pull_tree(url, root)
-    except RemoteURLError as e:
-        raise click.BadParameter(str(e), param_hint="URL") from e
-    except ObjectStoreError as e:
-        raise click.ClickException(f"pull refused: {e}") from e
-    click.echo(json.dumps(result))
+    _mirror("pull", lambda: pull_tree(url, root))
 
 
 @main.command()
