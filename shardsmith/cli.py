@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -364,31 +365,40 @@ def dupes(home: Path | None, as_json: bool) -> None:
                   f"{'computed now' if identity.recomputed else 'cached (staging/_identity)'}")
 
 
+def _mirror(verb: str, run: Callable[[], dict]) -> None:
+    """Run a push or pull: a URL with no usable remote is a usage error (exit 2), a refusal one
+    ``Error:`` line (exit 1), the summary JSON otherwise."""
+    from shardsmith.publish.object_store import ObjectStoreError, RemoteURLError
+
+    try:
+        result = run()
+    except RemoteURLError as e:
+        raise UserError(str(e)) from None
+    except ObjectStoreError as e:
+        raise click.ClickException(f"{verb} refused: {e}") from e
+    click.echo(json.dumps(result))
+
+
 @main.command()
 @click.argument("url")
 @click.option("--home", type=click.Path(path_type=Path), default=None)
 def push(url: str, home: Path | None) -> None:
-    """Upload HOME/releases to URL (data first, then manifests, LATEST last)."""
+    """Upload HOME/releases to URL: files whose remote sha256 differs, then manifests, LATEST last."""
     from shardsmith.publish.object_store import push as push_tree
 
-    root = (home or settings_from_env().home).resolve() / "releases"
-    click.echo(json.dumps(push_tree(root, url)))
+    root = _home(home) / "releases"
+    _mirror("push", lambda: push_tree(root, url))
 
 
 @main.command()
 @click.argument("url")
 @click.option("--home", type=click.Path(path_type=Path), default=None)
 def pull(url: str, home: Path | None) -> None:
-    """Download releases from URL into HOME/releases, verifying every sha256 before LATEST moves."""
-    from shardsmith.publish.object_store import PullVerificationError
+    """Download releases from URL into HOME/releases: all verified before any is renamed into place."""
     from shardsmith.publish.object_store import pull as pull_tree
 
-    root = (home or settings_from_env().home).resolve() / "releases"
-    try:
-        result = pull_tree(url, root)
-    except PullVerificationError as e:
-        raise click.ClickException(f"pull refused: {e}") from e
-    click.echo(json.dumps(result, default=str))
+    root = _home(home) / "releases"
+    _mirror("pull", lambda: pull_tree(url, root))
 
 
 @main.command()

@@ -139,15 +139,18 @@ def test_definitions_have_schedule_sensors_and_jobs():
 
 
 def test_object_store_helper_round_trip(tmp_path):
+    from shardsmith.hashing import sha256_bytes
     from shardsmith.publish.object_store import pull, push
 
     src = tmp_path / "rel"
     (src / "medical" / "v1").mkdir(parents=True)
-    (src / "medical" / "v1" / "manifest.json").write_text("{}")
     (src / "medical" / "v1" / "data.parquet").write_bytes(b"x" * 10)
+    listed = {"path": "data.parquet", "sha256": sha256_bytes(b"x" * 10), "size": 10}
+    (src / "medical" / "v1" / "manifest.json").write_text(json.dumps({"files": [listed]}))
     (src / "medical" / "LATEST").write_text("v1\n")
-    assert push(src, "memory://shardsmith-test/releases") == {"uploaded": 3, "skipped": 0}
-    assert push(src, "memory://shardsmith-test/releases")["skipped"] == 1  # data unchanged
+    assert push(src, "memory://shardsmith-test/releases") == {"uploaded": 3, "skipped": 0, "removed": 0}
+    again = push(src, "memory://shardsmith-test/releases")
+    assert again == {"uploaded": 0, "skipped": 2, "removed": 0}  # data and manifest unchanged
     out = tmp_path / "back"
-    assert pull("memory://shardsmith-test/releases", out) == 3
+    assert pull("memory://shardsmith-test/releases", out)["downloaded"] == 2
     assert (out / "medical" / "LATEST").read_text() == "v1\n"
