@@ -339,13 +339,12 @@ def dupes(home: Path | None, as_json: bool) -> None:
     """Duplicate radiographs across the staged medical sources: groups per source pair (the card's table)."""
     from shardsmith.identity.stage import stage_identity
     from shardsmith.publish.build import enabled_sources, source_fingerprint, staging_files
-    from shardsmith.staging.layout import StagingLayout
 
     settings = settings_from_env(home)
     sources = enabled_sources(settings, "medical")
     if not sources:
         raise UserError(f"no staged medical records under {settings.staging}: run `shardsmith build`")
-    identity = stage_identity(StagingLayout(settings.home).identity_dir(), staging_files(settings, sources, "records"),
+    identity = stage_identity(settings.layout.identity_dir(), staging_files(settings, sources, "records"),
                               {s: source_fingerprint(settings, s) for s in sources})
     pairs = identity.pair_counts()
     if as_json:

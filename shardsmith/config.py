@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shardsmith.staging.layout import StagingLayout
 
 DEMO_ENV = "SHARDSMITH_DEMO"
 HOME_ENV = "SHARDSMITH_HOME"
@@ -120,6 +123,18 @@ class Settings:
 
     def quarantine_dir(self, source: str) -> Path:
         return self.quarantine / source
+
+    @property
+    def layout(self) -> StagingLayout:
+        """The staging layout of this home: made once per settings object (one per build) and
+        handed down with it, so no step rebuilds its own."""
+        cached = self.__dict__.get("_layout")
+        if cached is None:
+            from shardsmith.staging.layout import StagingLayout
+
+            cached = StagingLayout(self.home)
+            object.__setattr__(self, "_layout", cached)
+        return cached
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (``None`` values are ignored)."""

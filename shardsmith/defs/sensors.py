@@ -22,7 +22,6 @@ from shardsmith.defs.resources import ShardsmithResource
 from shardsmith.hashing import sha256_file
 from shardsmith.pipeline import keys as names
 from shardsmith.staging import fingerprint
-from shardsmith.staging.layout import StagingLayout
 
 
 def _load_state(path: Path, cursor: str | None) -> fingerprint.State:
@@ -50,7 +49,7 @@ def raw_change_sensor(source: str, asset_keys: list[dg.AssetKey]) -> dg.SensorDe
         root = settings.raw_dir(source)
         if not root.is_dir():
             return dg.SkipReason(f"{root} does not exist")
-        path = StagingLayout(settings.home).sensor_state(source)
+        path = settings.layout.sensor_state(source)
         old = _load_state(path, context.cursor)
         new = fingerprint.scan(root, old)
         digest = fingerprint.digest(new)

@@ -17,7 +17,7 @@ from shardsmith.config import Settings
 from shardsmith.pipeline import keys
 from shardsmith.sources.registry import get_source
 from shardsmith.staging import fingerprint
-from shardsmith.staging.layout import WHOLE, StagingLayout
+from shardsmith.staging.layout import WHOLE
 from shardsmith.staging.versions import bucket_keys, read_versions
 
 
@@ -37,7 +37,7 @@ def _step(step: str, would: str, why: str) -> dict:
 
 
 def plan_medical(settings: Settings, name: str) -> list[dict]:
-    layout = StagingLayout(settings.home)
+    layout = settings.layout
     source = get_source(name, settings)
     versions = read_versions(layout, name)
     out = []
@@ -78,7 +78,7 @@ def plan_medical(settings: Settings, name: str) -> list[dict]:
 def plan_games(settings: Settings) -> list[dict]:
     from shardsmith.staging.games import discover_all, game_fingerprint
 
-    layout = StagingLayout(settings.home)
+    layout = settings.layout
     out = []
     games, _ = discover_all(settings)
     for source, refs in games.items():

@@ -127,7 +127,7 @@ def build_source_assets(name: str, settings: Settings) -> tuple[list, list]:
     def records(context: dg.AssetExecutionContext, shardsmith: ShardsmithResource) -> dg.MaterializeResult:
         settings = shardsmith.settings()
         src = get_source(name, settings)
-        layout = StagingLayout(settings.home)
+        layout = settings.layout
         parts = _parts(context, src)
         meta: dict = {}
         recomputed, reused, totals = [], [], {"records": 0, "quarantined": 0, "inputs": 0}
