@@ -13,20 +13,27 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from shardsmith.errors import ShardsmithError
 from shardsmith.speech.progress import ProgressCallback
 
 
-class TranscriberUnavailable(RuntimeError):
+class TranscriberUnavailable(ShardsmithError, RuntimeError):
     """A backend that cannot run here (missing optional extra, missing model files)."""
+
+    default_reason = "transcriber_unavailable"
+
+    def __init__(self, detail: str, reason: str | None = None):
+        super().__init__(reason, detail)
 
 
 class MissingExtra(TranscriberUnavailable):
-    """An optional extra of the package is not installed; ``extra`` names it for the install hint."""
+    """An optional extra of the package is not installed; ``extra`` names it for the install hint,
+    and the reason (``needs_extra_<extra>``) is the game's quarantine reason."""
 
     def __init__(self, extra: str, why: str):
         self.extra = extra
         self.install = f"pip install 'shardsmith[{extra}]'"
-        super().__init__(f"{why}; install the '{extra}' extra: {self.install}")
+        super().__init__(f"{why}; install the '{extra}' extra: {self.install}", f"needs_extra_{extra}")
 
 
 @dataclass(frozen=True)

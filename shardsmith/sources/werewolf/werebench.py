@@ -43,6 +43,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from shardsmith.errors import ShardsmithError
 from shardsmith.hashing import sha256_files
 from shardsmith.pseudonym import split_for
 from shardsmith.schemas.quarantine import quarantine_row
@@ -79,13 +80,13 @@ _SPEAKER_RE = re.compile(r"^\s*(说话人\s*(\d+))\s*[:：]\s?(.*)$", re.S)
 _SEAT_RE = re.compile(r"^\s*(\d{1,2})\s*号?\s*$")
 
 
-class ConfigError(ValueError):
+class ConfigError(ShardsmithError, ValueError):
     """A config that cannot be used; ``reason`` is the quarantine code."""
 
+    reason_in_str = True
+
     def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+        super().__init__(reason, detail)
 
 
 # ------------------------------------------------------------------ safe config parsing

@@ -76,8 +76,7 @@ def validate_sidecar(data: Any) -> list[str]:
 class SidecarError(ShardsmithError, ValueError):
     """A sidecar that cannot be used; ``reason`` is the quarantine code, ``detail`` names where."""
 
-    def __str__(self) -> str:
-        return f"{self.reason}: {self.detail}"
+    reason_in_str = True
 
 
 def sidecar_problem(data: dict) -> tuple[str, str] | None:
