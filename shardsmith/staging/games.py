@@ -33,8 +33,8 @@ from shardsmith.schemas.werewolf import (
 from shardsmith.sources.registry import game_source_names, get_source
 from shardsmith.sources.werewolf.base import Discovery, GameRef, GameResult, GameSource, Skipped
 from shardsmith.staging.layout import StagingLayout
-from shardsmith.views.decisions import build_decisions
-from shardsmith.views.role_inference import build_role_inference
+from shardsmith.werewolf.decisions import build_decisions
+from shardsmith.werewolf.role_inference import build_role_inference
 
 log = logging.getLogger(__name__)
 

@@ -60,8 +60,8 @@ class GameResult:
     games: list[dict] = field(default_factory=list)
     utterances: list[dict] = field(default_factory=list)
     votes: list[dict] = field(default_factory=list)
-    decisions: list[dict] = field(default_factory=list)  # derived: shardsmith.views.decisions
-    role_inference: list[dict] = field(default_factory=list)  # derived: shardsmith.views.role_inference
+    decisions: list[dict] = field(default_factory=list)  # derived: shardsmith.werewolf.decisions
+    role_inference: list[dict] = field(default_factory=list)  # derived: shardsmith.werewolf.role_inference
     quarantine: list[dict] = field(default_factory=list)
     inputs: int = 0
     published: int = 0
