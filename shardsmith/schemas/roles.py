@@ -15,9 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from shardsmith.errors import ShardsmithError
+from shardsmith.packaged import data_path
 from shardsmith.schemas.werewolf import FACTIONS
 
-ROLES_CSV = Path(__file__).with_name("vocabulary") / "roles.csv"
+ROLES_CSV = data_path("schemas", "vocabulary", "roles.csv")
 
 
 class UnknownRoleError(ShardsmithError, KeyError):

