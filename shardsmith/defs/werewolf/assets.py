@@ -12,19 +12,11 @@ import json
 
 import dagster as dg
 
-from shardsmith.config import Settings
 from shardsmith.defs.resources import ShardsmithResource
 from shardsmith.staging import games as staged_games
 
 WEREWOLF_GAMES = dg.DynamicPartitionsDefinition(name="werewolf_games")
 GROUP = "werewolf"
-
-
-def _transcriber(settings: Settings):
-    from shardsmith.speech.select import get_transcriber
-
-    speech = settings.speech
-    return get_transcriber(speech.backend, **({"model_path": speech.whisper_model} if speech.whisper_model else {}))
 
 
 @dg.asset(name="werewolf_games", group_name=GROUP, kinds={"python"},
@@ -64,7 +56,7 @@ def werewolf_utterances(context: dg.AssetExecutionContext, shardsmith: Shardsmit
     outs = {}
     for game_id in games:
         try:
-            outs[game_id] = staged_games.stage_game(settings, game_id, _transcriber,
+            outs[game_id] = staged_games.stage_game(settings, game_id,
                                                     transcription_progress(game_id, sink=context.log.info))
         except FileNotFoundError as e:
             raise dg.Failure(str(e)) from e
