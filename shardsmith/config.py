@@ -272,20 +272,3 @@ def dagster_home() -> str | None:
 def gx_quiet() -> None:
     """Great Expectations 1.x has no analytics module; the variable stays for older 1.x releases."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-
-
-def align_model_path(settings: Settings | None = None) -> Path | None:
-    """A local wav2vec2 folder for whisperx word alignment; unset (the default) leaves alignment off."""
-    value = (settings or settings_from_env()).speech.align_model.strip()
-    return Path(value).expanduser() if value else None
-
-
-def diarization_model_path(settings: Settings | None = None) -> Path | None:
-    """A local pyannote pipeline folder for whisperx diarization; unset keeps the built-in d-vector diarizer."""
-    value = (settings or settings_from_env()).speech.diarization_model.strip()
-    return Path(value).expanduser() if value else None
-
-
-def speech_options() -> SpeechOptions:
-    """The speech settings, for speech code constructed outside a build (tests, notebooks)."""
-    return settings_from_env().speech

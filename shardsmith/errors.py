@@ -19,9 +19,14 @@ def _rebuild(cls: type, reason: str, detail: str, state: dict) -> ShardsmithErro
 
 
 class ShardsmithError(Exception):
-    """Base class: ``reason`` for machines, ``detail`` for people."""
+    """Base class: ``reason`` for machines, ``detail`` for people.
+
+    ``str()`` is the detail; classes whose detail reads poorly without its code set
+    ``reason_in_str`` so that ``str()`` is ``"<reason>: <detail>"``.
+    """
 
     default_reason = "error"
+    reason_in_str = False
 
     def __init__(self, reason: str | None = None, detail: str = "") -> None:
         super().__init__(detail)
@@ -33,6 +38,8 @@ class ShardsmithError(Exception):
         return (_rebuild, (type(self), self.reason, self.detail, state))
 
     def __str__(self) -> str:
+        if self.reason_in_str and self.detail:
+            return f"{self.reason}: {self.detail}"
         return self.detail or self.reason
 
 

@@ -31,7 +31,6 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +40,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from shardsmith.identity.fingerprint import FINGERPRINT_SIZE, FINGERPRINT_VERSION, HASH_SIDE, THUMB_SIDE
+from shardsmith.packaged import data_path
 from shardsmith.schemas.duplicates import DUPLICATES_SCHEMA, METHODS
 
 __all__ = [
@@ -82,7 +82,7 @@ class Thresholds:
 def load_thresholds(path: str | Path | None = None) -> Thresholds:
     """Read the thresholds table (the packaged one by default)."""
     if path is None:
-        text = resources.files("shardsmith.schemas").joinpath("identity/thresholds.csv").read_text()
+        text = data_path("schemas", "identity", "thresholds.csv").read_text()
     else:
         text = Path(path).read_text()
     rows = {r["name"]: r["value"] for r in csv.DictReader(text.splitlines())}

@@ -25,11 +25,10 @@ SAMPLE_RATE = 16_000
 class AudioError(ShardsmithError):
     """Why a media file yields no usable audio; ``reason`` is a short code for quarantine rows."""
 
+    reason_in_str = True
+
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(reason, detail)
-
-    def __str__(self) -> str:
-        return f"{self.reason}: {self.detail}" if self.detail else self.reason
 
 
 def media_sha256(path: str | Path) -> str:

@@ -30,6 +30,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_voi_lut, get_decoder
 
+from shardsmith.errors import ShardsmithError
 from shardsmith.schemas.demographics import age_band
 
 __all__ = [
@@ -63,7 +64,7 @@ IDENTIFIER_KEYS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPIns
 Source = str | Path | bytes | bytearray | memoryview
 
 
-class MediaError(Exception):
+class MediaError(ShardsmithError):
     """A media file could not be used; ``reason`` is a short machine code for quarantine tables.
 
     Reasons used here: empty_file, unreadable, not_dicom, bad_header, truncated, no_pixel_data,
@@ -71,12 +72,7 @@ class MediaError(Exception):
     """
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keep the reason when the error crosses a process boundary (multiprocess executors).
-        return (type(self), (self.reason, str(self)))
+        super().__init__(reason, message)
 
 
 class UnsupportedImageError(MediaError):
@@ -85,18 +81,12 @@ class UnsupportedImageError(MediaError):
     def __init__(self, message: str, reason: str = "unsupported_image") -> None:
         super().__init__(reason, message)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.reason))
-
 
 class UnsupportedTransferSyntaxError(MediaError):
     """No installed pixel plugin can decode this transfer syntax."""
 
     def __init__(self, message: str, reason: str = "unsupported_transfer_syntax") -> None:
         super().__init__(reason, message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.reason))
 
 
 @dataclass

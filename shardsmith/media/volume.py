@@ -31,6 +31,8 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
+from shardsmith.errors import ShardsmithError
+
 __all__ = [
     "CANONICAL_ORIENTATION",
     "CT_WINDOWS",
@@ -54,15 +56,11 @@ _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 GRID_TOLERANCE_MM = 1e-2  # image and label affines may differ by float noise, not by a voxel
 
 
-class VolumeError(Exception):
+class VolumeError(ShardsmithError):
     """A volume could not be used; ``reason`` is a short code (non_finite_voxels, label_shape_mismatch…)."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.reason, str(self)))
+        super().__init__(reason, message)
 
 
 # --------------------------------------------------------------------------- reading

@@ -14,16 +14,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from shardsmith.errors import ShardsmithError
+from shardsmith.packaged import data_path
 from shardsmith.schemas.werewolf import FACTIONS
 
-ROLES_CSV = Path(__file__).with_name("vocabulary") / "roles.csv"
+ROLES_CSV = data_path("schemas", "vocabulary", "roles.csv")
 
 
-class UnknownRoleError(KeyError):
+class UnknownRoleError(ShardsmithError, KeyError):
     """A role string the table does not map; the message names it."""
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+    default_reason = "unknown_role"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(None, detail)
 
 
 @dataclass(frozen=True)

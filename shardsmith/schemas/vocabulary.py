@@ -17,15 +17,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-_DIR = Path(__file__).with_name("vocabulary")
+from shardsmith.errors import ShardsmithError
+from shardsmith.packaged import data_path
+
+_DIR = data_path("schemas", "vocabulary")
 KINDS = ("finding", "anatomy", "normal", "abnormal_unspecified", "derived")
 
 
-class UnknownLabelError(KeyError):
+class UnknownLabelError(ShardsmithError, KeyError):
     """A source label that the vocabulary does not map; the message names source and label."""
 
-    def __str__(self) -> str:  # KeyError quotes its message otherwise
-        return str(self.args[0])
+    default_reason = "unknown_label"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(None, detail)
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,7 @@ VOTES_SCHEMA = _with_version(
     "votes",
 )
 
-# How a decision's context was cut (see shardsmith.views.decisions): before the vote's cut-off line,
+# How a decision's context was cut (see shardsmith.werewolf.decisions): before the vote's cut-off line,
 # before the end of the vote's day, or (no phases, no cut-off) every in-game utterance.
 CONTEXT_RULES = ("before_cut_off", "before_day_end", "before_game_end")
 

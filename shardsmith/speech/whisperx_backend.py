@@ -3,8 +3,9 @@
 ``whisperx`` is the optional ``gpu`` extra and is imported only when this backend is used, so
 the module always imports. Everything is local: the Whisper model folder (same rules as the CPU
 backend), the pyannote VAD weights bundled in the whisperx wheel, an alignment model only when
-``SHARDSMITH_ALIGN_MODEL`` (a local wav2vec2 folder) is configured, and pyannote diarization only
-when ``SHARDSMITH_DIARIZATION_MODEL`` (a local pipeline folder, see ``diarize``) is configured.
+``align_model_path`` (a local wav2vec2 folder, ``SHARDSMITH_ALIGN_MODEL``) is given, and pyannote
+diarization only when ``diarization_model_path`` (a local pipeline folder, ``SHARDSMITH_DIARIZATION_MODEL``,
+see ``diarize``) is given; the caller passes them from ``Settings.speech`` (``select.get_transcriber``).
 It runs on the CPU too (``device="cpu", compute_type="int8"``), which is how its tests run.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from shardsmith import config
+from shardsmith.config import DIARIZATION_MODEL_ENV
 from shardsmith.speech.base import Segment, Transcriber, TranscriberUnavailable, Transcript, Word
 from shardsmith.speech.faster_whisper_backend import resolve_model_dir
 from shardsmith.speech.progress import ProgressCallback
@@ -54,11 +55,11 @@ class WhisperXTranscriber(Transcriber):
         self.compute_type = compute_type
         self.batch_size = batch_size
         self.language = language
-        self.align_model_path = align_model_path or _as_str(config.align_model_path())
-        self.diarization_model_path = diarization_model_path or _as_str(config.diarization_model_path())
+        self.align_model_path = _as_str(align_model_path)
+        self.diarization_model_path = _as_str(diarization_model_path)
         if self.diarization_model_path and not (Path(self.diarization_model_path) / "config.yaml").is_file():
             raise TranscriberUnavailable(  # at selection time, not after a game has been transcribed
-                f"{config.DIARIZATION_MODEL_ENV}={self.diarization_model_path} is not a local pyannote "
+                f"{DIARIZATION_MODEL_ENV}={self.diarization_model_path} is not a local pyannote "
                 "pipeline folder (no config.yaml); unset it to use the built-in diarizer"
             )
         self.vad_method = vad_method
@@ -152,7 +153,7 @@ class WhisperXTranscriber(Transcriber):
         built-in d-vector diarizer when ``can_diarize`` is true.
         """
         if not self.diarization_model_path:
-            raise TranscriberUnavailable(f"set {config.DIARIZATION_MODEL_ENV} to a local pyannote pipeline folder")
+            raise TranscriberUnavailable(f"set {DIARIZATION_MODEL_ENV} to a local pyannote pipeline folder")
         folder = Path(self.diarization_model_path)
         if self._diarizer is None:
             from whisperx.diarize import DiarizationPipeline
@@ -162,8 +163,9 @@ class WhisperXTranscriber(Transcriber):
         return [(float(r.start), float(r.end), str(r.speaker)) for r in df.itertuples()]
 
 
-def _as_str(path: Path | None) -> str | None:
-    return str(path) if path else None
+def _as_str(path: str | Path | None) -> str | None:
+    """A configured folder as a string, ``~`` expanded; empty means not configured."""
+    return str(Path(path).expanduser()) if path else None
 
 
 def _maybe_float(x: Any) -> float | None:

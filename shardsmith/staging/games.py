@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from shardsmith.atomic import write_parquet_atomic
-from shardsmith.config import Settings
+from shardsmith.config import Settings, SpeechOptions
 from shardsmith.schemas.quarantine import QUARANTINE_SCHEMA
 from shardsmith.schemas.werewolf import (
     DECISIONS_SCHEMA,
@@ -33,8 +33,8 @@ from shardsmith.schemas.werewolf import (
 from shardsmith.sources.registry import game_source_names, get_source
 from shardsmith.sources.werewolf.base import Discovery, GameRef, GameResult, GameSource, Skipped
 from shardsmith.staging.layout import StagingLayout
-from shardsmith.views.decisions import build_decisions
-from shardsmith.views.role_inference import build_role_inference
+from shardsmith.werewolf.decisions import build_decisions
+from shardsmith.werewolf.role_inference import build_role_inference
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,30 @@ def discover_games(source: str, raw_root: Path) -> list[GameRef]:
 def build_game(
     source: str, ref: GameRef, settings: Settings | None = None, transcriber: Any = None, progress: Any = None
 ) -> GameResult:
-    """Rows for one game; sources that declare ``needs_asr`` get the transcriber and progress callback."""
+    """Rows for one game. A ``needs_asr`` source gets a transcriber (``transcriber``, else the one
+    ``settings.speech`` names), the speech settings and the progress callback.
+
+    The transcriber is chosen here, per game: a speech extra that is missing or half installed (a
+    module that does not import, the packaged model absent) quarantines this game with the reason
+    (``needs_extra_speech``, naming the module) instead of failing the step, and games whose
+    transcripts ship with the source never touch speech code.
+    """
     if ref.source != source:
         raise ValueError(f"game {ref.game_id} belongs to {ref.source}, not {source}")
     adapter = game_source(source)
-    if adapter.needs_asr:
-        return add_views(adapter.build_game(ref, transcriber, progress))
-    return add_views(adapter.build_game(ref))
+    if not adapter.needs_asr:
+        return add_views(adapter.build_game(ref))
+    speech = settings.speech if settings is not None else SpeechOptions()
+    if transcriber is None:
+        from shardsmith.speech.base import TranscriberUnavailable
+        from shardsmith.speech.select import choose_transcriber
+
+        try:
+            transcriber = choose_transcriber(speech)
+        except TranscriberUnavailable as exc:  # MissingExtra too (reason needs_extra_<extra>)
+            log.warning("%s: game %s cannot be transcribed here: %s", source, ref.game_id, exc)
+            return add_views(adapter.set_aside(ref, "transcribe", exc.reason, str(exc)))
+    return add_views(adapter.build_game(ref, transcriber, progress, speech))
 
 
 def add_views(result: GameResult) -> GameResult:
@@ -245,10 +262,11 @@ def game_fingerprint(settings: Settings, ref: GameRef) -> str:
     return h.hexdigest()
 
 
-def stage_game(settings: Settings, game_id: str, transcriber_factory: Any = None,
-               progress: Any = None) -> dict[str, Any]:
+def stage_game(settings: Settings, game_id: str, progress: Any = None) -> dict[str, Any]:
     """Build and stage one game, or reuse its staging when its inputs are unchanged.
 
+    A game that needs transcription gets its transcriber from ``settings.speech`` inside
+    ``build_game``, so a game that cannot be transcribed here is quarantined, not a failed step.
     Returns the counts (with ``recomputed``, ``fingerprint``, ``paths`` and ``result`` when built).
     """
     import json
@@ -267,9 +285,7 @@ def stage_game(settings: Settings, game_id: str, transcriber_factory: Any = None
         previous = json.loads(counts_path.read_text())
         if previous.get("input_fingerprint") == fingerprint:
             return {**previous, "recomputed": False, "fingerprint": fingerprint}
-    adapter = game_source(source)
-    transcriber = transcriber_factory(settings) if adapter.needs_asr and transcriber_factory else None
-    result = build_game(source, ref, settings, transcriber, progress)
+    result = build_game(source, ref, settings, progress=progress)
     paths = write_game_staging(settings, source, result)
     counts = {**result.counts, "speech_s": result.speech_s, "input_fingerprint": fingerprint}
     atomic_write_json(counts_path, counts, indent=2)

@@ -198,10 +198,10 @@ def decision_context_before_vote(decisions: pd.DataFrame, context: pd.DataFrame,
 
     Re-derived from the utterances and the games' phases, not from the decision's own time columns:
     every context line exists in the same game and is not post-game; it starts before the vote's day
-    ends (``views.decisions.day_end_s`` on the game's phases); and where the vote names a cut-off
+    ends (``werewolf.decisions.day_end_s`` on the game's phases); and where the vote names a cut-off
     line, it comes before that line in utterance order and starts no later than it.
     """
-    from shardsmith.views.decisions import day_end_s
+    from shardsmith.werewolf.decisions import day_end_s
 
     utt = {u: (g, _value(o), _value(t), p) for u, g, o, t, p in zip(
         utterances["utterance_id"], utterances["game_id"], utterances["order"], utterances["start_s"],

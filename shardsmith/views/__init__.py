@@ -1,6 +1,6 @@
 """Task views built from staged tables: the medical views (grounding, consensus, dialogues) at release
-time from ``records`` (issue 14), the werewolf evaluation items (``decisions``, ``role_inference``)
-per game in ``staging.games`` (issue 15). Plain library: no Dagster.
+time from ``records`` (issue 14); the werewolf evaluation items live in ``shardsmith.werewolf``.
+Plain library: no Dagster.
 
     views = build_views(records_batches)          # one pass over the records
     views.grounding, views.consensus, views.dialogues   # lists of rows for the release tables

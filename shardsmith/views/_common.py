@@ -7,15 +7,15 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from shardsmith.packaged import data_path
 from shardsmith.schemas.vocabulary import Vocabulary, load_vocabulary
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "views_data"
-SYNONYMS_CSV = Path(__file__).resolve().parents[1] / "schemas" / "vocabulary" / "synonyms.csv"
+DATA_DIR = data_path("schemas", "views_data")
+SYNONYMS_CSV = data_path("schemas", "vocabulary", "synonyms.csv")
 CONSENSUS_READER = "consensus"  # adapters' own consensus targets (LIDC) are not a reader's drawing
 
 Rows = Iterable[dict[str, Any]] | pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch]

@@ -86,7 +86,6 @@ def test_game_without_turns_needs_speakers_extra(
 ) -> None:
     from shardsmith.sources.werewolf.werewolf_video import build_game
 
-    monkeypatch.delenv("SHARDSMITH_SPEAKER_ENCODER", raising=False)
     monkeypatch.setitem(sys.modules, blocked, None)  # `import <blocked>` now raises ImportError
     tr = CountingTranscriber(whisper)
     with caplog.at_level(logging.WARNING):
@@ -162,10 +161,11 @@ def test_progress_lines_are_throttled_and_say_the_speed() -> None:
 @pytest.mark.parametrize("blocked", ["faster_whisper", "av"])
 def test_video_game_without_speech_extra_is_quarantined(blocked: str, demo_refs: dict, monkeypatch) -> None:
     """A medical-only install has no `speech` extra: a video game is set aside with the install hint."""
-    from shardsmith.sources.werewolf.werewolf_video import build_game
+    from shardsmith.staging.games import build_game
 
     monkeypatch.setitem(sys.modules, blocked, None)
-    res = build_game(demo_refs["turns"])
+    res = build_game("werewolf_video", demo_refs["turns"])
     assert res.reconciles() and res.quarantined == 1 and not res.games
     row = res.quarantine[0]
     assert row["reason"] == "needs_extra_speech" and "pip install 'shardsmith[speech]'" in row["detail"]
+    assert f"{blocked!r} module" in row["detail"]  # names what is missing

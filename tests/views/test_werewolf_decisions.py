@@ -22,8 +22,8 @@ from shardsmith.schemas.werewolf import (
 from shardsmith.staging.games import GAME_TABLES, build_game, discover_games, game_tables
 from shardsmith.validation import integrity as I
 from shardsmith.validation.frames import werewolf_frames
-from shardsmith.views.decisions import build_decisions, day_end_s
-from shardsmith.views.role_inference import build_role_inference
+from shardsmith.werewolf.decisions import build_decisions, day_end_s
+from shardsmith.werewolf.role_inference import build_role_inference
 
 # ----------------------------------------------------------------- an independent reading of WereBench
 
@@ -342,3 +342,26 @@ def test_release_writes_every_table_under_its_split(demo_raw: Path, tmp_path: Pa
             assert any((result.path / "data" / table / split).glob("*.parquet")), (table, split)
     assert result.row_counts["decisions"] == {"test": 1, "train": 4}
     assert (result.path / "validation" / "decisions.json").is_file()
+
+
+@pytest.mark.parametrize("first,second", [
+    ("shardsmith.validation.integrity", "shardsmith.werewolf.decisions"),
+    ("shardsmith.werewolf.decisions", "shardsmith.validation.integrity"),
+    ("shardsmith.werewolf.role_inference", "shardsmith.staging.games"),
+    ("shardsmith.views", "shardsmith.werewolf.role_inference"),
+])
+def test_game_items_live_outside_views_without_an_import_loop(first: str, second: str) -> None:
+    """The per-game item builders are a package of their own: importable in either order beside the
+    validation and staging code, and the release-time ``views`` neither holds nor loads them."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, importlib.util; import {first}, {second}; "
+            "assert importlib.util.find_spec('shardsmith.views.decisions') is None; "
+            "assert importlib.util.find_spec('shardsmith.views.role_inference') is None; "
+            "import shardsmith.views; "
+            f"print(sorted(m for m in sys.modules if m.startswith('shardsmith.views') and "
+            "m.rsplit('.', 1)[-1] in ('decisions', 'role_inference')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

@@ -12,7 +12,6 @@ import json
 
 import dagster as dg
 
-from shardsmith.config import Settings
 from shardsmith.defs.resources import ShardsmithResource
 from shardsmith.pipeline import keys
 from shardsmith.staging import games as staged_games
@@ -21,25 +20,18 @@ WEREWOLF_GAMES = dg.DynamicPartitionsDefinition(name=keys.GAMES)
 GROUP = "werewolf"
 
 
-def _transcriber(settings: Settings):
-    from shardsmith.speech.select import get_transcriber
-
-    speech = settings.speech
-    return get_transcriber(speech.backend, **({"model_path": speech.whisper_model} if speech.whisper_model else {}))
-
-
 @dg.asset(name=keys.GAMES, group_name=GROUP, kinds={"python"},
           description="Every game of every werewolf source under raw/; each becomes a partition of "
                       "werewolf_utterances.")
 def werewolf_games(context: dg.AssetExecutionContext, shardsmith: ShardsmithResource) -> dg.MaterializeResult:
     settings = shardsmith.settings()
     games, skipped = staged_games.discover_all(settings)
-    keys = [g.game_id for refs in games.values() for g in refs]
+    game_ids = [g.game_id for refs in games.values() for g in refs]
     existing = set(context.instance.get_dynamic_partitions(WEREWOLF_GAMES.name))
-    new = [k for k in keys if k not in existing]
+    new = [k for k in game_ids if k not in existing]
     if new:
         context.instance.add_dynamic_partitions(WEREWOLF_GAMES.name, new)
-    gone = sorted(existing - set(keys))
+    gone = sorted(existing - set(game_ids))
     for key in gone:
         context.instance.delete_dynamic_partition(WEREWOLF_GAMES.name, key)
     index = staged_games.write_games_index(settings, games, skipped)
@@ -65,7 +57,7 @@ def werewolf_utterances(context: dg.AssetExecutionContext, shardsmith: Shardsmit
     outs = {}
     for game_id in games:
         try:
-            outs[game_id] = staged_games.stage_game(settings, game_id, _transcriber,
+            outs[game_id] = staged_games.stage_game(settings, game_id,
                                                     transcription_progress(game_id, sink=context.log.info))
         except FileNotFoundError as e:
             raise dg.Failure(str(e)) from e

@@ -60,8 +60,8 @@ class GameResult:
     games: list[dict] = field(default_factory=list)
     utterances: list[dict] = field(default_factory=list)
     votes: list[dict] = field(default_factory=list)
-    decisions: list[dict] = field(default_factory=list)  # derived: shardsmith.views.decisions
-    role_inference: list[dict] = field(default_factory=list)  # derived: shardsmith.views.role_inference
+    decisions: list[dict] = field(default_factory=list)  # derived: shardsmith.werewolf.decisions
+    role_inference: list[dict] = field(default_factory=list)  # derived: shardsmith.werewolf.role_inference
     quarantine: list[dict] = field(default_factory=list)
     inputs: int = 0
     published: int = 0
@@ -196,7 +196,8 @@ class GameSource(Source):
 
     Every game is one partition of the werewolf assets (``partitioned`` is true), counted in
     ``unit`` (subtitle lines, dialogue entries, whole games) so that inputs = published +
-    quarantined holds per game. ``needs_asr`` sources get a transcriber in ``build_game``.
+    quarantined holds per game. ``needs_asr`` sources get a transcriber and the speech settings in
+    ``build_game``; where no transcriber can be had, ``set_aside`` quarantines the game instead.
     """
 
     collection: ClassVar[str] = "werewolf"
@@ -207,10 +208,18 @@ class GameSource(Source):
         """The games under ``root`` and the files deliberately skipped, deterministic order."""
         raise NotImplementedError
 
-    def build_game(self, ref: GameRef, transcriber: Any = None, progress: Any = None) -> GameResult:
-        """Rows for one game (``transcriber`` and ``progress``, a callback the transcriber reports
-        seconds of audio done to, only for ``needs_asr`` sources)."""
+    def build_game(self, ref: GameRef, transcriber: Any = None, progress: Any = None,
+                   speech: Any = None) -> GameResult:
+        """Rows for one game (``transcriber``, ``progress``, a callback the transcriber reports
+        seconds of audio done to, and ``speech``, the SpeechOptions, only for ``needs_asr`` sources)."""
         raise NotImplementedError
+
+    def set_aside(self, ref: GameRef, stage: str, reason: str, detail: str) -> GameResult:
+        """The whole game quarantined without reading it (a ``needs_asr`` game with no transcriber
+        here), counted as one input; a source counted in other units overrides this."""
+        from shardsmith.sources.werewolf.rows import GameRows
+
+        return GameRows(ref, self.unit, ref.paths[0][1] if ref.paths else "", inputs=1).set_aside(stage, reason, detail)
 
     def label_game(self, ref: GameRef) -> GameResult:
         """Rows from label files alone (no audio), for ``shardsmith labels``."""

@@ -43,14 +43,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from shardsmith.errors import ShardsmithError
 from shardsmith.hashing import sha256_files
+from shardsmith.packaged import data_path
 from shardsmith.pseudonym import split_for
-from shardsmith.schemas.quarantine import quarantine_row
-from shardsmith.schemas.roles import UnknownRoleError, lookup_role
+from shardsmith.schemas.roles import Role, UnknownRoleError, lookup_role
 from shardsmith.schemas.werewolf import FACTIONS
 from shardsmith.sources.labelfiles import LabelFileError, read_label_text
 from shardsmith.sources.werewolf.base import (
-    ADAPTER_VERSION,
     Discovery,
     GameRef,
     GameResult,
@@ -65,6 +65,7 @@ from shardsmith.sources.werewolf.base import (
     seat_row,
     source_transcription,
 )
+from shardsmith.sources.werewolf.rows import GameRows, phase_row
 
 SOURCE = "werebench"
 UNIT = "subtitle_line"
@@ -79,13 +80,13 @@ _SPEAKER_RE = re.compile(r"^\s*(说话人\s*(\d+))\s*[:：]\s?(.*)$", re.S)
 _SEAT_RE = re.compile(r"^\s*(\d{1,2})\s*号?\s*$")
 
 
-class ConfigError(ValueError):
+class ConfigError(ShardsmithError, ValueError):
     """A config that cannot be used; ``reason`` is the quarantine code."""
 
+    reason_in_str = True
+
     def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+        super().__init__(reason, detail)
 
 
 # ------------------------------------------------------------------ safe config parsing
@@ -243,7 +244,7 @@ def parse_srt(data: bytes | str) -> list[SrtEntry]:
 
 # ------------------------------------------------------------------ the announced winner
 
-OUTCOMES_CSV = Path(__file__).parents[2] / "schemas" / "vocabulary" / "werewolf_outcomes.csv"
+OUTCOMES_CSV = data_path("schemas", "vocabulary", "werewolf_outcomes.csv")
 
 
 @lru_cache(maxsize=1)
@@ -379,44 +380,17 @@ def _duration(e: SrtEntry) -> float:
     )
 
 
-def build_game(ref: GameRef) -> GameResult:
-    """Rows for one WereBench game; every subtitle line ends up an utterance or a quarantine row."""
-    res = GameResult(SOURCE, ref.game_id, UNIT)
-    srt_path, cfg_path = ref.path("srt"), ref.path("config")
-    raw_path = str(srt_path or cfg_path)
-    entries: list[SrtEntry] = []
-    undecodable = None
-    if srt_path is not None:
-        try:  # strict decoding: a cut or flipped byte must not become U+FFFD in a published utterance
-            entries = parse_srt(read_label_text(srt_path))
-        except LabelFileError as exc:
-            undecodable = str(exc)
-    res.inputs = len(entries) if undecodable is None else 1  # an unreadable file counts as one input
-    res.speech_s = {"input": sum(_duration(e) for e in entries), "published": 0.0, "quarantined": 0.0}
+@dataclass
+class _Table:
+    """Who speaks: SRT speaker label -> seat number or ``"host"``, from ``user_aliases``."""
 
-    def fail_game(reason: str, detail: str) -> GameResult:
-        res.quarantine.append(quarantine_row(SOURCE, "labels", reason, detail, ref.game_id, raw_path))
-        res.quarantined = res.inputs
-        res.speech_s["quarantined"] = res.speech_s["input"]
-        log.warning("werebench: game %s quarantined: %s (%s)", ref.game_id, reason, detail)
-        return res
+    target_of: dict[str, int | str]
+    variant: str
+    board: list[str]
 
-    if cfg_path is None:
-        return fail_game("config_missing", f"no GAME_CONFIG file beside {srt_path}")
-    if srt_path is None:
-        return fail_game("transcript_missing", f"no NN.srt beside {cfg_path}")
-    if undecodable is not None:
-        return fail_game("undecodable_text", undecodable)
-    try:
-        config = parse_config(read_label_text(cfg_path))
-    except ConfigError as exc:
-        return fail_game(exc.reason, f"{cfg_path.name}: {exc.detail}")
-    except LabelFileError as exc:
-        return fail_game("undecodable_text", str(exc))
-    md = config["metadata"]
-    warnings: list[str] = []
 
-    # speakers -> seats / host, and seats -> roles
+def _read_table(md: dict, rows: GameRows, warnings: list[str]) -> _Table:
+    """Speakers to seats and seats to roles (into ``rows.seats``); UnknownRoleError for an unknown role."""
     aliases = md.get("user_aliases") or {}
     real_role = {_speaker_key(k): v for k, v in (md.get("real_role") or {}).items()}
     target_of: dict[str, int | str] = {}
@@ -426,45 +400,45 @@ def build_game(ref: GameRef) -> GameResult:
             warnings.append(f"user_aliases {label!r} -> {al!r} names neither a seat nor the host")
         else:
             target_of[_speaker_key(label)] = t
-    try:
-        role_of_label = {k: lookup_role(v) for k, v in real_role.items() if str(v).strip()}
-        board = [str(r) for r in md.get("game_roles") or [] if str(r).strip()]
-        variant = rule_variant_id(board)
-    except UnknownRoleError as exc:
-        return fail_game("unknown_role", f"{cfg_path.name}: {exc}")
-    seat_roles: dict[int, tuple[str, str]] = {}  # seat -> (speaker label, verbatim role)
+    role_of_label = {k: lookup_role(v) for k, v in real_role.items() if str(v).strip()}
+    board = [str(r) for r in md.get("game_roles") or [] if str(r).strip()]
+    variant = rule_variant_id(board)
+    seat_roles = _seat_roles(target_of, real_role, role_of_label, warnings)
+    for label in sorted(set(real_role) - set(target_of)):
+        warnings.append(f"real_role has {label} ({real_role[label]!r}) but user_aliases gives it no seat")
+    for s in sorted({t for t in target_of.values() if isinstance(t, int)}):
+        role_text = seat_roles.get(s, (None, None))[1]
+        if role_text is None:
+            warnings.append(f"seat {s} has no role in real_role")
+        rows.seats[s] = seat_row(s, role_text)
+    return _Table(target_of, variant, board)
+
+
+def _seat_roles(target_of: dict[str, int | str], real_role: dict[str, str], role_of_label: dict[str, Role],
+                warnings: list[str]) -> dict[int, tuple[str, str]]:
+    """Seat -> (speaker label, verbatim role); disagreements between the two tables become warnings."""
+    seat_roles: dict[int, tuple[str, str]] = {}
     for label in sorted(target_of, key=lambda s: (len(s), s)):
         t = target_of[label]
         role_text = real_role.get(label)
         role = role_of_label.get(label)
         if t == "host":
             if role is not None and role.role != "host":
-                warnings.append(
-                    f"{label} is the host in user_aliases but has role {role_text!r} in real_role"
-                )
+                warnings.append(f"{label} is the host in user_aliases but has role {role_text!r} in real_role")
             continue
         if role is not None and role.faction == "host":
             warnings.append(f"{label} is seat {t} in user_aliases but 'host' in real_role")
             continue
         if t in seat_roles and role_text and seat_roles[t][1] != role_text:
-            warnings.append(
-                f"seat {t}: {seat_roles[t][0]} says {seat_roles[t][1]!r}, {label} says {role_text!r}; "
-                "kept the first"
-            )
+            warnings.append(f"seat {t}: {seat_roles[t][0]} says {seat_roles[t][1]!r}, {label} says "
+                            f"{role_text!r}; kept the first")
         elif role_text and t not in seat_roles:
-            seat_roles[t] = (label, role_text)
-    for label in sorted(set(real_role) - set(target_of)):
-        warnings.append(f"real_role has {label} ({real_role[label]!r}) but user_aliases gives it no seat")
-    seats = sorted({t for t in target_of.values() if isinstance(t, int)})
-    seat_rows = []
-    for s in seats:
-        role_text = seat_roles.get(s, (None, None))[1]
-        if role_text is None:
-            warnings.append(f"seat {s} has no role in real_role")
-        seat_rows.append(seat_row(s, role_text))
-    seat_by_num = {r["seat"]: r for r in seat_rows}
+            seat_roles[t] = (label, role_text)  # type: ignore[index]
+    return seat_roles
 
-    # phases
+
+def _phases(md: dict, warnings: list[str]) -> tuple[list[dict], float | None, float | None]:
+    """Phases from the ``game_status`` anchors sorted by time, the game's start and its end."""
     anchors: list[tuple[float, int, str, str]] = []
     game_end: float | None = None
     for pos, (key, value) in enumerate((md.get("game_status") or {}).items()):
@@ -472,127 +446,102 @@ def build_game(ref: GameRef) -> GameResult:
         t = parse_time(str(value).strip())
         if name is None:
             warnings.append(f"game_status key {key!r} is not a phase name; ignored")
-            continue
-        if t is None:
+        elif t is None:
             warnings.append(f"game_status {key!r} has no usable time ({value!r}); ignored")
-            continue
-        if name == "end_time":
+        elif name == "end_time":
             game_end = t
         else:
             anchors.append((t, pos, name, str(key)))
     if [a[1] for a in sorted(anchors)] != [a[1] for a in anchors]:
         warnings.append("game_status anchors are not in chronological order; phases sorted by time")
     anchors.sort()
-    phases = []
-    for i, (t, _, name, verbatim) in enumerate(anchors):
-        end = anchors[i + 1][0] if i + 1 < len(anchors) else game_end
-        phases.append({"name": name, "name_source": verbatim, "start_s": t, "end_s": end})
-    game_start = anchors[0][0] if anchors else None
+    phases = [phase_row(name, verbatim, t, anchors[i + 1][0] if i + 1 < len(anchors) else game_end)
+              for i, (t, _, name, verbatim) in enumerate(anchors)]
     if game_end is None:
         warnings.append("game_status has no end_time; no line is marked post_game")
+    return phases, (anchors[0][0] if anchors else None), game_end
 
-    # utterances
-    order = 0
+
+def _utterances(rows: GameRows, entries: list[SrtEntry], table: _Table, phases: list[dict],
+                game_start: float | None, game_end: float | None) -> None:
+    """Each subtitle line becomes an utterance or a quarantine row naming why."""
     for e in entries:
-        dur = _duration(e)
+        dur, native = _duration(e), f"{rows.game_id}#{e.srt_id}"
         if e.problem:
-            res.quarantine.append(
-                quarantine_row(
-                    SOURCE, "harmonise", e.problem, _line_detail(e), f"{ref.game_id}#{e.srt_id}", raw_path
-                )
-            )
-            res.quarantined += 1
+            rows.reject_line(e.problem, _line_detail(e), native)
             continue
         m = _SPEAKER_RE.match(e.text)
         if not m:
-            res.quarantine.append(
-                quarantine_row(
-                    SOURCE,
-                    "harmonise",
-                    "no_speaker_label",
-                    _line_detail(e),
-                    f"{ref.game_id}#{e.srt_id}",
-                    raw_path,
-                )
-            )
-            res.quarantined += 1
-            res.speech_s["quarantined"] += dur
+            rows.reject_line("no_speaker_label", _line_detail(e), native, dur)
             continue
         label, text = m.group(1), m.group(3).strip()
-        target = target_of.get(_speaker_key(label))
+        target = table.target_of.get(_speaker_key(label))
         if target is None:
-            res.quarantine.append(
-                quarantine_row(
-                    SOURCE,
-                    "harmonise",
-                    "speaker_unmapped",
-                    _line_detail(e, {"speaker_label": label}),
-                    f"{ref.game_id}#{e.srt_id}",
-                    raw_path,
-                )
-            )
-            res.quarantined += 1
-            res.speech_s["quarantined"] += dur
+            rows.reject_line("speaker_unmapped", _line_detail(e, {"speaker_label": label}), native, dur)
             continue
-        is_host = target == "host"
-        seat = None if is_host else int(target)
-        srow = seat_by_num.get(seat) if seat is not None else None
-        res.utterances.append(
-            {
-                "utterance_id": f"{ref.game_id}-{e.srt_id if e.srt_id is not None else f'x{e.index}'}",
-                "game_id": ref.game_id,
-                "source": SOURCE,
-                "order": order,
-                "start_s": e.start_s,
-                "end_s": e.end_s,
-                "speaker_seat": seat,
-                "is_host": is_host,
-                "speaker_label": label,
-                "speaker_role": "host" if is_host else (srow or {}).get("role"),
-                "speaker_faction": "host" if is_host else (srow or {}).get("faction"),
-                "phase": phase_at(phases, e.start_s, game_start, game_end),
-                "text": text,
-                "words": None,
-                "speaker_source": "transcript_label",
-                "speaker_confidence": None,
-                "asr_model": None,
-                "asr_confidence": None,
-                "verified": True,
-                "strategies": None,
-                "extra": dumps({"srt_id": e.srt_id}),
-                "audio": None,
-            }
-        )
-        order += 1
-        res.published += 1
-        res.speech_s["published"] += dur
+        rows.utterance(
+            f"{rows.game_id}-{e.srt_id if e.srt_id is not None else f'x{e.index}'}", text,
+            start_s=e.start_s, end_s=e.end_s, seat=None if target == "host" else int(target),
+            is_host=target == "host", label=label, speaker_source="transcript_label",
+            phase=phase_at(phases, e.start_s, game_start, game_end), seconds=dur, extra={"srt_id": e.srt_id})
 
-    # votes: only the MVP's are recorded, one per day; cut_off_time is an SRT id
+
+def _mvp_votes(rows: GameRows, md: dict, entries: list[SrtEntry], warnings: list[str]) -> int | None:
+    """Only the MVP's votes are recorded, one per day; ``cut_off_time`` is an SRT id. Returns the MVP seat."""
     mvp = md.get("MVP") or {}
     mvp_seat = _seat_of(mvp.get("id"))
-    by_srt = {e.srt_id: f"{ref.game_id}-{e.srt_id}" for e in entries if e.srt_id is not None}
+    by_srt = {e.srt_id: f"{rows.game_id}-{e.srt_id}" for e in entries if e.srt_id is not None}
     for key, vote in (mvp.get("votes") or {}).items():
         day = phase_day(canonical_phase(str(key).removesuffix("_votes")))
         if not isinstance(vote, dict) or mvp_seat is None:
             warnings.append(f"MVP vote {key!r} unusable: {vote!r}")
             continue
-        target = _seat_of(vote.get("vote_to"))
         cut = vote.get("cut_off_time")
-        res.votes.append(
-            {
-                "game_id": ref.game_id,
-                "day": day,
-                "voter_seat": mvp_seat,
-                "target_seat": target,
-                "source": "mvp_record",
-                "cut_off_utterance_id": by_srt.get(cut) if isinstance(cut, int) else None,
-            }
-        )
+        rows.vote(day, mvp_seat, _seat_of(vote.get("vote_to")), "mvp_record",
+                  by_srt.get(cut) if isinstance(cut, int) else None)
+    return mvp_seat
 
+
+def _read_entries(srt_path: Path | None) -> tuple[list[SrtEntry], str | None]:
+    """The SRT's entries, or why its text cannot be decoded (strict: a cut or flipped byte must not
+    become U+FFFD in a published utterance)."""
+    if srt_path is None:
+        return [], None
+    try:
+        return parse_srt(read_label_text(srt_path)), None
+    except LabelFileError as exc:
+        return [], str(exc)
+
+
+def build_game(ref: GameRef) -> GameResult:
+    """Rows for one WereBench game; every subtitle line ends up an utterance or a quarantine row."""
+    srt_path, cfg_path = ref.path("srt"), ref.path("config")
+    entries, undecodable = _read_entries(srt_path)
+    rows = GameRows(ref, UNIT, str(srt_path or cfg_path), len(entries) if undecodable is None else 1)
+    rows.result.speech_s = {"input": sum(_duration(e) for e in entries), "published": 0.0, "quarantined": 0.0}
+    if cfg_path is None:
+        return rows.set_aside("labels", "config_missing", f"no GAME_CONFIG file beside {srt_path}")
+    if srt_path is None:
+        return rows.set_aside("labels", "transcript_missing", f"no NN.srt beside {cfg_path}")
+    if undecodable is not None:
+        return rows.set_aside("labels", "undecodable_text", undecodable)
+    try:
+        config = parse_config(read_label_text(cfg_path))
+    except ConfigError as exc:
+        return rows.set_aside("labels", exc.reason, f"{cfg_path.name}: {exc.detail}")
+    except LabelFileError as exc:
+        return rows.set_aside("labels", "undecodable_text", str(exc))
+    md, warnings = config["metadata"], []
+    try:
+        table = _read_table(md, rows, warnings)
+    except UnknownRoleError as exc:
+        return rows.set_aside("labels", "unknown_role", f"{cfg_path.name}: {exc}")
+    phases, game_start, game_end = _phases(md, warnings)
+    _utterances(rows, entries, table, phases, game_start, game_end)
+    mvp_seat = _mvp_votes(rows, md, entries, warnings)
+    utterances = rows.result.utterances
     winner, announced_in, winner_warnings = announced_winner(
-        [(u["utterance_id"], u["text"]) for u in res.utterances if u["is_host"] and u["phase"] != "pre_game"]
-    )
-    warnings += winner_warnings
+        [(u["utterance_id"], u["text"]) for u in utterances if u["is_host"] and u["phase"] != "pre_game"])
     extra = {
         "episode": md.get("source"),
         "winner_announced_in": announced_in,
@@ -603,30 +552,13 @@ def build_game(ref: GameRef) -> GameResult:
         "game_roles": md.get("game_roles"),
         "logs": md.get("logs") or None,
     }
-    res.games.append(
-        {
-            "game_id": ref.game_id,
-            "source": SOURCE,
-            "native_id": ref.native_id,
-            "split": split_for(ref.game_id),  # no official split: deterministic by game
-            "language": "zh",
-            "rule_variant": variant,
-            "rule_variant_text": (md.get("game_rules") or "").strip() or "、".join(board),
-            "seats": seat_rows,
-            "has_host": any(t == "host" for t in target_of.values()),
-            "winner": winner,
-            "phases": phases,
-            "media_sha256": None,
-            "media_duration_s": None,
-            "transcription": source_transcription("zh", {"speaker_labels": "说话人 N via user_aliases"}),
-            "raw_path": raw_path,
-            "raw_sha256": sha256_files([srt_path, cfg_path]),
-            "adapter_version": ADAPTER_VERSION,
-            "warnings": warnings,
-            "extra": dumps(extra),
-        }
-    )
-    return res
+    return rows.game(
+        split=split_for(ref.game_id),  # no official split: deterministic by game
+        language="zh", rule_variant=table.variant,
+        rule_variant_text=(md.get("game_rules") or "").strip() or "、".join(table.board),
+        has_host=any(t == "host" for t in table.target_of.values()), winner=winner, phases=phases,
+        transcription=source_transcription("zh", {"speaker_labels": "说话人 N via user_aliases"}),
+        raw_sha256=sha256_files([srt_path, cfg_path]), warnings=warnings + winner_warnings, extra=extra)
 
 
 class WereBench(GameSource):

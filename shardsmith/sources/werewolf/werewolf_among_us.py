@@ -29,11 +29,9 @@ from typing import Any
 
 from shardsmith.hashing import sha256_files
 from shardsmith.pseudonym import pseudonymise
-from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.roles import UnknownRoleError, load_roles
 from shardsmith.sources.labelfiles import LabelFileError, read_json
 from shardsmith.sources.werewolf.base import (
-    ADAPTER_VERSION,
     Discovery,
     GameRef,
     GameResult,
@@ -45,6 +43,7 @@ from shardsmith.sources.werewolf.base import (
     seat_row,
     source_transcription,
 )
+from shardsmith.sources.werewolf.rows import GameRows
 
 SOURCE = "werewolf_among_us"
 UNIT = "dialogue_entry"
@@ -111,158 +110,97 @@ def _listish(value: Any) -> list | None:
     return value if isinstance(value, list) else None
 
 
-def build_game(ref: GameRef) -> GameResult:
-    res = GameResult(SOURCE, ref.game_id, UNIT)
-    path = ref.path("json")
-    assert path is not None and ref.member is not None
-    raw_path = f"{path}#{ref.member}"
-    game = read_json(path)[int(ref.member)]
-    dialogue = game.get("Dialogue") or [] if isinstance(game, dict) else []
-    res.inputs = len(dialogue)
-
-    def fail_game(reason: str, detail: str) -> GameResult:
-        res.quarantine.append(quarantine_row(SOURCE, "labels", reason, detail, ref.game_id, raw_path))
-        res.quarantined = res.inputs
-        return res
-
-    if not isinstance(game, dict):
-        return fail_game("game_invalid", "a game entry is not a JSON object")
-    names = [str(n) for n in _listish(game.get("playerNames")) or []]
+def _seat_rows(rows: GameRows, game: dict, names: list[str], warnings: list[str]) -> str:
+    """Seats from ``playerNames`` (pseudonymised) with start and end roles into ``rows.seats``; returns
+    the rule variant. UnknownRoleError for a role the table lacks."""
     start_roles = _listish(game.get("startRoles")) or []
     end_roles = _listish(game.get("endRoles")) or []
-    warnings: list[str] = []
     if start_roles and len(start_roles) != len(names):
         warnings.append(f"{len(start_roles)} startRoles for {len(names)} players")
-    try:
-        seats = [
-            seat_row(
-                i + 1,
-                str(start_roles[i]) if i < len(start_roles) else None,
-                pseudonymise(n, SOURCE),
-                str(end_roles[i]) if i < len(end_roles) else None,
-            )
-            for i, n in enumerate(names)
-        ]
-        variant = rule_variant_id([str(r) for r in start_roles]) if start_roles else "unknown"
-    except UnknownRoleError as exc:
-        return fail_game("unknown_role", str(exc))
-    seat_of = {n.strip().casefold(): i + 1 for i, n in enumerate(names)}
-    roles = load_roles()
-
-    order = 0
-    for k, entry in enumerate(dialogue):
-        speaker = str(entry.get("speaker", "")).strip() if isinstance(entry, dict) else ""
-        text = str(entry.get("utterance", "")).strip() if isinstance(entry, dict) else ""
-        rec_id = entry.get("Rec_Id") if isinstance(entry, dict) else None
-        native = f"{ref.game_id}#{rec_id if rec_id is not None else k}"
-        seat = seat_of.get(speaker.casefold())
-        host_role = None
-        if seat is None and speaker:
-            if roles.has(speaker) and roles.lookup(speaker).faction == "host":
-                host_role = roles.lookup(speaker).role
-            elif _UNNAMED_VOICE.match(speaker):
-                host_role = "system"
-        if seat is None and host_role is None:
-            res.quarantine.append(
-                quarantine_row(
-                    SOURCE,
-                    "harmonise",
-                    "speaker_unmapped",
-                    dumps({"rec_id": rec_id, "speaker_is_player": False, "text": text}),
-                    native,
-                    raw_path,
-                )
-            )
-            res.quarantined += 1
-            continue
-        start = parse_timestamp(entry.get("timestamp")) if "timestamp" in entry else None
-        extra: dict[str, Any] = {"rec_id": rec_id}
-        if "timestamp" in entry and start is None:
-            extra["timestamp_unparsed"] = str(entry.get("timestamp"))
-        srow = seats[seat - 1] if seat else None
-        strategies = entry.get("annotation")
-        res.utterances.append(
-            {
-                "utterance_id": safe_id(ref.game_id, rec_id if rec_id is not None else f"x{k}"),
-                "game_id": ref.game_id,
-                "source": SOURCE,
-                "order": order,
-                "start_s": start,
-                "end_s": None,
-                "speaker_seat": seat,
-                "is_host": seat is None,
-                "speaker_label": srow["player"] if srow else speaker,
-                "speaker_role": srow["role"] if srow else host_role,
-                "speaker_faction": srow["faction"] if srow else "host",
-                "phase": None,
-                "text": text,
-                "words": None,
-                "speaker_source": "annotation",
-                "speaker_confidence": None,
-                "asr_model": None,
-                "asr_confidence": None,
-                "verified": True,
-                "strategies": [str(s) for s in strategies] if isinstance(strategies, list) else None,
-                "extra": dumps(extra),
-                "audio": None,
-            }
+    for i, n in enumerate(names):
+        rows.seats[i + 1] = seat_row(
+            i + 1,
+            str(start_roles[i]) if i < len(start_roles) else None,
+            pseudonymise(n, SOURCE),
+            str(end_roles[i]) if i < len(end_roles) else None,
         )
-        order += 1
-        res.published += 1
+    return rule_variant_id([str(r) for r in start_roles]) if start_roles else "unknown"
 
-    outcome = game.get("votingOutcome")
-    if isinstance(outcome, list):
-        for voter, target in enumerate(outcome, start=1):
-            t = (
-                int(target)
-                if isinstance(target, int) or (isinstance(target, str) and target.isdigit())
-                else None
-            )
-            if t is not None and not 0 <= t < len(names):
-                warnings.append(f"votingOutcome of seat {voter} points outside playerNames: {target!r}")
-                t = None
-            res.votes.append(
-                {
-                    "game_id": ref.game_id,
-                    "day": 1,
-                    "voter_seat": voter,
-                    "target_seat": None if t is None else t + 1,
-                    "source": "voting_outcome",
-                    "cut_off_utterance_id": None,
-                }
-            )
-    res.games.append(
-        {
-            "game_id": ref.game_id,
-            "source": SOURCE,
-            "native_id": ref.native_id,
-            "split": {"dev": "val"}.get(ref.split or "", ref.split),  # its dev file is our val
-            "language": "en",
-            "rule_variant": variant,
-            "rule_variant_text": ("One Night Ultimate Werewolf: " + ", ".join(map(str, start_roles)))
-            if start_roles
-            else "",
-            "seats": seats,
-            "has_host": any(u["is_host"] for u in res.utterances),
-            "winner": None,
-            "phases": [],
-            "media_sha256": None,
-            "media_duration_s": None,
-            "transcription": source_transcription("en", {"transcript": "human"}),
-            "raw_path": raw_path,
-            "raw_sha256": sha256_files([path]),
-            "adapter_version": ADAPTER_VERSION,
-            "warnings": warnings,
-            "extra": dumps(
-                {
-                    k: game.get(k)
-                    for k in ("video_name", "Game_ID", "EG_ID", "startTime", "endTime", "warning")
-                    if k in game
-                }
-            ),
-        }
-    )
-    return res
+
+def _voice(speaker: str, seat_of: dict[str, int]) -> tuple[int | None, str | None]:
+    """(seat, None) for a player, (None, host or system role) for another voice, (None, None) unknown."""
+    seat = seat_of.get(speaker.casefold())
+    if seat is not None or not speaker:
+        return seat, None
+    roles = load_roles()
+    if roles.has(speaker) and roles.lookup(speaker).faction == "host":
+        return None, roles.lookup(speaker).role
+    return None, ("system" if _UNNAMED_VOICE.match(speaker) else None)
+
+
+def _utterances(rows: GameRows, dialogue: list, names: list[str]) -> None:
+    """Each dialogue entry becomes an utterance, or a quarantine row when nobody known said it."""
+    seat_of = {n.strip().casefold(): i + 1 for i, n in enumerate(names)}
+    for k, entry in enumerate(dialogue):
+        fields = entry if isinstance(entry, dict) else {}
+        speaker = str(fields.get("speaker", "")).strip()
+        text = str(fields.get("utterance", "")).strip()
+        rec_id = fields.get("Rec_Id")
+        seat, host_role = _voice(speaker, seat_of)
+        if seat is None and host_role is None:
+            rows.reject_line("speaker_unmapped", dumps({"rec_id": rec_id, "speaker_is_player": False, "text": text}),
+                             f"{rows.game_id}#{rec_id if rec_id is not None else k}")
+            continue
+        start = parse_timestamp(fields.get("timestamp")) if "timestamp" in fields else None
+        extra: dict[str, Any] = {"rec_id": rec_id}
+        if "timestamp" in fields and start is None:
+            extra["timestamp_unparsed"] = str(fields.get("timestamp"))
+        strategies = fields.get("annotation")
+        rows.utterance(
+            safe_id(rows.game_id, rec_id if rec_id is not None else f"x{k}"), text, start_s=start, end_s=None,
+            seat=seat, is_host=seat is None, host_role=host_role,
+            label=rows.seats[seat]["player"] if seat else speaker, speaker_source="annotation", extra=extra,
+            strategies=[str(s) for s in strategies] if isinstance(strategies, list) else None)
+
+
+def _votes(rows: GameRows, outcome: Any, n_players: int, warnings: list[str]) -> None:
+    """``votingOutcome`` (a target index per player, or "NA") as day-1 votes, 1-based seats."""
+    if not isinstance(outcome, list):
+        return
+    for voter, target in enumerate(outcome, start=1):
+        t = int(target) if isinstance(target, int) or (isinstance(target, str) and target.isdigit()) else None
+        if t is not None and not 0 <= t < n_players:
+            warnings.append(f"votingOutcome of seat {voter} points outside playerNames: {target!r}")
+            t = None
+        rows.vote(1, voter, None if t is None else t + 1, "voting_outcome")
+
+
+def build_game(ref: GameRef) -> GameResult:
+    path = ref.path("json")
+    assert path is not None and ref.member is not None
+    game = read_json(path)[int(ref.member)]
+    dialogue = game.get("Dialogue") or [] if isinstance(game, dict) else []
+    rows = GameRows(ref, UNIT, f"{path}#{ref.member}", len(dialogue))
+    if not isinstance(game, dict):
+        return rows.set_aside("labels", "game_invalid", "a game entry is not a JSON object")
+    names = [str(n) for n in _listish(game.get("playerNames")) or []]
+    warnings: list[str] = []
+    try:
+        variant = _seat_rows(rows, game, names, warnings)
+    except UnknownRoleError as exc:
+        return rows.set_aside("labels", "unknown_role", str(exc))
+    _utterances(rows, dialogue, names)
+    _votes(rows, game.get("votingOutcome"), len(names), warnings)
+    start_roles = _listish(game.get("startRoles")) or []
+    return rows.game(
+        split={"dev": "val"}.get(ref.split or "", ref.split),  # its dev file is our val
+        language="en", rule_variant=variant,
+        rule_variant_text=("One Night Ultimate Werewolf: " + ", ".join(map(str, start_roles))) if start_roles else "",
+        has_host=any(u["is_host"] for u in rows.result.utterances), winner=None, phases=[],
+        transcription=source_transcription("en", {"transcript": "human"}), raw_sha256=sha256_files([path]),
+        warnings=warnings,
+        extra={k: game.get(k) for k in ("video_name", "Game_ID", "EG_ID", "startTime", "endTime", "warning")
+               if k in game})
 
 
 class WerewolfAmongUs(GameSource):

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from shardsmith.config import SpeechOptions
 from shardsmith.errors import ShardsmithError
 from shardsmith.hashing import sha256_files
 from shardsmith.media.audio import (
@@ -27,12 +28,12 @@ from shardsmith.media.audio import (
     media_sha256,
     slice_seconds,
 )
+from shardsmith.packaged import data_path
 from shardsmith.pseudonym import pseudonymise, split_for
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.roles import UnknownRoleError
 from shardsmith.sources.labelfiles import LabelFileError, read_json
 from shardsmith.sources.werewolf.base import (
-    ADAPTER_VERSION,
     Discovery,
     GameRef,
     GameResult,
@@ -44,13 +45,14 @@ from shardsmith.sources.werewolf.base import (
     safe_id,
     seat_row,
 )
-from shardsmith.speech.base import MissingExtra, Transcriber, TranscriberUnavailable, missing_speech_extra
+from shardsmith.sources.werewolf.rows import GameRows, phase_row
+from shardsmith.speech.base import MissingExtra, Transcriber, TranscriberUnavailable, Transcript
 from shardsmith.speech.progress import ProgressCallback, transcription_progress
 
 SOURCE = "werewolf_video"
 UNIT = "game"
 VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv")
-SIDECAR_SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "werewolf_sidecar.schema.json"
+SIDECAR_SCHEMA = data_path("schemas", "werewolf_sidecar.schema.json")
 CLIP_PAD_S = 0.1
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,7 @@ def validate_sidecar(data: Any) -> list[str]:
 class SidecarError(ShardsmithError, ValueError):
     """A sidecar that cannot be used; ``reason`` is the quarantine code, ``detail`` names where."""
 
-    def __str__(self) -> str:
-        return f"{self.reason}: {self.detail}"
+    reason_in_str = True
 
 
 def sidecar_problem(data: dict) -> tuple[str, str] | None:
@@ -144,208 +145,156 @@ def discover(root: Path) -> Discovery:
     return Discovery(games, skipped)
 
 
-def build_game(
-    ref: GameRef, transcriber: Transcriber | None = None, progress: ProgressCallback | None = None
-) -> GameResult:
-    """Transcribe and attribute one video game; a failure quarantines the game with its reason.
-
-    ``progress(done_s, total_s, wall_s)`` follows the transcription; by default it writes to the
-    ``shardsmith.progress`` logger.
-    """
-    res = GameResult(SOURCE, ref.game_id, UNIT, inputs=1)
-    video = ref.path("video")
+def _read_labels(ref: GameRef) -> tuple[dict, list[dict]]:
+    """The checked sidecar and its seats (players pseudonymised); SidecarError names what is wrong."""
+    video, side_path = ref.path("video"), ref.path("sidecar")
     assert video is not None
-    side_path = ref.path("sidecar")
-
-    def fail_game(stage: str, reason: str, detail: str) -> GameResult:
-        res.quarantine.append(quarantine_row(SOURCE, stage, reason, detail, ref.game_id, str(video)))
-        res.quarantined = 1
-        res.utterances, res.votes, res.games = [], [], []
-        log.warning("werewolf_video: game %s quarantined: %s (%s)", ref.game_id, reason, detail)
-        return res
-
     if side_path is None:
-        return fail_game("labels", "sidecar_missing", f"no {video.stem}.json beside {video.name}")
-    try:
-        side = load_sidecar(side_path)
-    except SidecarError as exc:
-        return fail_game("labels", exc.reason, exc.detail)
+        raise SidecarError("sidecar_missing", f"no {video.stem}.json beside {video.name}")
+    side = load_sidecar(side_path)
     if side["game_id"] != ref.native_id:
-        return fail_game(
-            "labels", "sidecar_invalid", f"game_id {side['game_id']!r} differs from file name {video.stem!r}"
-        )
+        raise SidecarError("sidecar_invalid", f"game_id {side['game_id']!r} differs from file name {video.stem!r}")
     try:
         seats = [seat_row(s["seat"], s["role"], pseudonymise(s.get("player"), SOURCE)) for s in side["seats"]]
     except UnknownRoleError as exc:
-        return fail_game("labels", "unknown_role", str(exc))
-    seat_by_num = {s["seat"]: s for s in seats}
-    has_host = bool(side.get("host", True))
+        raise SidecarError("unknown_role", str(exc)) from exc
+    return side, seats
 
-    if transcriber is None and (missing := missing_speech_extra()) is not None:
-        log.warning("werewolf_video: game %s needs the '%s' extra: %s", ref.game_id, missing.extra, missing.install)
-        return fail_game("transcribe", "needs_extra_speech", str(missing))
+
+def set_aside(ref: GameRef, stage: str, reason: str, detail: str) -> GameResult:
+    """The game quarantined before it is decoded (no transcriber here): a problem in its sidecar is
+    reported first, since it needs fixing whatever is installed."""
+    rows = GameRows(ref, UNIT, str(ref.path("video")), inputs=1)
     try:
-        if transcriber is None:
-            from shardsmith.speech.select import get_transcriber
+        _read_labels(ref)
+    except SidecarError as exc:
+        return rows.set_aside("labels", exc.reason, exc.detail)
+    return rows.set_aside(stage, reason, detail)
 
-            transcriber = get_transcriber()
-    except TranscriberUnavailable as exc:
-        return fail_game("transcribe", "transcriber_unavailable", str(exc))
-    external_diarizer = bool(getattr(transcriber, "can_diarize", False))
-    if not side.get("turns") and not external_diarizer:
-        from shardsmith.speech.embeddings import missing_speakers_extra
 
-        missing = missing_speakers_extra()
-        if missing is not None:  # checked before minutes of transcription are spent on this game
-            log.warning(
-                "werewolf_video: game %s has no speaker turns in its sidecar, so it needs speaker "
-                "diarization, which needs the '%s' extra: %s",
-                ref.game_id, missing.extra, missing.install,
-            )
-            return fail_game("transcribe", f"needs_extra_{missing.extra}", str(missing))
-    try:
-        decoded = decode_audio_checked(video)
-    except AudioError as exc:
-        return fail_game("decode", exc.reason, exc.detail)
-    samples = decoded.samples
-    for line in decoded.warnings():
-        log.warning("werewolf_video: game %s: %s", ref.game_id, line)
-    try:
-        transcript = transcriber.transcribe(samples, progress=progress or transcription_progress(ref.game_id))
-    except TranscriberUnavailable as exc:
-        return fail_game("transcribe", "transcriber_unavailable", str(exc))
-
+def _attribute(side: dict, transcript: Transcript, samples: Any, transcriber: Transcriber, rows: GameRows,
+               has_host: bool, speech: SpeechOptions) -> tuple[list, dict[str, Any]]:
+    """Speakers of the transcript: sidecar turns when present, else diarization mapped to seats.
+    Returns the attributed utterances and the ``speakers`` settings that say how."""
     from shardsmith.speech import speakers as sp
 
-    settings = dict(transcript.settings)
     if side.get("turns"):
-        turns = [
-            sp.Turn(
-                float(t["start"]),
-                float(t["end"]),
-                None if t["seat"] == "host" else int(t["seat"]),
-                t["seat"] == "host",
-            )
-            for t in side["turns"]
-        ]
-        attributed = sp.attribute_turns(transcript, turns)
-        settings["speakers"] = {"method": "sidecar_turns"}
-    else:
-        try:
-            external = None
-            if external_diarizer:  # whisperx with a local pyannote pipeline (SHARDSMITH_DIARIZATION_MODEL)
-                n_voices = len(seat_by_num) + (1 if has_host else 0)
-                external = sp.diarization_from_turns(
-                    transcriber.diarize(samples, n_voices),  # type: ignore[attr-defined]
-                    f"pyannote:{Path(str(transcriber.diarization_model_path)).name}",  # type: ignore[attr-defined]
-                )
-            attributed, diar, mapping = sp.attribute_diarization(
-                transcript, samples, sorted(seat_by_num), has_host, diarization=external
-            )
-        except MissingExtra as exc:
-            return fail_game("transcribe", f"needs_extra_{exc.extra}", str(exc))
-        except TranscriberUnavailable as exc:
-            return fail_game("transcribe", "diarizer_unavailable", str(exc))
-        settings["speakers"] = {
-            "method": diar.method,
-            "clusters": diar.n_clusters,
-            "window_s": sp.WINDOW_S,
-            "hop_s": sp.HOP_S,
-            "mapping": {str(c): [t, round(s, 3)] for c, (t, s) in sorted(mapping.items())},
-        }
+        turns = [sp.Turn(float(t["start"]), float(t["end"]), None if t["seat"] == "host" else int(t["seat"]),
+                         t["seat"] == "host") for t in side["turns"]]
+        return sp.attribute_turns(transcript, turns), {"method": "sidecar_turns"}
+    external = None
+    if getattr(transcriber, "can_diarize", False):  # whisperx with a local pyannote pipeline
+        external = sp.diarization_from_turns(
+            transcriber.diarize(samples, len(rows.seats) + (1 if has_host else 0)),  # type: ignore[attr-defined]
+            f"pyannote:{Path(str(transcriber.diarization_model_path)).name}",  # type: ignore[attr-defined]
+        )
+    from shardsmith.speech.embeddings import get_embedder
 
-    phases = [
-        {
-            "name": canonical_phase(p["name"]) or p["name"].strip().lower(),
-            "name_source": p["name"],
-            "start_s": float(p["start"]),
-            "end_s": float(p["end"]),
-        }
-        for p in side.get("phases", [])
-    ]
-    phases.sort(key=lambda p: p["start_s"])
-    game_start = phases[0]["start_s"] if phases else None
-    game_end = max(p["end_s"] for p in phases) if phases else None
+    embedder = None if external else get_embedder(speech.speaker_weights or None)
+    attributed, diar, mapping = sp.attribute_diarization(
+        transcript, samples, sorted(rows.seats), has_host, embedder=embedder, diarization=external)
+    return attributed, {
+        "method": diar.method,
+        "clusters": diar.n_clusters,
+        "window_s": sp.WINDOW_S,
+        "hop_s": sp.HOP_S,
+        "mapping": {str(c): [t, round(s, 3)] for c, (t, s) in sorted(mapping.items())},
+    }
 
+
+def _phases(side: dict) -> tuple[list[dict], float | None, float | None]:
+    """The sidecar's phases sorted by start, the game's start and its end."""
+    phases = sorted((phase_row(canonical_phase(p["name"]) or p["name"].strip().lower(), p["name"],
+                               float(p["start"]), float(p["end"])) for p in side.get("phases", [])),
+                    key=lambda p: p["start_s"])
+    if not phases:
+        return phases, None, None
+    return phases, phases[0]["start_s"], max(p["end_s"] for p in phases)
+
+
+def _utterances(rows: GameRows, attributed: list, side: dict, samples: Any, asr_model: str) -> list[dict]:
+    """One utterance per attributed run of words, each with its FLAC clip; returns the phases."""
+    phases, game_start, game_end = _phases(side)
     for order, u in enumerate(attributed):
-        srow = seat_by_num.get(u.seat) if u.seat is not None else None
-        uid = safe_id(ref.game_id, f"{order:05d}")
-        clip = slice_seconds(samples, u.start, u.end, SAMPLE_RATE, CLIP_PAD_S)
+        uid = safe_id(rows.game_id, f"{order:05d}")
         phase = phase_at(phases, u.start, game_start, None) if phases else None
         if phase is not None and game_end is not None and u.start > game_end:
             phase = "post_game"
-        res.utterances.append(
-            {
-                "utterance_id": uid,
-                "game_id": ref.game_id,
-                "source": SOURCE,
-                "order": order,
-                "start_s": round(u.start, 3),
-                "end_s": round(u.end, 3),
-                "speaker_seat": u.seat,
-                "is_host": u.is_host,
-                "speaker_label": u.label,
-                "speaker_role": "host" if u.is_host else (srow or {}).get("role"),
-                "speaker_faction": "host" if u.is_host else (srow or {}).get("faction"),
-                "phase": phase,
-                "text": u.text,
-                "words": [
-                    {
-                        "word": w.word.strip(),
-                        "start_s": round(w.start, 3),
-                        "end_s": round(w.end, 3),
-                        "confidence": w.probability,
-                    }
-                    for w in u.words
-                ],
-                "speaker_source": u.speaker_source,
-                "speaker_confidence": u.confidence,
-                "asr_model": transcript.model,
-                "asr_confidence": u.asr_confidence,
-                "verified": u.verified,
-                "strategies": None,
-                "extra": dumps(u.extra),
-                "audio": {"bytes": encode_flac(clip, SAMPLE_RATE), "path": f"{uid}.flac"},
-            }
-        )
-    res.votes = [
-        {
-            "game_id": ref.game_id,
-            "day": v["day"],
-            "voter_seat": v["voter"],
-            "target_seat": v["target"],
-            "source": "sidecar",
-            "cut_off_utterance_id": None,
-        }
-        for v in side.get("votes", [])
-    ]
+        words = [{"word": w.word.strip(), "start_s": round(w.start, 3), "end_s": round(w.end, 3),
+                  "confidence": w.probability} for w in u.words]
+        clip = slice_seconds(samples, u.start, u.end, SAMPLE_RATE, CLIP_PAD_S)
+        rows.utterance(
+            uid, u.text, start_s=round(u.start, 3), end_s=round(u.end, 3), seat=u.seat, is_host=u.is_host,
+            label=u.label, speaker_source=u.speaker_source, phase=phase, extra=u.extra, words=words,
+            speaker_confidence=u.confidence, asr_model=asr_model, asr_confidence=u.asr_confidence,
+            verified=u.verified, audio={"bytes": encode_flac(clip, SAMPLE_RATE), "path": f"{uid}.flac"})
+    return phases
+
+
+def _needs_speakers_extra(ref: GameRef, side: dict, transcriber: Transcriber, speech: SpeechOptions) -> Any:
+    """Why diarization cannot run here when the game needs it (no turns, no external diarizer), else None;
+    checked before minutes of transcription are spent on the game."""
+    if side.get("turns") or getattr(transcriber, "can_diarize", False):
+        return None
+    from shardsmith.speech.embeddings import missing_speakers_extra
+
+    missing = missing_speakers_extra(speech.speaker_weights or None)
+    if missing is not None:
+        log.warning("werewolf_video: game %s has no speaker turns in its sidecar, so it needs speaker "
+                    "diarization, which needs the '%s' extra: %s", ref.game_id, missing.extra, missing.install)
+    return missing
+
+
+def build_game(ref: GameRef, transcriber: Transcriber, progress: ProgressCallback | None = None,
+               speech: SpeechOptions | None = None) -> GameResult:
+    """Transcribe and attribute one video game; a failure quarantines the game with its reason.
+
+    ``transcriber`` comes from ``staging.games.build_game``, which chooses it from the settings
+    (``speech``, also the source of the speaker-encoder weights). ``progress(done_s, total_s, wall_s)``
+    follows the transcription; by default it writes to the ``shardsmith.progress`` logger.
+    """
+    if transcriber is None:
+        raise ValueError("werewolf_video needs a transcriber; staging.games.build_game chooses one")
+    speech = speech or SpeechOptions()
+    video = ref.path("video")
+    rows = GameRows(ref, UNIT, str(video), inputs=1)
+    try:
+        side, seats = _read_labels(ref)
+    except SidecarError as exc:
+        return rows.set_aside("labels", exc.reason, exc.detail)
+    rows.seats = {s["seat"]: s for s in seats}
+    has_host = bool(side.get("host", True))
+    if (missing := _needs_speakers_extra(ref, side, transcriber, speech)) is not None:
+        return rows.set_aside("transcribe", missing.reason, str(missing))
+    try:
+        decoded = decode_audio_checked(video)
+    except AudioError as exc:
+        return rows.set_aside("decode", exc.reason, exc.detail)
+    for line in decoded.warnings():
+        log.warning("werewolf_video: game %s: %s", ref.game_id, line)
+    try:
+        transcript = transcriber.transcribe(decoded.samples, progress=progress or transcription_progress(ref.game_id))
+    except TranscriberUnavailable as exc:
+        return rows.set_aside("transcribe", "transcriber_unavailable", str(exc))
+    try:
+        attributed, speakers = _attribute(side, transcript, decoded.samples, transcriber, rows, has_host, speech)
+    except MissingExtra as exc:
+        return rows.set_aside("transcribe", exc.reason, str(exc))
+    except TranscriberUnavailable as exc:
+        return rows.set_aside("transcribe", "diarizer_unavailable", str(exc))
+    phases = _utterances(rows, attributed, side, decoded.samples, transcript.model)
+    for v in side.get("votes", []):
+        rows.vote(v["day"], v["voter"], v["target"], "sidecar")
     description = transcript.describe()
-    description["settings"] = dumps(settings)
-    res.games.append(
-        {
-            "game_id": ref.game_id,
-            "source": SOURCE,
-            "native_id": ref.native_id,
-            "split": split_for(ref.game_id),  # no official split: deterministic by game
-            "language": side["language"],
-            "rule_variant": safe_id(side.get("rule_variant") or "unknown").lower(),
-            "rule_variant_text": side.get("rule_variant") or "",
-            "seats": seats,
-            "has_host": has_host,
-            "winner": side.get("winner"),
-            "phases": phases,
-            "media_sha256": media_sha256(video),
-            "media_duration_s": round(len(samples) / SAMPLE_RATE, 3),
-            "transcription": description,
-            "raw_path": str(video),
-            "raw_sha256": sha256_files([side_path]),
-            "adapter_version": ADAPTER_VERSION,
-            "warnings": decoded.warnings(),
-            "extra": dumps({"turns_in_sidecar": bool(side.get("turns"))}),
-        }
-    )
-    res.published = 1
-    return res
+    description["settings"] = dumps({**transcript.settings, "speakers": speakers})
+    return rows.game(
+        split=split_for(ref.game_id),  # no official split: deterministic by game
+        language=side["language"], rule_variant=safe_id(side.get("rule_variant") or "unknown").lower(),
+        rule_variant_text=side.get("rule_variant") or "", has_host=has_host, winner=side.get("winner"),
+        phases=phases, media_sha256=media_sha256(video),
+        media_duration_s=round(len(decoded.samples) / SAMPLE_RATE, 3), transcription=description,
+        raw_sha256=sha256_files([ref.path("sidecar")]), warnings=decoded.warnings(),
+        extra={"turns_in_sidecar": bool(side.get("turns"))})
 
 
 def label_game(ref: GameRef) -> GameResult:
@@ -388,8 +337,12 @@ class WerewolfVideo(GameSource):
     def discover(self, root: Path) -> Discovery:
         return discover(root)
 
-    def build_game(self, ref: GameRef, transcriber: Any = None, progress: Any = None) -> GameResult:
-        return build_game(ref, transcriber, progress)
+    def build_game(self, ref: GameRef, transcriber: Any = None, progress: Any = None,
+                   speech: SpeechOptions | None = None) -> GameResult:
+        return build_game(ref, transcriber, progress, speech)
+
+    def set_aside(self, ref: GameRef, stage: str, reason: str, detail: str) -> GameResult:
+        return set_aside(ref, stage, reason, detail)
 
     def label_game(self, ref: GameRef) -> GameResult:
         return label_game(ref)

@@ -224,11 +224,11 @@ def test_flac_is_deterministic_and_round_trips() -> None:
 def test_whisperx_without_extra_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
+    from shardsmith.config import SpeechOptions
     from shardsmith.speech.select import get_transcriber
 
     monkeypatch.setitem(sys.modules, "whisperx", None)  # behaves as "not installed"
     with pytest.raises(TranscriberUnavailable, match="gpu"):
         get_transcriber("whisperx")
-    monkeypatch.setenv("SHARDSMITH_ASR_BACKEND", "nope")
     with pytest.raises(ValueError, match="unknown ASR backend"):
-        get_transcriber()
+        get_transcriber(speech=SpeechOptions(backend="nope"))
