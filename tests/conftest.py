@@ -1,5 +1,5 @@
-"""Shared fixtures. Real public samples come only through SHARDSMITH_REAL_SAMPLES; skips for want of
-them or of services follow tests/skip_policy.py (one summary line; failures under .ci/run)."""
+"""Shared fixtures. Real public samples come only through SHARDSMITH_REAL_SAMPLES; every skip follows
+tests/skip_policy.py (a category, one summary line; failures under .ci/run, unclassified ones too)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from skip_policy import classify, need, summary_line
+from skip_policy import classify, classify_collection, need, summary_line
 
 # Tests use a fixed key; the key must never appear in any output (checked in test_deid).
 os.environ.setdefault("SHARDSMITH_PSEUDONYM_KEY", "test-key-4b1d0c9e")
@@ -32,10 +32,17 @@ def real_samples() -> Path:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Name the category of a skip for want of real samples or services; under
-    SHARDSMITH_REQUIRE_REAL_SAMPLES / SHARDSMITH_REQUIRE_SERVICES such a skip is a failure."""
+    """Name the category of a skip; under SHARDSMITH_REQUIRE_<category> such a skip is a failure,
+    and under any SHARDSMITH_REQUIRE_* so is a skip without a category."""
     outcome = yield
     classify(item, outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same policy for a module skipped while it is collected (``importorskip`` at module level)."""
+    outcome = yield
+    classify_collection(outcome.get_result())
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -57,7 +57,7 @@ CONSENSUS_SCHEMA = pa.schema(
         pa.field("box_scores", pa.list_(pa.float32())),  # WBF confidence of each fused box
         pa.field("box_support", pa.list_(pa.int32())),  # readers with a box overlapping each fused box
         pa.field("mask_rle", MASK_RLE_TYPE),  # agreement mask (mask_vote)
-        pa.field("votes_needed", pa.int32()),  # mask_vote: readers a pixel needs
+        pa.field("votes_needed", pa.int32()),  # unused since LIDC's need is per nodule (target source_geometry)
     ],
     metadata={"shardsmith.schema": "consensus", "shardsmith.schema_version": VIEWS_SCHEMA_VERSION},
 )

@@ -7,8 +7,11 @@ the readers' own targets untouched in ``records`` and adds, per image and label:
 * consensus targets, by the method ``schemas/views_data/consensus_methods.csv`` names:
   ``wbf`` fuses the boxes of all readers who marked the label (weighted box fusion from the
   ``ensemble-boxes`` package, which the VinDr-CXR competition's winners used to merge readers),
-  once at least ``min_readers`` readers marked it; ``mask_vote`` keeps the pixels that at least
-  ``vote_fraction`` of the readers include (LIDC's 50% consensus).
+  once at least ``min_readers`` readers marked it; ``mask_vote`` is the source's own consensus
+  (LIDC's 50% consensus): the union of the record's ``reader = consensus`` targets of the label.
+  Those come from ``sources.medical.lidc_idri.nodule_consensus``, the one definition, which votes
+  per 3D nodule; a slice alone cannot tell which nodule a reader's pixels belong to, so the view
+  never votes again.
 
 The same code serves label files (``LabelledItem`` in source geometry, no pixels) and records
 (stored pixels): both are first turned into :class:`ImageVotes`, and everything after works on
@@ -18,7 +21,6 @@ those. Per-label agreement over a source (percent agreement and Fleiss' kappa) a
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -43,8 +45,6 @@ class ConsensusMethod:
     readers_per_image: int | None  # known reader count when the data does not list silent readers
     iou_thr: float | None
     skip_box_thr: float
-    vote_fraction: float | None
-    vote_denominator: str | None  # present: readers who drew the label here; total: all readers
 
 
 def _num(text: str | None) -> float | None:
@@ -59,7 +59,6 @@ def consensus_methods() -> dict[tuple[str, str], ConsensusMethod]:
             source=r["source"], split=r["split"] or "*", method=r["method"], min_readers=int(r["min_readers"]),
             readers_per_image=int(r["readers_per_image"]) if r["readers_per_image"] else None,
             iou_thr=_num(r["iou_thr"]), skip_box_thr=_num(r["skip_box_thr"]) or 0.0,
-            vote_fraction=_num(r["vote_fraction"]), vote_denominator=r["vote_denominator"] or None,
         )
         if m.method not in ("wbf", "mask_vote"):
             raise ValueError(f"consensus_methods.csv: {m.source}: unknown method {m.method!r}")
@@ -67,9 +66,6 @@ def consensus_methods() -> dict[tuple[str, str], ConsensusMethod]:
             raise ValueError(f"consensus_methods.csv: {m.source}/{m.split} listed twice")
         if m.method == "wbf" and m.iou_thr is None:
             raise ValueError(f"consensus_methods.csv: {m.source}: wbf needs iou_thr")
-        if m.method == "mask_vote" and (m.vote_fraction is None or m.vote_denominator not in ("present", "total")):
-            raise ValueError(f"consensus_methods.csv: {m.source}: mask_vote needs vote_fraction and "
-                             "vote_denominator present|total")
         out[(m.source, m.split)] = m
     return out
 
@@ -104,6 +100,7 @@ class ImageVotes:
     present: dict[str, set[str]] = field(default_factory=dict)  # label -> readers who marked it
     known: set[str] = field(default_factory=set)  # labels with a stated present/absent status
     marks: list[Mark] = field(default_factory=list)
+    consensus_masks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # the source's own, per label
 
     def readers_total(self, method: ConsensusMethod | None = None) -> int:
         """Readers of the image: those listed, or the source's known count when silent readers
@@ -124,10 +121,13 @@ def votes_from_items(items: Iterable[Any], source: str) -> Iterator[ImageVotes]:
             if f.status == "present":
                 present.setdefault(f.label, set()).update(f.readers)
         marks = []
+        consensus: dict[str, list[dict[str, Any]]] = {}
         for t in item.targets:
+            g = t.geometry
+            if t.reader == CONSENSUS_READER and t.kind == "abnormality" and g.get("type") == "coco_rle":
+                consensus.setdefault(t.label, []).append(g["rle"])
             if not t.reader or t.reader == CONSENSUS_READER or t.kind != "abnormality":
                 continue
-            g = t.geometry
             box = None
             if g.get("type") == "box_xyxy":
                 box = tuple(float(c) for c in g["coords"])
@@ -137,7 +137,7 @@ def votes_from_items(items: Iterable[Any], source: str) -> Iterator[ImageVotes]:
             if box is not None or mask is not None:
                 marks.append(Mark(t.label, t.reader, box, mask))
         readers = tuple(sorted((item.extra or {}).get("readers") or ()))
-        yield ImageVotes(item.native_id, source, item.split, readers, present, known, marks)
+        yield ImageVotes(item.native_id, source, item.split, readers, present, known, marks, consensus)
 
 
 def votes_from_marks(
@@ -179,8 +179,11 @@ def votes_from_records(records: Rows, sources: Iterable[str] | None = None) -> I
             if f.get("status") == "present":
                 present.setdefault(f["label"], set()).update(f.get("readers") or ())
         marks = []
+        consensus: dict[str, list[dict[str, Any]]] = {}
         for t in rec.get("targets") or ():
             reader = t.get("reader")
+            if reader == CONSENSUS_READER and t.get("kind") == "abnormality" and t.get("mask_rle"):
+                consensus.setdefault(t["label"], []).append(t["mask_rle"])
             if not reader or reader == CONSENSUS_READER or t.get("kind") != "abnormality":
                 continue
             box = tuple(float(v) for v in t["box_xyxy"]) if t.get("box_xyxy") else None
@@ -188,7 +191,7 @@ def votes_from_records(records: Rows, sources: Iterable[str] | None = None) -> I
                 marks.append(Mark(t["label"], reader, box, t.get("mask_rle")))
                 readers.add(reader)
         yield ImageVotes(rec["record_id"], rec["source"], rec.get("split"), tuple(sorted(readers)),
-                         present, known, marks)
+                         present, known, marks, consensus)
 
 
 # --------------------------------------------------------------------------- consensus targets
@@ -239,20 +242,10 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-12)
 
 
-def vote_mask(masks_by_reader: dict[str, list[dict[str, Any]]], need: int) -> dict[str, Any] | None:
-    """COCO RLE of the pixels that at least ``need`` readers include (each reader's masks unioned first)."""
-    votes = None
-    for reader in sorted(masks_by_reader):
-        mine = None
-        for rle in masks_by_reader[reader]:
-            m = M.coco_rle_decode(rle)
-            mine = m if mine is None else (mine | m)
-        if mine is None:
-            continue
-        votes = mine.astype(np.uint8) if votes is None else votes + mine
-    if votes is None:
-        return None
-    return M.coco_rle_encode(votes >= need)
+def source_consensus_mask(rles: list[dict[str, Any]]) -> dict[str, Any]:
+    """The union of a record's own consensus targets of one label (one per nodule in LIDC)."""
+    height, width = rles[0]["size"]
+    return M.coco_rle_union(rles, height, width)
 
 
 def consensus_for_image(votes: ImageVotes, method: ConsensusMethod) -> list[dict[str, Any]]:
@@ -282,15 +275,8 @@ def consensus_for_image(votes: ImageVotes, method: ConsensusMethod) -> list[dict
                 if by_reader:
                     boxes, scores, support = fuse_boxes(by_reader, method.iou_thr or 0.5, method.skip_box_thr)
                     row.update(method="wbf", boxes=boxes, box_scores=scores, box_support=support)
-            else:
-                by_reader_m: dict[str, list[dict[str, Any]]] = defaultdict(list)
-                for m in label_marks:
-                    if m.mask_rle:
-                        by_reader_m[m.reader].append(m.mask_rle)
-                if by_reader_m:
-                    base = len(by_reader_m) if method.vote_denominator == "present" else total
-                    need = max(1, math.ceil(base * (method.vote_fraction or 0.5) - 1e-9))
-                    row.update(method="mask_vote", mask_rle=vote_mask(by_reader_m, need), votes_needed=need)
+            elif votes.consensus_masks.get(label):
+                row.update(method="mask_vote", mask_rle=source_consensus_mask(votes.consensus_masks[label]))
         rows.append(row)
     return rows
 

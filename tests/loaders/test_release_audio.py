@@ -5,7 +5,6 @@ rate, through torchcodec (the ``hf-audio`` extra) and the system FFmpeg librarie
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import shutil
 from pathlib import Path
@@ -13,15 +12,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from skip_policy import requires_module, requires_tool
 
 from shardsmith.config import Settings
 
 pytestmark = [
-    pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                       reason="espeak-ng (Debian package) makes the demo game's synthetic voices"),
-    pytest.mark.skipif(importlib.util.find_spec("torchcodec") is None,
-                       reason="datasets decodes Audio() only through torchcodec: "
-                              "pip install 'shardsmith[hf-audio]' (scripts/bootstrap.sh does)"),
+    requires_tool("espeak-ng", "the Debian package makes the demo game's synthetic voices"),
+    requires_module("torchcodec", "tools", "datasets decodes Audio() only through torchcodec (and FFmpeg): "
+                                           "pip install 'shardsmith[hf-audio]' (scripts/bootstrap.sh does)"),
 ]
 
 

@@ -9,13 +9,13 @@ its original time, and say what it repaired.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+from skip_policy import need_tool
 
 from shardsmith.media.audio import SAMPLE_RATE, AudioError, decode_audio, decode_audio_checked
 
@@ -28,9 +28,7 @@ TEXT = (
 
 @pytest.fixture(scope="module")
 def espeak_speech(tmp_path_factory) -> np.ndarray:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        pytest.skip("espeak-ng (Debian package) makes the synthetic speech")
+    exe = need_tool("espeak-ng", "the Debian package (scripts/bootstrap.sh installs it) makes the synthetic speech")
     wav = tmp_path_factory.mktemp("speech") / "speech.wav"
     subprocess.run([exe, "-v", "en-us+m1", "-s", "150", "-w", str(wav), TEXT], check=True)
     samples = decode_audio(wav)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import skip_policy
 from skip_policy import need
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,10 +40,7 @@ def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = 
 
 
 def need_module(name: str) -> None:
-    try:
-        __import__(name)
-    except ImportError:
-        need("services", f"python package {name!r} missing: run scripts/bootstrap.sh (the `ops` extra)")
+    skip_policy.need_module("services", name, "run scripts/bootstrap.sh (the `ops` extra)")
 
 
 def _pg_bin() -> Path:

@@ -8,11 +8,11 @@ of its own and two other voices are merged to make room (measured: seats 2 and 3
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 
 import numpy as np
 import pytest
+from skip_policy import need_tool
 
 from shardsmith.speech.embeddings import TARGET_DBFS, normalize_volume
 
@@ -41,8 +41,7 @@ def test_normalize_volume_raises_quiet_windows_only() -> None:
 
 @pytest.fixture(scope="module")
 def game() -> tuple[np.ndarray, list[tuple[float, float, str]]]:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng (Debian package) makes the synthetic voices")
+    need_tool("espeak-ng", "the Debian package (scripts/bootstrap.sh installs it) makes the synthetic voices")
     from shardsmith.demo.werewolf_demo import VOICES, _espeak_wav, _trim, _wav_to_16k
 
     pieces = [np.zeros(SR // 2, np.float32)]

@@ -13,19 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from skip_policy import need_tool, requires_tool
 
 from shardsmith.speech.base import Transcript
 from shardsmith.speech.progress import format_progress, transcription_progress
 
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="espeak-ng (Debian package) makes the synthetic voices"
-)
+needs_espeak = requires_tool("espeak-ng", "the Debian package (scripts/bootstrap.sh installs it) makes the "
+                                          "synthetic voices")
 
 
 _CACHE: dict[str, Transcript] = {}  # the demo games share one audio track: transcribe it once per module
@@ -68,8 +67,7 @@ def whisper():
 
 @pytest.fixture(scope="module")
 def demo_refs(tmp_path_factory) -> dict:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng (Debian package) makes the synthetic voices")
+    need_tool("espeak-ng", "the Debian package (scripts/bootstrap.sh installs it) makes the synthetic voices")
     from shardsmith.demo.werewolf_demo import write_werewolf_demo
     from shardsmith.sources.werewolf.werewolf_video import discover
 

@@ -11,14 +11,15 @@ wav2vec2 folder configured).
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 from pathlib import Path
 
 import pytest
+from skip_policy import requires_tool
 
 whisperx = pytest.importorskip(
-    "whisperx", reason="needs the gpu extra (whisperx); run `make test-whisperx`, which uses .venv-whisperx"
+    "whisperx", reason="needs whisperx venv: the gpu extra (whisperx); run `make test-whisperx`, which uses "
+                       ".venv-whisperx"
 )
 
 JFK_REF = (
@@ -74,7 +75,7 @@ def test_jfk_through_whisperx_on_cpu_offline(real_samples: Path, wx) -> None:
     assert all(0.0 <= s.start < s.end <= 11.5 for s in t.segments)
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng (Debian package) makes the demo game")
+@requires_tool("espeak-ng", "the Debian package makes the demo game's voices")
 def test_video_game_through_whisperx(tmp_path: Path, wx) -> None:
     """The demo's video game with sidecar turns, transcribed by whisperx instead of faster-whisper.
 

@@ -5,8 +5,11 @@ byte, bytes flipped, re-saved in another encoding, a column added or dropped, on
 Whatever comes in, the outcome is a result (items plus quarantine rows) or a ``LabelFileError`` naming
 the file and a line; never any other exception. A result also accounts for its rows: every data line
 that survived the mangling intact is an item, a withheld id or a quarantine row (no silently shorter
-output), and re-encodings or an extra column change nothing at all. Examples are bounded so the whole
-file stays within a few tens of seconds.
+output), and re-encodings or an extra column change nothing at all. Refusing is not a free pass: where
+the damage is confined to rows (a file cut after its header, one row missing a cell) or the file is
+only re-encoded with a byte-order mark, the parser must read it and the good rows must survive as
+items, so a parser that refuses every file fails here (``test_a_parser_that_refuses_every_file_fails``
+proves it). Examples are bounded so the whole file stays within a few tens of seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -186,12 +190,41 @@ def _parse(spec: CsvSpec, root: Path):
     return get_source(spec.source).read_labels(root)
 
 
+# Damage confined to rows: the file is cut after its header (only the last line is broken) or one row
+# lost a cell. Refusing the whole file there would throw good rows away.
+MUST_READ = ("truncated", "dropped_cell")
+
+
+def _item_names(result) -> list[str]:
+    return [n for i in result.items for n in (i.native_id, i.image_relpath) if n]
+
+
+def _good_ids(original: str, mangled: bytes, spec: CsvSpec, baseline_names: list[str]) -> set[str]:
+    """Ids that were items before and every one of whose rows survived the mangling intact."""
+    all_ids: dict[str, int] = {}
+    for row in _intact_rows(original, original.encode(), spec):
+        key = row[spec.id_column].strip()
+        all_ids[key] = all_ids.get(key, 0) + 1
+    kept: dict[str, int] = {}
+    for row in _intact_rows(original, mangled, spec):
+        key = row[spec.id_column].strip()
+        kept[key] = kept.get(key, 0) + 1
+    return {k for k, n in kept.items() if n == all_ids.get(k) and any(k in b for b in baseline_names)}
+
+
 @pytest.mark.parametrize("spec", CSV_SPECS, ids=[s.source for s in CSV_SPECS])
 def test_csv_parser_survives_mangling(spec: CsvSpec):
+    fuzz_csv_parser(spec)
+
+
+def fuzz_csv_parser(spec: CsvSpec) -> None:
+    """The property of one CSV parser, run over the mutations (also by the refuse-everything check)."""
     base = _base(spec.source, spec.write)
     original_bytes = (base / spec.label).read_bytes()
     original = original_bytes.decode("utf-8-sig")
     public = get_source(spec.source)._public_id
+    baseline_names = _item_names(_parse(spec, base))
+    assert baseline_names, f"{spec.source}: the unmangled demo file gives no items"
 
     @FUZZ
     @given(mutations(original_bytes, spec.delimiter))
@@ -202,12 +235,17 @@ def test_csv_parser_survives_mangling(spec: CsvSpec):
         with _mangled(spec.source, spec.write, label, data) as root:
             if kind == "gzip_cut":
                 (root / spec.label).unlink()
+            good = _good_ids(original, data, spec, baseline_names) if kind in MUST_READ else set()
             try:
                 result = _parse(spec, root)
             except LabelFileError as err:
                 _assert_names_file_and_line(err, root / label)
+                assert not good, f"{kind}: refused a file whose rows for {sorted(good)} are intact ({err})"
                 return
         assert kind not in ("utf16_no_bom", "utf32", "gzip_cut"), f"{kind} was read as if it were fine"
+        names = _item_names(result)
+        lost = sorted(k for k in good if not any(k in n for n in names))
+        assert not lost, f"{kind}: good rows did not survive as items: {lost}"
         if kind != "dropped_column":
             accounted = _accounted(result)
             for row in _intact_rows(original, data, spec):
@@ -298,6 +336,9 @@ def test_structured_label_file_survives_mangling(spec: FileSpec):
     label = _label_path(spec, base)
     original = (base / label).read_bytes()
     baseline = get_source(spec.source).read_labels(base)
+    assert baseline.items, f"{spec.source}: the unmangled demo file gives no items"
+    # a re-encoding with a byte-order mark loses nothing; LIDC's XML declares UTF-8, so there it may not
+    must_read = ("utf16",) if spec.source != "lidc_idri" else ()
 
     @FUZZ
     @given(byte_mutations(original))
@@ -308,6 +349,7 @@ def test_structured_label_file_survives_mangling(spec: FileSpec):
                 result = get_source(spec.source).read_labels(root)
             except LabelFileError as err:
                 _assert_names_file_and_line(err, root / label)
+                assert kind not in must_read, f"{kind}: a faithful re-encoding was refused ({err})"
                 return
         if kind == "utf16" and spec.source != "lidc_idri":  # XML declares UTF-8: re-encoding breaks it
             assert [i.native_id for i in result.items] == [i.native_id for i in baseline.items]
@@ -349,6 +391,8 @@ def test_werewolf_label_file_survives_mangling(source: str, label: str, werewolf
     from shardsmith.staging.games import build_game, discover_games, label_stats
 
     original = (werewolf_raw / label).read_bytes()
+    published = _published(source, werewolf_raw)
+    assert published, f"{source}: the unmangled demo game publishes nothing"
 
     @FUZZ
     @given(byte_mutations(original))
@@ -362,12 +406,14 @@ def test_werewolf_label_file_survives_mangling(source: str, label: str, werewolf
                 refs = discover_games(source, raw / source)
             except LabelFileError as err:
                 _assert_names_file_and_line(err, raw / label)
+                assert kind != "utf16", f"a faithful UTF-16 (with BOM) re-encoding was refused ({err})"
                 return
             if source == "werewolf_video":  # sidecar only: label statistics, no audio
                 stats = label_stats(source, raw / source)
-                assert stats["games"] == 1 and stats["quarantined_games"] + 1 >= 1
+                assert stats["games"] == 1 and stats["quarantined_games"] in (0, 1), stats
                 if stats["quarantined_games"]:
                     assert stats["quarantine_reasons"], stats
+                    assert kind != "utf16", f"a faithful UTF-16 (with BOM) sidecar was quarantined: {stats}"
                 elif kind == "utf16_no_bom":
                     raise AssertionError("a UTF-16 sidecar without BOM was read as fine")
                 return
@@ -376,8 +422,40 @@ def test_werewolf_label_file_survives_mangling(source: str, label: str, werewolf
                 assert result.reconciles(), result.counts
                 for q in result.quarantine:
                     assert q["reason"] and q["detail"], q
+            if kind == "utf16":  # good lines survive a faithful re-encoding: nothing lost
+                assert _published(source, raw) == published
 
     check()
+
+
+def _published(source: str, raw: Path) -> int:
+    """Units (utterances, dialogue entries) a source's games publish; sidecar games count as one each."""
+    from shardsmith.staging.games import build_game, discover_games, label_stats
+
+    if source == "werewolf_video":
+        stats = label_stats(source, raw / source)
+        return stats["games"] - stats["quarantined_games"]
+    return sum(build_game(source, ref).counts["published"] for ref in discover_games(source, raw / source))
+
+
+def test_a_parser_that_refuses_every_file_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The property above is not satisfied by refusing: a parser that raises a well-formed
+    ``LabelFileError`` (file and line named) on every mangled file must turn the fuzz test red."""
+    spec = CSV_SPECS[0]
+    cls = type(get_source(spec.source))
+    honest = cls.read_labels
+
+    def refuse(self, root: Path):
+        root = Path(root)
+        if root.name == spec.source and root.parent.name.startswith("fuzz-ex-"):
+            path = next(p for p in (root / spec.label, root / f"{spec.label}.gz") if p.exists())
+            raise LabelFileError(f"{path}: line 1: refused")
+        return honest(self, root)
+
+    monkeypatch.setattr(cls, "read_labels", refuse)
+    with pytest.raises((AssertionError, ExceptionGroup)) as failed:  # hypothesis groups distinct failures
+        fuzz_csv_parser(spec)
+    assert "refused a file whose rows" in "".join(traceback.format_exception(failed.value))
 
 
 def test_sidecar_reader_reports_each_problem(tmp_path: Path):

@@ -111,7 +111,7 @@ def hand_records() -> list[dict[str, Any]]:
                findings=[finding("lung_nodule", "present", ["reader1", "reader2", "reader3"])],
                targets=[mask_target("a", "lung_nodule", r1, "reader1"), mask_target("b", "lung_nodule", r2, "reader2"),
                         mask_target("c", "lung_nodule", r3, "reader3"),
-                        mask_target("k", "lung_nodule", r2, "consensus")]),
+                        mask_target("k", "lung_nodule", r1, "consensus")]),
     ]
 
 

@@ -12,10 +12,13 @@ nodules are skipped, as pylidc does) becomes a per-reader mask: every ``roi`` is
 slice named by ``imageSOP_UID`` (``imageZposition`` as fallback), ``inclusion=FALSE`` ROIs are
 cut out. Contour points are (x = column, y = row) of the native DICOM grid.
 
-Consensus: annotations of different readers whose 3D masks share at least one voxel belong to
-the same nodule (connected components of the overlap graph); within a cluster a voxel is in
-the consensus when at least half of the cluster's readers include it. Slice targets: one per
-reader nodule (``reader`` = readerN) plus one consensus target per cluster
+Consensus (:func:`nodule_consensus`, the project's ONE definition of LIDC's 50% consensus; the
+``consensus`` view reuses its targets instead of voting again): annotations of different readers
+whose 3D masks share at least one voxel belong to the same nodule (connected components of the
+overlap graph, as pylidc's ``cluster_annotations``); a nodule is in the consensus when at least
+half of the scan's readers marked it, and within it a voxel when at least half of the nodule's
+readers include it (pylidc's ``consensus(clevel=0.5)``). Slice targets: one per reader nodule
+(``reader`` = readerN) plus one consensus target per nodule in the consensus
 (``reader`` = consensus); the volumes table stores the consensus as label value 1.
 Characteristics (malignancy 1-5 …) go to the volume's ``annotations_json`` and a slice's
 ``text``. ``nonNodule`` marks are not targets.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,9 @@ from shardsmith.sources.medical.volumetric import (
     quarantine_case,
     visible,
 )
+
+# pylidc's 50% level: the share of the scan's readers a nodule needs, and of the nodule's readers a voxel needs.
+CONSENSUS_LEVEL = 0.5
 
 CHARACTERISTICS = ("subtlety", "internalStructure", "calcification", "sphericity", "margin",
                    "lobulation", "spiculation", "texture", "malignancy")
@@ -123,7 +130,7 @@ class LidcIdri(VolumeSource):
     layouts = (
         'LIDC-IDRI-dddd/<study>/<series>/*.dcm + LidcReadMessage XML (joined by SeriesInstanceUid)',
     )
-    adapter_version = "1"
+    adapter_version = "2"  # 2: a nodule needs half of the scan's readers
     default_modality = "CT"
     default_body_part = "chest"
     default_ct_window = "lung"
@@ -240,33 +247,32 @@ class LidcIdri(VolumeSource):
                 if mask.any():
                     annotations.append({"reader": r["reader"], "nodule": nod["id"],
                                         "characteristics": nod["characteristics"], "mask": mask})
-        clusters = _cluster(annotations)
+        readers = [r["reader"] for r in reads["readers"]]
+        nodules = nodule_consensus(annotations, len(readers))
         layers: dict[str, np.ndarray] = {}
         nodule_def = self.map_label("nodule")
         consensus_def = self.map_label("nodule consensus")
         defs: list[TargetDef] = []
         consensus_all = np.zeros((depth, rows, cols), dtype=np.uint8)
         summary = []
-        for ci, members in enumerate(clusters, start=1):
-            per_reader: dict[str, np.ndarray] = {}
-            for a in members:
+        for ci, nod in enumerate(nodules, start=1):
+            for a in nod.members:
                 key = f"{a['reader']}:{a['nodule']}"
                 layers[key] = a["mask"]
                 defs.append(TargetDef(label=nodule_def.canonical, source_label="nodule", vocab_kind="finding",
                                       target_kind="abnormality", source_geometry="lidc-xml contour",
                                       layer=key, reader=a["reader"]))
-                per_reader[a["reader"]] = per_reader.get(a["reader"], False) | a["mask"]
-            votes = sum(m.astype(np.uint8) for m in per_reader.values())
-            need = math.ceil(len(per_reader) / 2)
-            consensus = votes >= need
-            layers[f"consensus:{ci}"] = consensus
-            consensus_all[consensus] = 1
-            defs.append(TargetDef(label=consensus_def.canonical, source_label="nodule consensus",
-                                  vocab_kind="derived", target_kind="abnormality",
-                                  source_geometry=f"lidc-xml consensus >= {need}/{len(per_reader)} readers",
-                                  layer=f"consensus:{ci}", reader="consensus"))
-            summary.append({"cluster": ci, "readers": sorted(per_reader),
-                            "ratings": {a["reader"]: a["characteristics"] for a in members}})
+            if nod.mask is not None:
+                layers[f"consensus:{ci}"] = nod.mask
+                consensus_all[nod.mask] = 1
+                defs.append(TargetDef(label=consensus_def.canonical, source_label="nodule consensus",
+                                      vocab_kind="derived", target_kind="abnormality",
+                                      source_geometry=f"lidc-xml consensus >= {nod.voxel_need}/{len(nod.readers)} "
+                                                      f"nodule readers ({len(nod.readers)}/{len(readers)} "
+                                                      "scan readers marked it)",
+                                      layer=f"consensus:{ci}", reader="consensus"))
+            summary.append({"cluster": ci, "readers": list(nod.readers), "in_consensus": nod.mask is not None,
+                            "ratings": {a["reader"]: a["characteristics"] for a in nod.members}})
         defs.append(TargetDef(label=consensus_def.canonical, source_label="nodule consensus", vocab_kind="derived",
                               target_kind="abnormality", source_geometry="lidc-xml consensus label map",
                               values=(1,), stored_value=True, slice_target=False))
@@ -278,8 +284,7 @@ class LidcIdri(VolumeSource):
             img.CopyInformation(image)
             layer_imgs[key] = img
         return LoadedCase(channels=[image], channel_names=None, label=label, defs=defs, layers=layer_imgs,
-                          annotations={"nodules": summary, "readers": [r["reader"] for r in reads["readers"]]},
-                          readers=[r["reader"] for r in reads["readers"]])
+                          annotations={"nodules": summary, "readers": readers}, readers=readers)
 
     def slice_text(self, prepared: PreparedCase, z: int, present: list[TargetDef]) -> str | None:
         notes = prepared.case.annotations or {}
@@ -293,6 +298,43 @@ class LidcIdri(VolumeSource):
             parts.append(f"lung nodule {ci}: marked by {len(info['readers'])} of {len(notes.get('readers', []))} "
                          f"readers" + (f", malignancy ratings {','.join(mal)} (1-5)" if mal else ""))
         return "; ".join(parts) or None
+
+
+@dataclass(frozen=True)
+class NoduleConsensus:
+    """One physical nodule: the reader annotations clustered into it and its consensus mask (None
+    when too few of the scan's readers marked it)."""
+
+    members: list[dict[str, Any]]
+    readers: tuple[str, ...]
+    mask: np.ndarray | None
+    voxel_need: int  # readers of this nodule a voxel needs
+
+
+def _need(level: float, count: int) -> int:
+    return max(1, math.ceil(level * count - 1e-9))
+
+
+def nodule_consensus(annotations: list[dict[str, Any]], readers_total: int,
+                     level: float = CONSENSUS_LEVEL) -> list[NoduleConsensus]:
+    """LIDC's consensus, per nodule: the one definition both the adapter's targets and the view use.
+
+    ``annotations`` are ``{"reader", "mask", ...}`` with 3D boolean masks on one grid;
+    ``readers_total`` counts every reading session of the scan (a reader who marked nothing counts).
+    A nodule marked by one reader of three beside one marked by two is thus left out, whatever
+    slice it shares: the vote is over nodules, not over the pixels of a slice.
+    """
+    out = []
+    for members in _cluster(annotations):
+        per_reader: dict[str, np.ndarray] = {}
+        for a in members:
+            per_reader[a["reader"]] = per_reader.get(a["reader"], False) | a["mask"]
+        need = _need(level, len(per_reader))
+        mask = None
+        if len(per_reader) >= _need(level, max(readers_total, len(per_reader))):
+            mask = sum(m.astype(np.uint8) for m in per_reader.values()) >= need
+        out.append(NoduleConsensus(members, tuple(sorted(per_reader)), mask, need))
+    return out
 
 
 def _cluster(annotations: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from skip_policy import requires_tool
 
 from shardsmith.config import Settings
 from shardsmith.media.audio import AudioError, decode_audio, encode_flac
@@ -25,9 +26,8 @@ JFK_REF = (
     "And so, my fellow Americans, ask not what your country can do for you, "
     "ask what you can do for your country."
 )
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="espeak-ng (Debian package) makes the synthetic voices"
-)
+needs_espeak = requires_tool("espeak-ng", "the Debian package (scripts/bootstrap.sh installs it) makes the "
+                                          "synthetic voices")
 
 
 class CachingTranscriber:
