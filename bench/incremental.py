@@ -25,7 +25,7 @@ CHANGED = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"  # one VinDr DICOM of the core demo
 
 
 def _build(home: Path) -> dict:
-    from shardsmith.pipeline.run import run_build
+    from shardsmith.defs.run import run_build
 
     t = time.perf_counter()
     summary = run_build(home, echo=False)

@@ -51,10 +51,6 @@ def _setup_logging(verbose: bool) -> None:
     quiet = ("great_expectations", "dagster", "alembic", "urllib3", "filelock", "numba", "matplotlib", "PIL")
     for noisy in quiet:
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
-    if not verbose:
-        from shardsmith.pipeline.run import quiet_dagster
-
-        quiet_dagster(False)
 
 
 @click.group()
@@ -162,8 +158,8 @@ class _RichProgress(logging.Handler):
 
 def _build_and_report(home: Path, sources: tuple[str, ...], workers: int | None, allow_partial: bool,
                       as_json: bool) -> dict:
+    from shardsmith.defs.run import run_build
     from shardsmith.pipeline.preflight import PreflightError
-    from shardsmith.pipeline.run import run_build
 
     verbose = _verbose()
     bars = None
@@ -213,8 +209,7 @@ def build(home: Path | None, sources: tuple[str, ...], workers: int | None, allo
     home = _home(home)
     if dry_run:
         from shardsmith.pipeline.plan import plan_build
-        from shardsmith.pipeline.preflight import PreflightError, select
-        from shardsmith.pipeline.run import build_settings
+        from shardsmith.pipeline.preflight import PreflightError, build_settings, select
 
         settings = build_settings(home, workers)
         try:

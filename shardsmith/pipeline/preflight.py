@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from shardsmith import config
-from shardsmith.config import Settings
+from shardsmith.config import Settings, settings_from_env
 
 
 class PreflightError(Exception):
@@ -34,6 +35,13 @@ class Selection:
     @property
     def all(self) -> list[str]:
         return self.medical + self.games
+
+
+def build_settings(home: Path, workers: int | None = None, allow_partial: bool = False) -> Settings:
+    """The settings of one build (or dry run: the plan must judge what a build would do), made
+    once and handed down; child processes see ``home`` through the environment."""
+    config.export_home(home)
+    return settings_from_env(home, workers=workers, allow_partial=allow_partial or None)
 
 
 def did_you_mean(name: str, known: list[str]) -> str:

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from ops_services import demo_home, need_module
 
-from shardsmith.pipeline.run import run_build
+from shardsmith.defs.run import run_build
 from shardsmith.defs.resources import ShardsmithResource
 from shardsmith.demo import cxr_core
 from shardsmith.staging.versions import bucket_keys

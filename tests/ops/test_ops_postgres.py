@@ -14,7 +14,7 @@ def test_build_records_runs_and_events_in_postgres(tmp_path, monkeypatch):
     import dagster as dg
     import psycopg2
 
-    from shardsmith.pipeline.run import run_build
+    from shardsmith.defs.run import run_build
 
     home = demo_home(tmp_path)
     dagster_home = tmp_path / "dagster_home"

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from shardsmith.pipeline.run import run_build
+from shardsmith.defs.run import run_build
 from shardsmith.demo import cxr_core
 from shardsmith.loaders import ReleaseVerificationError, open_release
 

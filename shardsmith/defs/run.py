@@ -1,4 +1,4 @@
-"""``shardsmith build``: materialise the selected sources and the releases in-process through Dagster.
+"""The build driver (Dagster layer): materialise the selected sources and the releases in-process through Dagster.
 
 The one driver of a whole build. Settings are made once here and handed to the Dagster resource;
 :mod:`.preflight` has checked the selection before the first run starts. Unpartitioned assets run
@@ -20,9 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shardsmith import config
-from shardsmith.config import Settings, settings_from_env
 from shardsmith.pipeline import keys
-from shardsmith.pipeline.preflight import Selection, select
+from shardsmith.pipeline.preflight import Selection, build_settings, select
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +84,7 @@ def run_build(home: Path, echo: bool = True, sources: tuple[str, ...] = (), work
     from shardsmith.definitions import graph_parts
     from shardsmith.defs.resources import ShardsmithResource
 
-    config.export_home(home)
-    settings = settings_from_env(home, workers=workers, allow_partial=allow_partial or None)
+    settings = build_settings(home, workers, allow_partial)
     selection = select(settings, sources, allow_partial=allow_partial)
     say = say or ((lambda msg: log.info(msg)) if echo else (lambda msg: None))
     for warning in selection.warnings:
@@ -249,9 +247,3 @@ def _stages(assets: list, wanted: list) -> list[tuple[set, object]]:
         stages.append((group, pdef))
         remaining -= group
     return stages
-
-
-def build_settings(home: Path, workers: int | None = None) -> Settings:
-    """The settings of a dry run: the same as a build's (the plan must judge what a build would)."""
-    config.export_home(home)
-    return settings_from_env(home, workers=workers)
