@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
 
+from shardsmith.validation.outcome import CheckOutcome
+
 # Canonical findings that a normal study may carry: CheXpert marks tubes and lines beside "No Finding".
 NOT_A_PATHOLOGY = frozenset({"support_devices"})
-
-
-@dataclass
-class CheckOutcome:
-    name: str
-    passed: bool
-    detail: str = ""
-    examples: list = field(default_factory=list)
 
 
 def patients_in_one_split(records: pd.DataFrame) -> CheckOutcome:
