@@ -179,20 +179,21 @@ def write_final_rows(spec: TableSpec, files: list[Path], out_dir: Path,
                      transform: Callable[[pa.Table], pa.Table]) -> list[Path]:
     """``files`` with ``transform`` applied, as the files a release validates and then publishes.
 
-    One output file per input, in the same order (``<n>-<input name>``), in the table's release
-    schema; read and written a batch at a time (``READ_BATCH_ROWS`` rows, at most about 32 MB), so
+    One output file per input, in the same order (``<n>-<input name>``), with the input's own schema
+    (a staged file that does not match the release schema must reach validation and fail there, by
+    name); read and written a batch at a time (``READ_BATCH_ROWS`` rows, at most about 32 MB), so
     memory stays flat however many rows the table has."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    schema = spec.schema
     out: list[Path] = []
     for i, path in enumerate(files):
         target = out_dir / f"{i:05d}-{path.name}"
         pf = pq.ParquetFile(path)
         rows_per_batch = max(1, min(READ_BATCH_ROWS, _rows_within(pf, 32 << 20)))
+        schema = pf.schema_arrow
         compression = {c: "none" if c in spec.media else "zstd" for c in schema.names}  # PNGs are compressed
         with pq.ParquetWriter(target, schema, compression=compression) as writer:
             for batch in pf.iter_batches(batch_size=rows_per_batch):
-                writer.write_table(transform(pa.Table.from_batches([batch]).cast(schema)))
+                writer.write_table(transform(pa.Table.from_batches([batch], schema=schema)))
         out.append(target)
     return out
 
