@@ -23,9 +23,17 @@ from shardsmith.hashing import sha256_file
 from shardsmith.memory import trim
 from shardsmith.publish.card import render_card
 from shardsmith.publish.preview import label_pictures
-from shardsmith.publish.release import PublishResult, TableInput, label_counter, publish, read_latest
+from shardsmith.publish.release import (
+    PublishResult,
+    TableInput,
+    label_counter,
+    publish,
+    read_latest,
+    write_final_rows,
+)
 from shardsmith.schemas.tables import COLLECTION_TABLES, TABLES
 from shardsmith.staging.layout import StagingLayout
+from shardsmith.validation.outcome import CheckOutcome
 
 log = logging.getLogger(__name__)
 
@@ -144,28 +152,31 @@ VIEW_CHUNK_ROWS = 20_000
 
 
 def validate_tables(table_files: dict[str, list[Path]], out_dir: Path) -> dict[str, dict]:
-    """GX suites and integrity checks for every table of a release, before anything is published.
+    """GX suites and integrity checks for every table of a release, on the files it will publish.
 
     Writes ``<table>.json`` (suite outcomes + integrity checks) and one Data Docs site (``docs/``)
     to ``out_dir``; returns the summaries by table, each with ``success``.
 
     Records and task views are read in bounded chunks (``RECORD_CHUNK_ROWS``, ``VIEW_CHUNK_ROWS``):
-    every chunk goes through the same suites and per-row checks and the outcomes are combined;
-    the check that needs every row at once (a patient in one split) reads three narrow columns.
-    The Data Docs site shows the first chunk of each table; the JSON summaries cover all rows.
+    every chunk goes through the same suites and per-chunk checks and the outcomes are combined.
+    What needs every row at once runs over the whole table on narrow columns: the checks a table
+    declares as whole-table (``TableSpec.checks``; a patient in one split reads three columns) and
+    the unique keys its main suite declares (``validation.checks.unique_over_files``: a key repeated
+    in two chunks passes each chunk's GX run, not this). The Data Docs site shows the first chunk of
+    each table; the JSON summaries cover all rows.
     """
-    from shardsmith.validation import integrity as I
+    from shardsmith.validation.checks import CheckInput, run_checks, unique_over_files
     from shardsmith.validation.chunked import chunks_of, merge_reports
     from shardsmith.validation.frames import read_tables, record_frames, volume_frames, werewolf_frames
     from shardsmith.validation.gx_runner import ChunkRunner, run_tables
-    from shardsmith.validation.suites import suites_for
+    from shardsmith.validation.suites import suites_for, unique_keys
 
     first: dict[str, tuple[dict, dict]] = {}  # the first chunk of each table: validated with the docs
     more: dict[str, list] = {}  # reports of the other chunks
-    checks: dict[str, list[list[I.CheckOutcome]]] = {}
+    checks: dict[str, list[list[CheckOutcome]]] = {}
     chunk_runner = None  # one GX context for every later chunk of every table, made when needed
 
-    def validate(table: str, frames: dict, suites: dict, chunk_checks: list[I.CheckOutcome]) -> None:
+    def validate(table: str, frames: dict, suites: dict, chunk_checks: list[CheckOutcome]) -> None:
         nonlocal chunk_runner
         checks.setdefault(table, []).append(chunk_checks)
         if table not in first:
@@ -176,52 +187,48 @@ def validate_tables(table_files: dict[str, list[Path]], out_dir: Path) -> dict[s
 
     split_frame = None
     if "records" in table_files:
-        files = table_files["records"]
+        files, declared = table_files["records"], TABLES["records"].checks
         # distinct (source, patient, split) triples: the check's answer, a fraction of the rows
         split_frame = (read_tables(files, ["source", "patient_id", "split"])
                        .group_by(["source", "patient_id", "split"], use_threads=False).aggregate([]).to_pandas())
-        checks["records"] = [[I.patients_in_one_split(split_frame)]]
+        checks["records"] = [run_checks(declared, CheckInput(files=files, splits=[split_frame]), "table")]
         for table in chunks_of(files, RECORD_COLUMNS, RECORD_CHUNK_ROWS):
             frames = record_frames(table)
             validate("records", frames, suites_for("records"),
-                     [I.normal_has_no_abnormality(frames["records"], frames["targets"], frames["findings"]),
-                      I.masks_decode_to_image_size(table)])
+                     run_checks(declared, CheckInput(frames, table), "chunk"))
             del frames, table
             trim()
     if "volumes" in table_files:
-        frames = volume_frames(table_files["volumes"])
-        vol_checks = [I.patients_in_one_split(frames["volumes"]), I.volume_labels_named(table_files["volumes"])]
-        if split_frame is not None:
-            vol_checks.append(I.patients_in_one_split_across([split_frame, frames["volumes"]]))
-        validate("volumes", frames, suites_for("volumes"), vol_checks)
+        files = table_files["volumes"]
+        frames = volume_frames(files)
+        splits = [frames["volumes"], *([split_frame] if split_frame is not None else [])]
+        validate("volumes", frames, suites_for("volumes"),
+                 run_checks(TABLES["volumes"].checks, CheckInput(frames, files=files, splits=splits)))
     ww = [t for t in WEREWOLF_TABLES if t in table_files]
     if ww:
         tables = {t: _read_without_media(table_files[t]) if t in table_files else None for t in WEREWOLF_TABLES}
         frames = werewolf_frames(tables["games"], tables["utterances"], tables["votes"],
                                  decisions=tables["decisions"], role_inference=tables["role_inference"])
-        per_table = {"games": ("games", "seats", "phases"), "utterances": ("utterances", "words"),
-                     "votes": ("votes",), "decisions": ("decisions", "decision_context"),
-                     "role_inference": ("role_inference", "role_utterances")}
-        integrity = {c.name: c for c in I.werewolf_integrity(frames)}
-        owner = {"utterances_do_not_overlap": "utterances", "utterance_times_inside_media": "utterances",
-                 "votes_reference_roster": "votes", "decision_context_before_vote": "decisions",
-                 "decisions_cover_votes": "decisions", "role_items_cover_roster": "role_inference",
-                 "role_items_list_the_seats_lines": "role_inference"}
-        for t in ww:
-            validate(t, {k: frames[k] for k in per_table[t] if k in frames}, suites_for(t),
-                     [c for name, c in integrity.items() if owner[name] == t])
+        for t in ww:  # a table's frames are the ones its suites name; its checks are the ones it declares
+            suites = suites_for(t)
+            validate(t, {k: frames[k] for k in suites if k in frames}, suites,
+                     run_checks(TABLES[t].checks, CheckInput(frames)))
     if "duplicates" in table_files:
         validate("duplicates", {"duplicates": _read_without_media(table_files["duplicates"]).to_pandas()},
                  suites_for("duplicates"), [])
     for t in (t for t in VIEW_TABLES if t in table_files):
         _validate_view(t, table_files, validate)
+    for t, files in table_files.items():  # unique keys over the whole table, not chunk by chunk
+        main = (_view_suites(t) if t in VIEW_TABLES else suites_for(t)).get(t)
+        if main is not None:
+            checks.setdefault(t, []).append([unique_over_files(files, key) for key in unique_keys(main)])
     reports = run_tables(first, out_dir / "docs")
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries: dict[str, dict] = {}
     for t, report in reports.items():
         report = merge_reports([report, *more.get(t, [])])
         merged = _merge_checks(checks.get(t, []))
-        summary = {**report.to_json(), "integrity": [c.__dict__ for c in merged]}
+        summary = {**report.to_json(), "integrity": [c.to_json() for c in merged]}
         if t in more:
             summary["chunks"] = 1 + len(more[t])
         summary["success"] = report.success and all(c.passed for c in merged)
@@ -230,10 +237,8 @@ def validate_tables(table_files: dict[str, list[Path]], out_dir: Path) -> dict[s
     return summaries
 
 
-def _merge_checks(chunks: list[list]) -> list:
+def _merge_checks(chunks: list[list[CheckOutcome]]) -> list[CheckOutcome]:
     """Integrity outcomes of several chunks, one per check name (first-seen order)."""
-    from shardsmith.validation.integrity import CheckOutcome
-
     by_name: dict[str, list] = {}
     for outcomes in chunks:
         for o in outcomes:
@@ -282,7 +287,7 @@ def _validate_view(table: str, table_files: dict[str, list[Path]], validate: Cal
 
 
 class _RecordCursor:
-    """The records a chunk of view rows refers to, read forward through the staged records.
+    """The records a chunk of view rows refers to, read forward through the records being published.
 
     View rows are made in record order, so the records of one chunk follow those of the chunk
     before: each chunk continues where the last stopped (keeping the batch it stopped in, which a
@@ -323,12 +328,13 @@ class _RecordCursor:
 
 
 def _validate_view_chunk(table: str, rows: list[dict], cursor: _RecordCursor, validate: Callable) -> None:
-
-    from shardsmith.views.validation import view_frames, view_integrity
+    from shardsmith.validation.checks import CheckInput, run_checks
+    from shardsmith.views.validation import view_frames
 
     wanted = pa.array(sorted({r["record_id"] for r in rows}), pa.string())
     frames = view_frames(cursor.select(wanted), **{table: rows})
-    validate(table, {table: frames[table]}, _view_suites(table), view_integrity({table: frames[table]}))
+    validate(table, {table: frames[table]}, _view_suites(table),
+             run_checks(TABLES[table].checks, CheckInput({table: frames[table]}), "chunk"))
     del frames
     trim()
 
@@ -358,8 +364,11 @@ def build_release(settings: Settings, collection: str, sources: list[str],
                   crash_hook: Callable[[str], None] | None = None) -> PublishResult:
     """Validate every staged table of ``collection`` and publish them as one release.
 
-    Any failed suite or integrity check raises ValidationFailedError before a byte is published;
-    the suite results and Data Docs ship in the release's ``validation/``.
+    Medical records first get their duplicate group's split, written once to a scratch copy
+    (``write_final_rows``); the views are built from that copy, and the copy is what the suites and
+    integrity checks validate and what ``publish`` writes, unchanged. Any failed suite or integrity
+    check raises ValidationFailedError before a byte is published; the suite results and Data Docs
+    ship in the release's ``validation/``.
     """
     failed = check_partial(settings, collection)
     sources = [s for s in sources if s not in failed]
@@ -387,8 +396,9 @@ def build_release(settings: Settings, collection: str, sources: list[str],
             passed, examples = identity_stage.check_groups(identity)
             if not passed:
                 raise ValidationFailedError(f"{collection}: duplicate groups span splits: {examples}")
-            records.transform = identity.remap()
-            staged = stage_views(records.files, views_dir, records.transform)
+            # The group's split, applied once: these files are what is validated and then published.
+            records.files = write_final_rows(records.spec, records.files, views_dir / "records", identity.remap())
+            staged = stage_views(records.files, views_dir)
             tables += [TableInput(TABLES[n], staged.files[n]) for n in VIEW_TABLES if n in staged.files]
             dup_file = views_dir / "duplicates.parquet"
             write_parquet_atomic(identity.duplicates, dup_file)

@@ -166,12 +166,36 @@ def _row_size(row: dict, spec: TableSpec) -> int:
 
 @dataclass
 class TableInput:
-    """One table to publish: staging Parquet files in the order they are to be written."""
+    """One table to publish: Parquet files in the order they are to be written. The rows are
+    published exactly as these files hold them (no transform at write time), so the files a release
+    validated are the rows it publishes; a release-time change of rows (the duplicate groups' split)
+    is written out first, by :func:`write_final_rows`."""
 
     spec: TableSpec
     files: list[Path]
-    # applied to every batch before it is written (the release-time split and duplicate group of records)
-    transform: Callable[[pa.Table], pa.Table] | None = None
+
+
+def write_final_rows(spec: TableSpec, files: list[Path], out_dir: Path,
+                     transform: Callable[[pa.Table], pa.Table]) -> list[Path]:
+    """``files`` with ``transform`` applied, as the files a release validates and then publishes.
+
+    One output file per input, in the same order (``<n>-<input name>``), with the input's own schema
+    (a staged file that does not match the release schema must reach validation and fail there, by
+    name); read and written a batch at a time (``READ_BATCH_ROWS`` rows, at most about 32 MB), so
+    memory stays flat however many rows the table has."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out: list[Path] = []
+    for i, path in enumerate(files):
+        target = out_dir / f"{i:05d}-{path.name}"
+        pf = pq.ParquetFile(path)
+        rows_per_batch = max(1, min(READ_BATCH_ROWS, _rows_within(pf, 32 << 20)))
+        schema = pf.schema_arrow
+        compression = {c: "none" if c in spec.media else "zstd" for c in schema.names}  # PNGs are compressed
+        with pq.ParquetWriter(target, schema, compression=compression) as writer:
+            for batch in pf.iter_batches(batch_size=rows_per_batch):
+                writer.write_table(transform(pa.Table.from_batches([batch], schema=schema)))
+        out.append(target)
+    return out
 
 
 def _write_table(root: Path, table: TableInput, stats_hook: Callable[[dict], None] | None) -> dict[str, int]:
@@ -184,8 +208,6 @@ def _write_table(root: Path, table: TableInput, stats_hook: Callable[[dict], Non
         rows_per_batch = max(1, min(READ_BATCH_ROWS, _rows_within(pf, 32 << 20)))
         for batch in pf.iter_batches(batch_size=rows_per_batch):
             arrow = pa.Table.from_batches([batch]).cast(schema)
-            if table.transform is not None:
-                arrow = table.transform(arrow)
             rows = arrow.to_pylist()
             by_split: dict[str, list[int]] = {}
             for i, row in enumerate(rows):

@@ -3,6 +3,9 @@
 Media columns become WebDataset members (``<key>.<ext>``); every other column goes into the
 sample's ``.json``. A struct media column is ``{bytes, path}`` (the Hugging Face Image/Audio
 convention); a binary column is stored as is.
+
+``checks`` names the integrity checks a release runs on the table (beyond its GX suites); they are
+resolved by name in ``shardsmith.validation.checks`` (schemas never import validation).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ class TableSpec:
     media: dict[str, str] = field(default_factory=dict)  # column -> WebDataset extension
     split_column: str | None = "split"
     version_ref: str = ""
+    checks: tuple[str, ...] = ()  # names in shardsmith.validation.checks.CHECKS
 
     @property
     def schema(self) -> pa.Schema:
@@ -39,11 +43,13 @@ TABLES: dict[str, TableSpec] = {
     "records": TableSpec(
         "records", "shardsmith.schemas.records:RECORDS_SCHEMA", "record_id", {"image": "png"},
         version_ref="shardsmith.schemas.records:RECORDS_SCHEMA_VERSION",
+        checks=("patients_in_one_split", "normal_has_no_abnormality", "masks_decode_to_image_size"),
     ),
     "volumes": TableSpec(
         "volumes", "shardsmith.schemas.volumes:VOLUMES_SCHEMA", "record_id",
         {"image_npy": "image.npy", "label_npy": "label.npy"},
         version_ref="shardsmith.schemas.volumes:VOLUMES_SCHEMA_VERSION",
+        checks=("patients_in_one_split", "volume_labels_named", "patients_in_one_split_across_tables"),
     ),
     "games": TableSpec(
         "games", "shardsmith.schemas.werewolf:GAMES_SCHEMA", "game_id",
@@ -52,18 +58,22 @@ TABLES: dict[str, TableSpec] = {
     "utterances": TableSpec(
         "utterances", "shardsmith.schemas.werewolf:UTTERANCES_SCHEMA", "utterance_id", {"audio": "flac"},
         version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
+        checks=("utterances_do_not_overlap", "utterance_times_inside_media"),
     ),
     "votes": TableSpec(
         "votes", "shardsmith.schemas.werewolf:VOTES_SCHEMA", "vote_id",
         version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
+        checks=("votes_reference_roster",),
     ),
     "decisions": TableSpec(
         "decisions", "shardsmith.schemas.werewolf:DECISIONS_SCHEMA", "decision_id",
         version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
+        checks=("decision_context_before_vote", "decisions_cover_votes"),
     ),
     "role_inference": TableSpec(
         "role_inference", "shardsmith.schemas.werewolf:ROLE_INFERENCE_SCHEMA", "item_id",
         version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
+        checks=("role_items_cover_roster", "role_items_list_the_seats_lines"),
     ),
     # Cross-source identity (issue 13; shardsmith.identity): one row per record in a duplicate group.
     "duplicates": TableSpec(
@@ -73,15 +83,15 @@ TABLES: dict[str, TableSpec] = {
     # Task views derived from records at release time (issue 14; shardsmith.views).
     "grounding": TableSpec(
         "grounding", "shardsmith.schemas.views:GROUNDING_SCHEMA", "grounding_id",
-        version_ref="shardsmith.schemas.views:VIEWS_SCHEMA_VERSION",
+        version_ref="shardsmith.schemas.views:VIEWS_SCHEMA_VERSION", checks=("view_references",),
     ),
     "consensus": TableSpec(
         "consensus", "shardsmith.schemas.views:CONSENSUS_SCHEMA", "consensus_id",
-        version_ref="shardsmith.schemas.views:VIEWS_SCHEMA_VERSION",
+        version_ref="shardsmith.schemas.views:VIEWS_SCHEMA_VERSION", checks=("view_references",),
     ),
     "dialogues": TableSpec(
         "dialogues", "shardsmith.schemas.views:DIALOGUES_SCHEMA", "turn_id",
-        version_ref="shardsmith.schemas.views:VIEWS_SCHEMA_VERSION",
+        version_ref="shardsmith.schemas.views:VIEWS_SCHEMA_VERSION", checks=("view_references",),
     ),
 }
 

@@ -35,10 +35,12 @@ from shardsmith.staging.versions import (
     records_hasher,
     suite_tag,
 )
+from shardsmith.validation.outcome import CheckOutcome
 
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger("shardsmith.progress")
 CHECK_CHUNK_ROWS = 25_000  # records per GX run when checking several parts at once
+SUITES_CHECK, INTEGRITY_CHECK = "records_gx_suite", "records_integrity"  # the asset checks' names
 
 
 class RawMissingError(FileNotFoundError):
@@ -193,16 +195,31 @@ def stage_records(settings: Settings, source: MedicalSource, part: str = WHOLE,
     return stage_records_parts(settings, source, [part], progress)[part]
 
 
-@dataclass
-class CheckOutcome:
-    passed: bool
-    metadata: dict
+def part_reconciles(settings: Settings, source: MedicalSource, part: str = WHOLE) -> CheckOutcome:
+    """A staged part's counts hold on the files it wrote: inputs = items published + rows in its
+    quarantine file, and its records file holds the records the counts name. This, not a row count,
+    decides whether a part lost anything: a part whose every input is quarantined with a reason
+    reconciles; a part that drops or invents an item does not, however many rows it has."""
+    from shardsmith.validation.integrity import reconcile
+
+    paths = StagingLayout(settings.home).part_paths(source.name, part)
+    counts = json.loads(paths["counts"].read_text())
+    quarantined = pq.read_metadata(paths["quarantine"]).num_rows
+    rows = pq.read_metadata(paths["records"]).num_rows
+    out = reconcile(counts["inputs"], counts["items_ok"], quarantined)
+    if rows != counts["records"]:
+        out.passed = False
+        out.detail += f"; the records file holds {rows} rows, the counts say {counts['records']}"
+    out.metadata = {"inputs": counts["inputs"], "items_ok": counts["items_ok"], "quarantined": quarantined,
+                    "rows": rows}
+    return out
 
 
 def check_records_suites(settings: Settings, source: MedicalSource, part: str = WHOLE) -> CheckOutcome:
     """GX suites over one part's records (skipped when data and suites passed unchanged before).
 
-    An empty part passes only when its catalog had no inputs; a failing run renders Data Docs under
+    A part passes when its counts reconcile (:func:`part_reconciles`) and its rows pass the suites;
+    an empty part passes when every input is in quarantine. A failing run renders Data Docs under
     ``staging/<source>/data_docs/<part>/`` and names the page in the outcome (``data_docs``)."""
     from shardsmith.validation.partition import check_records_partition
 
@@ -211,18 +228,23 @@ def check_records_suites(settings: Settings, source: MedicalSource, part: str = 
     versions = read_versions(layout, source.name)
     stamp = f"{versions.get('records', {}).get(part)}+{suite_tag()}"
     if versions.get("checks", {}).get(part, {}).get("gx") == stamp:
-        return CheckOutcome(True, {"note": "data and suites unchanged since this check last passed",
-                                   "version": stamp[:12]})
-    inputs = json.loads(layout.counts(source.name, part).read_text())["inputs"]
-    report = check_records_partition(source.name, path, inputs, layout.source_dir(source.name) / "data_docs" / part)
-    meta: dict = {"rows": pq.read_metadata(path).num_rows, "inputs": inputs,
-                  "suites": [s.__dict__ for s in report.suites]}
-    if report.success:
+        return CheckOutcome(SUITES_CHECK, True, "data and suites unchanged since this check last passed",
+                            metadata={"note": "data and suites unchanged since this check last passed",
+                                      "version": stamp[:12]})
+    counted = part_reconciles(settings, source, part)
+    report = check_records_partition(source.name, path, counted.metadata["inputs"],
+                                     layout.source_dir(source.name) / "data_docs" / part,
+                                     quarantined=counted.metadata["quarantined"])
+    meta: dict = {**counted.metadata, "suites": [s.__dict__ for s in report.suites]}
+    passed = report.success and counted.passed
+    if not counted.passed:
+        meta["not_reconciled"] = counted.detail
+    if passed:
         with locked_versions(layout, source.name) as v:
             v.setdefault("checks", {}).setdefault(part, {})["gx"] = stamp
     elif report.docs_index is not None:
         meta["data_docs"] = str(report.docs_index)
-    return CheckOutcome(report.success, meta)
+    return CheckOutcome(SUITES_CHECK, passed, counted.detail, metadata=meta)
 
 
 def check_records_integrity(settings: Settings, source: MedicalSource, part: str = WHOLE) -> CheckOutcome:
@@ -247,14 +269,17 @@ def check_records_integrity(settings: Settings, source: MedicalSource, part: str
         outcomes.append(reconcile(counts["records"], table.num_rows, 0))
     if table.num_rows:
         outcomes += record_integrity(record_frames(table))
-    return CheckOutcome(all(o.passed for o in outcomes),
+    return CheckOutcome(INTEGRITY_CHECK, all(o.passed for o in outcomes),
+                        "; ".join(o.detail for o in outcomes if not o.passed),
+                        [e for o in outcomes for e in o.examples][:5],
                         {o.name: f"{'ok' if o.passed else 'FAILED'}: {o.detail}" for o in outcomes})
 
 
 def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> CheckOutcome:
     """The GX suites once over several parts (a single-run backfill validates a source once, not once
-    per bucket); parts whose data and suites already passed are left out. An empty part fails
-    unless its catalog had no inputs; a failing run renders Data Docs and names the page."""
+    per bucket); parts whose data and suites already passed are left out. Every part must reconcile
+    (inputs = published + quarantined, :func:`part_reconciles`), whatever its row count: a bucket
+    whose inputs were all quarantined passes. A failing run renders Data Docs and names the page."""
     from shardsmith.validation.chunked import chunks_of, merge_reports
     from shardsmith.validation.frames import record_frames
     from shardsmith.validation.gx_runner import ChunkRunner, validate_with_docs
@@ -268,16 +293,18 @@ def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> 
     stamps = {p: f"{versions.get('records', {}).get(p)}+{tag}" for p in parts}
     todo = [p for p in parts if versions.get("checks", {}).get(p, {}).get("gx") != stamps[p]]
     if not todo:
-        return CheckOutcome(True, {"note": "data and suites unchanged since these parts last passed",
-                                   "parts": len(parts)})
-    rows = {p: pq.read_metadata(layout.table(source.name, "records", p)).num_rows for p in todo}
-    inputs = {p: json.loads(layout.counts(source.name, p).read_text())["inputs"] for p in todo}
-    lost = sorted(p for p in todo if rows[p] == 0 and inputs[p] > 0)
+        return CheckOutcome(SUITES_CHECK, True, "data and suites unchanged since these parts last passed",
+                            metadata={"note": "data and suites unchanged since these parts last passed",
+                                      "parts": len(parts)})
+    counted = {p: part_reconciles(settings, source, p) for p in todo}
+    rows = {p: o.metadata["rows"] for p, o in counted.items()}
+    unreconciled = {p: o.detail for p, o in counted.items() if not o.passed}
     files = [layout.table(source.name, "records", p) for p in todo if rows[p] > 0]
-    meta: dict = {"parts_validated": len(todo), "parts": len(parts), "rows": sum(rows.values())}
-    success = not lost
-    if lost:
-        meta["empty_parts_with_inputs"] = lost
+    meta: dict = {"parts_validated": len(todo), "parts": len(parts), "rows": sum(rows.values()),
+                  "quarantined": sum(o.metadata["quarantined"] for o in counted.values())}
+    success = not unreconciled
+    if unreconciled:
+        meta["not_reconciled"] = unreconciled
     if files:
         cols = [c for c in pq.read_schema(files[0]).names if c not in ("image",)]
         # In bounded chunks: one suite run per CHECK_CHUNK_ROWS records, outcomes combined.
@@ -297,7 +324,8 @@ def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> 
         with locked_versions(layout, source.name) as v:
             for p in todo:
                 v.setdefault("checks", {}).setdefault(p, {})["gx"] = stamps[p]
-    return CheckOutcome(success, meta)
+    detail = "; ".join(f"{p}: {d}" for p, d in unreconciled.items())
+    return CheckOutcome(SUITES_CHECK, success, detail, sorted(unreconciled)[:5], meta)
 
 
 def check_integrity_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> CheckOutcome:
@@ -306,4 +334,5 @@ def check_integrity_parts(settings: Settings, source: MedicalSource, parts: list
     if len(parts) == 1:
         return outcomes[parts[0]]
     failed = {p: o.metadata for p, o in outcomes.items() if not o.passed}
-    return CheckOutcome(not failed, {"parts": len(parts), "failed_parts": failed})
+    return CheckOutcome(INTEGRITY_CHECK, not failed, "; ".join(f"{p}: {outcomes[p].detail}" for p in failed),
+                        sorted(failed)[:5], {"parts": len(parts), "failed_parts": failed})

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
 
+from shardsmith.validation.outcome import CheckOutcome
+
 # Canonical findings that a normal study may carry: CheXpert marks tubes and lines beside "No Finding".
 NOT_A_PATHOLOGY = frozenset({"support_devices"})
-
-
-@dataclass
-class CheckOutcome:
-    name: str
-    passed: bool
-    detail: str = ""
-    examples: list = field(default_factory=list)
 
 
 def patients_in_one_split(records: pd.DataFrame) -> CheckOutcome:
@@ -294,22 +287,10 @@ def role_items_list_the_seats_lines(items: pd.DataFrame, said: pd.DataFrame, utt
 
 
 def werewolf_integrity(frames: dict[str, pd.DataFrame]) -> list[CheckOutcome]:
-    out = []
-    utt, games, votes, seats = (frames.get(k) for k in ("utterances", "games", "votes", "seats"))
-    decisions, context = frames.get("decisions"), frames.get("decision_context")
-    items, said = frames.get("role_inference"), frames.get("role_utterances")
-    if utt is not None:
-        out.append(utterances_do_not_overlap(utt))
-        if games is not None:
-            out.append(utterance_times_inside_media(utt, games))
-    if votes is not None and seats is not None:
-        out.append(votes_reference_roster(votes, seats))
-    if decisions is not None and context is not None and utt is not None:
-        out.append(decision_context_before_vote(decisions, context, utt, frames.get("phases")))
-    if decisions is not None and votes is not None:
-        out.append(decisions_cover_votes(decisions, votes))
-    if items is not None and seats is not None:
-        out.append(role_items_cover_roster(items, seats))
-    if items is not None and said is not None and utt is not None:
-        out.append(role_items_list_the_seats_lines(items, said, utt))
-    return out
+    """Every check the Werewolf tables declare (``TableSpec.checks``), on frames of several tables;
+    a check whose frames are absent is left out."""
+    from shardsmith.schemas.tables import COLLECTION_TABLES, TABLES
+    from shardsmith.validation.checks import CheckInput, run_checks
+
+    names = [n for t in COLLECTION_TABLES["werewolf"] for n in TABLES[t].checks]
+    return run_checks(names, CheckInput(frames))

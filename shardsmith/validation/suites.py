@@ -49,6 +49,20 @@ class FrameSuite:
 
 Suite = dict[str, FrameSuite]  # a bare expectation list is read as FrameSuite(list): rows required
 
+
+def unique_keys(suite: FrameSuite | list[Expectation]) -> list[tuple[str, ...]]:
+    """The keys a frame's suite declares unique: a column (``ExpectColumnValuesToBeUnique``) or a
+    compound (``ExpectCompoundColumnsToBeUnique``). GX sees one chunk at a time, so the release also
+    checks these over the whole table (``validation.checks.unique_over_files``)."""
+    expectations = suite.expectations if isinstance(suite, FrameSuite) else suite
+    keys: list[tuple[str, ...]] = []
+    for cls, kwargs in expectations:
+        key = ((kwargs["column"],) if cls == "ExpectColumnValuesToBeUnique"
+               else tuple(kwargs["column_list"]) if cls == "ExpectCompoundColumnsToBeUnique" else None)
+        if key and key not in keys:
+            keys.append(key)
+    return keys
+
 MODALITIES = ["CR", "DX", "CT", "MR", "PT", "US", "OT"]
 VOLUME_MODALITIES = ["CT", "MR", "PT"]
 MAX_SEATS = 30

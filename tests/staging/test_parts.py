@@ -93,3 +93,69 @@ def test_check_parts_in_chunks_names_the_docs_of_a_failing_chunk(tmp_path, monke
     assert not bad.passed
     assert bad.metadata["data_docs"].endswith("index.html")
     assert Path(bad.metadata["data_docs"]).is_file()
+
+
+def _staged_with_a_corrupt_bucket(home: Path) -> tuple[Settings, str, list[str]]:
+    """VinDr staged in 4 buckets after every DICOM of one bucket was overwritten with garbage: that
+    bucket's inputs all go to quarantine (with a reason), the others stage records."""
+    import pydicom  # noqa: F401  (the decoder the garbage must fail in)
+
+    from shardsmith.staging.versions import bucket_of
+
+    s = _settings(home, 1)
+    cxr_core.write_vindr(s.raw_dir("vindr_cxr"))
+    by_bucket: dict[str, list[Path]] = {}
+    for f in sorted((s.raw_dir("vindr_cxr") / "train").glob("*.dicom")):
+        by_bucket.setdefault(bucket_of(f.stem, s.buckets), []).append(f)
+    parts = bucket_keys(4)
+    assert sum(1 for p in parts if by_bucket.get(p)) >= 2, "the demo must fill two buckets"
+    corrupt = next(p for p in parts if by_bucket.get(p))
+    for f in by_bucket[corrupt]:
+        f.write_bytes(b"not a dicom at all" * 10)
+    steps.stage_catalog(s, VinDrCxr())
+    out = steps.stage_records_parts(s, VinDrCxr(), parts)
+    assert out[corrupt].counts["records"] == 0
+    assert out[corrupt].counts["quarantined"] == out[corrupt].counts["inputs"] == len(by_bucket[corrupt])
+    return s, corrupt, parts
+
+
+def test_a_bucket_whose_inputs_are_all_quarantined_passes_and_is_released(tmp_path, monkeypatch):
+    """Issue 21 (3): zero rows is not a failure when every input is in quarantine with a reason."""
+    from shardsmith.publish.build import build_release
+
+    monkeypatch.setenv("SHARDSMITH_PSEUDONYM_KEY", "test-key")
+    s, corrupt, parts = _staged_with_a_corrupt_bucket(tmp_path)
+    alone = steps.check_parts(s, VinDrCxr(), [corrupt])  # the one-part path (a partition's own check)
+    assert alone.passed, alone.metadata
+    assert alone.metadata["rows"] == 0 and alone.metadata["quarantined"] == alone.metadata["inputs"]
+    monkeypatch.setattr(steps, "suite_tag", lambda: "again")  # not reused from the passing check above
+    suites = steps.check_parts(s, VinDrCxr(), parts)
+    assert suites.passed, suites.metadata
+    assert suites.name == steps.SUITES_CHECK and suites.metadata["parts_validated"] == len(parts)
+    integrity = steps.check_integrity_parts(s, VinDrCxr(), parts)
+    assert integrity.passed, integrity.metadata
+    result = build_release(s, "medical", ["vindr_cxr"])
+    assert result.created and sum(result.row_counts["records"].values()) >= 1
+
+
+def test_a_part_whose_counts_do_not_reconcile_fails_whatever_its_rows(tmp_path, monkeypatch):
+    """A part with records whose counts claim one input more than it published or quarantined:
+    an item vanished, so the part fails although it has rows (and its rows pass the suites)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("SHARDSMITH_PSEUDONYM_KEY", "test-key")
+    s, corrupt, parts = _staged_with_a_corrupt_bucket(tmp_path)
+    layout = StagingLayout(s.home)
+    full = next(p for p in parts if pq.read_metadata(layout.table("vindr_cxr", "records", p)).num_rows)
+    counts_path = layout.counts("vindr_cxr", full)
+    counts = json.loads(counts_path.read_text())
+    counts["inputs"] += 1
+    counts_path.write_text(json.dumps(counts))
+    alone = steps.check_parts(s, VinDrCxr(), [full])
+    assert not alone.passed and "does NOT hold" in alone.metadata["not_reconciled"]
+    bad = steps.check_parts(s, VinDrCxr(), parts)  # the all-quarantined bucket beside it is fine
+    assert not bad.passed
+    assert list(bad.metadata["not_reconciled"]) == [full] and bad.examples == [full]
+    assert "does NOT hold" in bad.detail
