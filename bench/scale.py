@@ -141,7 +141,7 @@ def build(home: Path, sources: list[str]) -> dict:
     import logging
 
     from shardsmith.config import settings_from_env
-    from shardsmith.publish.build import build_release
+    from shardsmith.pipeline.releases import build_release
     from shardsmith.sources.registry import get_source
     from shardsmith.staging import steps
     from shardsmith.staging.versions import bucket_keys

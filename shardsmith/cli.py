@@ -333,7 +333,7 @@ def diff(v1: str, v2: str, collection: str, home: Path | None, as_json: bool) ->
 def dupes(home: Path | None, as_json: bool) -> None:
     """Duplicate radiographs across the staged medical sources: groups per source pair (the card's table)."""
     from shardsmith.identity.stage import stage_identity
-    from shardsmith.publish.build import enabled_sources, source_fingerprint, staging_files
+    from shardsmith.pipeline.releases import enabled_sources, source_fingerprint, staging_files
 
     settings = settings_from_env(home)
     sources = enabled_sources(settings, "medical")

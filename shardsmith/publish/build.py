@@ -1,11 +1,12 @@
-"""Assemble a collection's release from staging: validate, fingerprint, publish.
+"""Assemble a release from staged tables: identity -> views -> validation -> publish.
 
-The Dagster release assets call ``build_release``; so does a plain script.
+``assemble_release`` is called by the build seam (``pipeline.releases``), which decides which
+sources and files go in and what the partial-release policy allows; this module validates the
+rows exactly as they will be published and writes them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -19,7 +20,6 @@ import pyarrow.parquet as pq
 
 from shardsmith.atomic import write_parquet_atomic
 from shardsmith.config import Settings
-from shardsmith.hashing import sha256_file
 from shardsmith.memory import trim
 from shardsmith.publish.card import render_card
 from shardsmith.publish.preview import label_pictures
@@ -28,11 +28,9 @@ from shardsmith.publish.release import (
     TableInput,
     label_counter,
     publish,
-    read_latest,
     write_final_rows,
 )
-from shardsmith.schemas.tables import COLLECTION_TABLES, TABLES
-from shardsmith.staging.layout import StagingLayout
+from shardsmith.schemas.tables import TABLES
 from shardsmith.validation.outcome import CheckOutcome
 
 log = logging.getLogger(__name__)
@@ -40,92 +38,6 @@ log = logging.getLogger(__name__)
 
 class ValidationFailedError(RuntimeError):
     """The data failed a blocking validation; nothing was published."""
-
-
-def staging_files(settings: Settings, sources: list[str], table: str) -> list[Path]:
-    """Staging Parquet of ``table`` for ``sources`` in a fixed order (sources sorted, parts sorted)."""
-    layout = StagingLayout(settings.home)
-    return [f for source in sorted(sources) for f in layout.table_files(source, table)]
-
-
-def source_fingerprint(settings: Settings, source: str) -> str:
-    """Digest of what a source's staging holds: every staged Parquet file's path and content."""
-    h = hashlib.sha256()
-    d = StagingLayout(settings.home).source_dir(source)
-    for p in sorted(d.rglob("*.parquet")):
-        if p.name.startswith("."):
-            continue
-        h.update(p.relative_to(d).as_posix().encode())
-        h.update(bytes.fromhex(sha256_file(p)))
-    return h.hexdigest()
-
-
-def enabled_sources(settings: Settings, collection: str) -> list[str]:
-    """Sources of ``collection`` with raw data present and something staged for the release."""
-    from shardsmith.sources.registry import source_names
-
-    layout = StagingLayout(settings.home)
-    first = COLLECTION_TABLES[collection][0]
-    failed = failed_sources(settings, collection)
-    return [n for n in source_names(collection)
-            if settings.raw_dir(n).is_dir() and n not in failed and layout.has_table(n, first)]
-
-
-def failed_sources(settings: Settings, collection: str) -> dict[str, dict]:
-    """Sources of ``collection`` whose last staging attempt failed as a whole, with the reason."""
-    from shardsmith.sources.registry import source_names
-
-    layout = StagingLayout(settings.home)
-    out = {}
-    for n in source_names(collection):
-        marker = layout.source_failure(n)
-        if settings.raw_dir(n).is_dir() and marker.is_file():
-            out[n] = json.loads(marker.read_text())
-    return out
-
-
-class PartialReleaseRefusedError(RuntimeError):
-    """Some sources failed to stage; a release without them needs ``allow_partial``."""
-
-
-def check_partial(settings: Settings, collection: str) -> dict[str, dict]:
-    """The failed sources a release would leave out; raises unless ``settings.allow_partial``."""
-    failed = failed_sources(settings, collection)
-    if failed and not settings.allow_partial:
-        detail = "; ".join(f"{s}: {f.get('detail', '')[:300]}" for s, f in sorted(failed.items()))
-        raise PartialReleaseRefusedError(
-            f"{collection}: source(s) {sorted(failed)} failed to stage, so the release is refused "
-            f"(allow_partial / --allow-partial publishes without them): {detail}")
-    return failed
-
-
-def partial_card_note(failed: dict[str, dict]) -> str:
-    """The card section that says a release was built without some sources, and why."""
-    if not failed:
-        return ""
-    lines = ["## Built without some sources", "",
-             "This release was published with `allow_partial`: these sources failed to stage and are "
-             "not in it.", "", "| source | reason | detail |", "| --- | --- | --- |"]
-    lines += [f"| {s} | {f.get('reason', '')} | {str(f.get('detail', '')).replace('|', '/')[:200]} |"
-              for s, f in sorted(failed.items())]
-    return "\n".join(lines) + "\n"
-
-
-def unchanged_release(settings: Settings, collection: str, fingerprints: dict[str, str]) -> dict | None:
-    """The LATEST manifest when it was built from exactly these staging fingerprints, else None.
-
-    Validation and packing are the expensive part of a release; when no source's staging changed
-    the result would be the same content, so the release step reuses LATEST instead.
-    """
-    coll = settings.releases / collection
-    latest = read_latest(coll) if coll.is_dir() else None
-    if not latest:
-        return None
-    manifest_path = coll / latest / "manifest.json"
-    if not manifest_path.is_file():
-        return None
-    manifest = json.loads(manifest_path.read_text())
-    return manifest if manifest.get("input_fingerprints") == dict(sorted(fingerprints.items())) else None
 
 
 RECORD_COLUMNS = ["record_id", "source", "native_id", "patient_id", "split", "modality", "body_part", "view",
@@ -344,15 +256,33 @@ def validate_records(files: list[Path], out_dir: Path) -> dict:
     return validate_tables({"records": files}, out_dir)["records"]
 
 
-def _failure_text(summaries: dict[str, dict]) -> str:
-    parts = []
+MAX_FAILURE_LINES = 15
+
+
+def failure_lines(summaries: dict[str, dict]) -> list[str]:
+    """One line per failed expectation (table, suite, expectation, column, failing rows) and per
+    failed integrity check (table, check, detail), the most useful first."""
+    lines = []
     for t, s in summaries.items():
         if s["success"]:
             continue
-        failed = [{"suite": x["suite"], "failed": x["failed"]} for x in s["suites"] if not x["success"]]
-        broken = [f"{c['name']}: {c['detail']} {c['examples']}" for c in s["integrity"] if not c["passed"]]
-        parts.append(f"{t}: {json.dumps(failed, default=str)[:600]} {broken}")
-    return "; ".join(parts)
+        for suite in s.get("suites", []):
+            for f in suite.get("failed", []):
+                lines.append(f"table {t}: {suite['suite']}: {f.get('expectation')} column={f.get('column')} "
+                             f"failing_rows={f.get('unexpected_count')} sample={f.get('sample')}"[:400])
+        for c in s.get("integrity", []):
+            if not c["passed"]:
+                lines.append(f"table {t}: check {c['name']}: {c['detail']} {c.get('examples') or ''}"[:400])
+    return lines
+
+
+def failure_message(collection: str, summaries: dict[str, dict], docs: Path) -> str:
+    """The error of a refused release: a first line, what failed line by line, where to look."""
+    lines = failure_lines(summaries)
+    more = len(lines) - MAX_FAILURE_LINES
+    return "\n".join([f"{collection}: validation failed; nothing published", *lines[:MAX_FAILURE_LINES],
+                      *([f"... and {more} more"] if more > 0 else []),
+                      f"Data Docs: {docs / 'docs' / 'index.html'} (results: {docs}/<table>.json)"])
 
 
 def _present_counts(stats: dict) -> dict[str, int]:
@@ -360,29 +290,26 @@ def _present_counts(stats: dict) -> dict[str, int]:
     return {label: sum(by_source.values()) for label, by_source in (stats.get("findings") or {}).items()}
 
 
-def build_release(settings: Settings, collection: str, sources: list[str],
-                  crash_hook: Callable[[str], None] | None = None) -> PublishResult:
-    """Validate every staged table of ``collection`` and publish them as one release.
+def assemble_release(settings: Settings, collection: str, tables: list[TableInput], fingerprints: dict[str, str],
+                     card_note: str = "", crash_hook: Callable[[str], None] | None = None) -> PublishResult:
+    """Validate ``tables`` (staged files) of ``collection`` and publish them as one release.
 
     Medical records first get their duplicate group's split, written once to a scratch copy
     (``write_final_rows``); the views are built from that copy, and the copy is what the suites and
     integrity checks validate and what ``publish`` writes, unchanged. Any failed suite or integrity
-    check raises ValidationFailedError before a byte is published; the suite results and Data Docs
-    ship in the release's ``validation/``.
+    check raises ValidationFailedError before a byte is published, naming each failure and the
+    Data Docs kept under ``staging/_validation/<collection>/``; on success the suite results and
+    Data Docs ship in the release's ``validation/``. Scratch files live under ``staging/`` (the
+    home's disk, not ``/tmp``): a large release's remapped records need that room.
     """
-    failed = check_partial(settings, collection)
-    sources = [s for s in sources if s not in failed]
-    tables = []
-    for name in COLLECTION_TABLES[collection]:
-        files = staging_files(settings, sources, name)
-        if files:
-            tables.append(TableInput(TABLES[name], files))
     if not tables:
-        raise ValueError(f"nothing staged for collection {collection!r} (sources: {sources})")
+        raise ValueError(f"nothing staged for collection {collection!r}")
     hooks: dict[str, Callable[[dict], None]] = {}
     stats: dict = {}
-    scratch = Path(tempfile.mkdtemp(prefix="shardsmith-validation-"))
-    views_dir = Path(tempfile.mkdtemp(prefix="shardsmith-views-"))
+    work = settings.layout.staging_root / "_release"
+    work.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{collection}-validation-", dir=work))
+    views_dir = Path(tempfile.mkdtemp(prefix=f"{collection}-views-", dir=work))
     try:
         extra_card = ""
         records = next((t for t in tables if t.spec.name == "records"), None)
@@ -390,9 +317,7 @@ def build_release(settings: Settings, collection: str, sources: list[str],
             from shardsmith.identity import stage as identity_stage
             from shardsmith.views.stage import stage_views
 
-            fingerprints = {s: source_fingerprint(settings, s) for s in sorted(sources)}
-            identity = identity_stage.stage_identity(StagingLayout(settings.home).identity_dir(),
-                                                     records.files, fingerprints)
+            identity = identity_stage.stage_identity(settings.layout.identity_dir(), records.files, fingerprints)
             passed, examples = identity_stage.check_groups(identity)
             if not passed:
                 raise ValidationFailedError(f"{collection}: duplicate groups span splits: {examples}")
@@ -407,18 +332,16 @@ def build_release(settings: Settings, collection: str, sources: list[str],
             extra_card = identity_stage.card_section(identity) + "\n" + staged.card_markdown
         summaries = validate_tables({t.spec.name: t.files for t in tables}, scratch)
         if not all(s["success"] for s in summaries.values()):
-            raise ValidationFailedError(
-                f"{collection}: validation failed; nothing published: {_failure_text(summaries)}"[:4000]
-            )
+            kept = _keep_failed_validation(settings, collection, scratch)
+            raise ValidationFailedError(failure_message(collection, summaries, kept))
         if any(t.spec.name == "records" for t in tables):
             hook, stats = label_counter()
             hooks["records"] = hook
-        fingerprints = {s: source_fingerprint(settings, s) for s in sorted(sources)}
         return publish(
             settings.releases, collection, tables,
             input_fingerprints=fingerprints,
             card=lambda manifest: (render_card(manifest, stats) + ("\n" + extra_card if extra_card else "")
-                                   + ("\n" + partial_card_note(failed) if failed else "")),
+                                   + ("\n" + card_note if card_note else "")),
             validation_dir=scratch,
             stats_hooks=hooks,
             crash_hook=crash_hook,
@@ -428,3 +351,12 @@ def build_release(settings: Settings, collection: str, sources: list[str],
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(views_dir, ignore_errors=True)
+
+
+def _keep_failed_validation(settings: Settings, collection: str, scratch: Path) -> Path:
+    """The results and Data Docs of a refused release, kept where the user can open them (the
+    scratch folder is removed): ``staging/_validation/<collection>/``, replaced by the next refusal."""
+    kept = settings.layout.staging_root / "_validation" / collection
+    shutil.rmtree(kept, ignore_errors=True)
+    shutil.copytree(scratch, kept)
+    return kept

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from shardsmith.cli import main
 from shardsmith.config import ImageOptions, Settings
 from shardsmith.demo import cxr_core, cxr_more
-from shardsmith.publish.build import build_release
+from shardsmith.pipeline.releases import build_release
 from shardsmith.sources.registry import get_source
 from shardsmith.staging.runner import run_source
 

@@ -26,7 +26,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
     from shardsmith.demo.werewolf_demo import write_werewolf_demo
-    from shardsmith.publish.build import build_release
+    from shardsmith.pipeline.releases import build_release
     from shardsmith.staging.games import build_game, discover_games, write_game_staging
 
     settings = Settings(home=tmp_path_factory.mktemp("home"))

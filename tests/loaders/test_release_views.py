@@ -27,7 +27,7 @@ SOURCES = ("vindr_cxr", "nih_cxr14", "msd")
 @pytest.fixture(scope="module")
 def rel(tmp_path_factory):
     from shardsmith.demo import cxr_core, volumes_demo
-    from shardsmith.publish.build import build_release
+    from shardsmith.pipeline.releases import build_release
     from shardsmith.sources.medical.msd import Msd
     from shardsmith.sources.medical.volumetric import VolumeOptions
     from shardsmith.sources.registry import get_source

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from ops_services import demo_home, need_module
 
-from shardsmith.defs.run import run_build
 from shardsmith.defs.resources import ShardsmithResource
+from shardsmith.defs.run import run_build
 from shardsmith.demo import cxr_core
 from shardsmith.staging.versions import bucket_keys
 from shardsmith.staging.versions import bucket_of as _bucket_of

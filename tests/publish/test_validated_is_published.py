@@ -14,6 +14,7 @@ from shardsmith.config import ImageOptions, Settings
 from shardsmith.demo import cxr_core
 from shardsmith.identity import stage as identity_stage
 from shardsmith.loaders import open_release
+from shardsmith.pipeline import releases
 from shardsmith.publish import build
 from shardsmith.schemas.records import SPLITS
 from shardsmith.sources.medical.nih_cxr14 import NihCxr14
@@ -42,7 +43,7 @@ def test_a_record_id_repeated_in_another_chunk_refuses_the_release(tmp_path, mon
     pq.write_table(pa.concat_tables([table, table.slice(0, 1)]), path)  # the first record again, at the end
     monkeypatch.setattr(build, "RECORD_CHUNK_ROWS", 2)  # ... so the two copies sit in different chunks
     with pytest.raises(build.ValidationFailedError) as err:
-        build.build_release(settings, "medical", ["vindr_cxr"])
+        releases.build_release(settings, "medical", ["vindr_cxr"])
     assert "unique_over_table:record_id" in str(err.value)
     assert table["record_id"][0].as_py() in str(err.value)
     assert not (settings.releases / "medical").is_dir() or not any((settings.releases / "medical").glob("v*"))
@@ -89,11 +90,11 @@ def test_the_split_validated_is_the_split_published(tmp_path, monkeypatch):
 
     monkeypatch.setattr(identity_stage, "stage_identity", stage_with_a_moved_record)
     with pytest.raises(build.ValidationFailedError) as err:
-        build.build_release(settings, "medical", ["nih_cxr14"])
+        releases.build_release(settings, "medical", ["nih_cxr14"])
     assert "patients_in_one_split" in str(err.value)
 
     monkeypatch.setattr(identity_stage, "stage_identity", real_stage)  # the real groups publish
-    result = build.build_release(settings, "medical", ["nih_cxr14"])
+    result = releases.build_release(settings, "medical", ["nih_cxr14"])
     published = _published_records(settings)
     assert published.num_rows == staged.num_rows and published["duplicate_group"].null_count == 0
     summary = json.loads((result.path / "validation" / "records.json").read_text())

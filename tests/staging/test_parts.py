@@ -121,7 +121,7 @@ def _staged_with_a_corrupt_bucket(home: Path) -> tuple[Settings, str, list[str]]
 
 def test_a_bucket_whose_inputs_are_all_quarantined_passes_and_is_released(tmp_path, monkeypatch):
     """Issue 21 (3): zero rows is not a failure when every input is in quarantine with a reason."""
-    from shardsmith.publish.build import build_release
+    from shardsmith.pipeline.releases import build_release
 
     monkeypatch.setenv("SHARDSMITH_PSEUDONYM_KEY", "test-key")
     s, corrupt, parts = _staged_with_a_corrupt_bucket(tmp_path)

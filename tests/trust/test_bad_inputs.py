@@ -906,7 +906,7 @@ def test_burned_in_allowed_when_configured(tmp_path: Path, monkeypatch):
 def test_whole_corpus_still_publishes_the_good_rows(tmp_path: Path):
     """All per-item cases at once, then a release: it validates and carries exactly the good items."""
     from shardsmith.loaders import open_release
-    from shardsmith.publish.build import build_release
+    from shardsmith.pipeline.releases import build_release
 
     settings = Settings(home=tmp_path)
     sources = ["vindr_cxr", "nih_cxr14", "siim_acr"]

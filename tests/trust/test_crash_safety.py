@@ -28,8 +28,8 @@ import pytest
 from shardsmith.config import Settings
 from shardsmith.demo import cxr_core
 from shardsmith.loaders import open_release
+from shardsmith.pipeline.releases import build_release
 from shardsmith.publish import release as R
-from shardsmith.publish.build import build_release
 from shardsmith.sources.medical.nih_cxr14 import NihCxr14
 from shardsmith.sources.medical.vindr_cxr import VinDrCxr
 from shardsmith.staging.runner import run_source
@@ -40,7 +40,7 @@ CHILD = """
 import os, signal, sys, time
 from pathlib import Path
 from shardsmith.config import Settings
-from shardsmith.publish.build import build_release
+from shardsmith.pipeline.releases import build_release
 
 home, stage, marker = sys.argv[1], sys.argv[2], sys.argv[3]
 

@@ -84,7 +84,7 @@ def test_data_docs_rendered_for_a_failing_run(tmp_path: Path):
 def test_release_refused_when_a_staged_column_is_renamed(tmp_path: Path, monkeypatch):
     from shardsmith.config import Settings
     from shardsmith.demo.cxr_core import write_vindr
-    from shardsmith.publish.build import ValidationFailedError, build_release
+    from shardsmith.pipeline.releases import ValidationFailedError, build_release
     from shardsmith.sources.registry import get_source
     from shardsmith.staging.runner import run_source
 

@@ -8,7 +8,7 @@ import pytest
 
 from shardsmith.config import Settings
 from shardsmith.demo.dicom_fixtures import make_cxr_dicom
-from shardsmith.publish.build import build_release
+from shardsmith.pipeline.releases import build_release
 from shardsmith.sources.medical.vindr_cxr import VinDrCxr
 from shardsmith.staging.runner import run_source
 

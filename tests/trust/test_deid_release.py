@@ -20,7 +20,7 @@ import pytest
 from shardsmith.config import Settings
 from shardsmith.demo import cxr_core, cxr_more, volumes_demo
 from shardsmith.demo.dicom_fixtures import make_cxr_dicom
-from shardsmith.publish.build import build_release
+from shardsmith.pipeline.releases import build_release
 from shardsmith.schemas.records import RECORDS_SCHEMA
 from shardsmith.sources.registry import get_source, medical_source_names
 from shardsmith.staging.runner import run_source

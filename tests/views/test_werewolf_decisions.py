@@ -325,7 +325,7 @@ def test_demo_sources_give_decisions_and_items(demo_raw: Path) -> None:
 def test_release_writes_every_table_under_its_split(demo_raw: Path, tmp_path: Path) -> None:
     import shutil
 
-    from shardsmith.publish.build import build_release
+    from shardsmith.pipeline.releases import build_release
     from shardsmith.staging.games import write_game_staging
 
     settings = Settings(home=tmp_path)
