@@ -20,8 +20,8 @@ memory: uint64 hashes, 1 KiB thumbnails, 32-byte exact keys and the Arrow string
 4. Groups: connected components (scipy.sparse.csgraph) over exact, perceptual and same-patient
    edges (same pseudonymised ``patient_id`` string). A fingerprint that denotes a blank frame
    (``fingerprint.BLANK``: every constant image has it) takes part in no image edge: the records step
-   quarantines such frames, and one staged before that rule must not join unrelated patients. Group id = "g" + sha256(smallest record_id)[:16]:
-   stable while the group's smallest member stays.
+   quarantines such frames, and one staged before that rule must not join unrelated patients.
+   Group id = "g" + sha256(smallest record_id)[:16]: stable while the group's smallest member stays.
 """
 
 from __future__ import annotations
@@ -506,8 +506,8 @@ def find_groups(
     # Exact copies need no perceptual search: keep one representative per exact run.
     rep = linkable.copy()
     rep[ex_b] = False
-    # Neither do records whose hash AND thumbnail are identical (the same film re-encoded, or a
-    # dataset's many blank frames): without this, a big run of equal hashes is a quadratic candidate set.
+    # Neither do records whose hash AND thumbnail are identical (the same film re-encoded many times):
+    # without this, a big run of equal hashes is a quadratic candidate set.
     id_a, id_b = _identical_pairs(fs, rep)
     rep[id_b] = False
     pi, pj, dist = hamming_pairs(fs.phash, th.hamming_radius, th.hash_blocks, candidates=rep,
