@@ -52,6 +52,7 @@ __all__ = [
     "FINGERPRINT_SIZE",
     "THUMB_SIDE",
     "CROP_FRACTION",
+    "BLANK",
 ]
 
 FINGERPRINT_VERSION = 1
@@ -146,6 +147,14 @@ def _hash_input(arr: np.ndarray) -> np.ndarray:
     return cv2.resize(grid, (HASH_SIDE, HASH_SIDE), interpolation=cv2.INTER_AREA)
 
 
+def _blank_fingerprint() -> Fingerprint:
+    """The fingerprint every constant image gets, whatever its size, depth or value: equal values
+    rank by position, so the thumbnail is the raster-order ramp and the hash is fixed (only the exact
+    key differs with size and value). Grouping must never link on it (``groups``, issue 21)."""
+    fp = fingerprint_pixels(np.zeros((HASH_SIDE, HASH_SIDE), np.uint8))
+    return Fingerprint(phash=fp.phash, thumb=fp.thumb, exact=b"")
+
+
 def fingerprint_pixels(arr: np.ndarray) -> Fingerprint:
     """Fingerprint a decoded 2D uint8/uint16 image (display orientation, any size).
 
@@ -164,3 +173,6 @@ def fingerprint_pixels(arr: np.ndarray) -> Fingerprint:
     phash = int.from_bytes(np.packbits(bits).tobytes(), "big")
     thumb = (ranked * (255.0 / (HASH_SIDE * HASH_SIDE - 1)) + 0.5).astype(np.uint8)
     return Fingerprint(phash=phash, thumb=thumb.tobytes(), exact=exact)
+
+
+BLANK = _blank_fingerprint()  # phash and thumb of any constant image (``exact`` left empty)

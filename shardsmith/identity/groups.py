@@ -18,8 +18,10 @@ memory: uint64 hashes, 1 KiB thumbnails, 32-byte exact keys and the Arrow string
    for the undecided band, the best correlation over a small grid of zooms and shifts (crops and
    borders move the content a little relative to the centre crop).
 4. Groups: connected components (scipy.sparse.csgraph) over exact, perceptual and same-patient
-   edges (same pseudonymised ``patient_id`` string). Group id = "g" + sha256(smallest record_id)[:16]:
-   stable while the group's smallest member stays.
+   edges (same pseudonymised ``patient_id`` string). A fingerprint that denotes a blank frame
+   (``fingerprint.BLANK``: every constant image has it) takes part in no image edge: the records step
+   quarantines such frames, and one staged before that rule must not join unrelated patients.
+   Group id = "g" + sha256(smallest record_id)[:16]: stable while the group's smallest member stays.
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ import pyarrow.compute as pc
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from shardsmith.identity.fingerprint import FINGERPRINT_SIZE, FINGERPRINT_VERSION, HASH_SIDE, THUMB_SIDE
+from shardsmith.identity.fingerprint import (
+    BLANK,
+    FINGERPRINT_SIZE,
+    FINGERPRINT_VERSION,
+    HASH_SIDE,
+    THUMB_SIDE,
+)
 from shardsmith.packaged import data_path
 from shardsmith.schemas.duplicates import DUPLICATES_SCHEMA, METHODS
 
@@ -422,8 +430,17 @@ class GroupResult:
     stats: dict[str, float]
 
 
-def _exact_pairs(fs: FingerprintSet) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.flatnonzero(fs.has_fp)
+def _blank_rows(fs: FingerprintSet) -> np.ndarray:
+    """Rows whose fingerprint is that of a constant image (hash first: only those thumbnails are read)."""
+    blank = fs.has_fp & (fs.phash == np.uint64(BLANK.phash))
+    rows = np.flatnonzero(blank)
+    if rows.size:
+        blank[rows] = np.all(fs.thumbs[rows] == np.frombuffer(BLANK.thumb, np.uint8), axis=1)
+    return blank
+
+
+def _exact_pairs(fs: FingerprintSet, linkable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.flatnonzero(linkable)
     if rows.size < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     keys = fs.exact[rows].view(">u8")  # (m, 4)
@@ -483,12 +500,14 @@ def find_groups(
     fs = collect_fingerprints(batches, spill_dir)
     n = len(fs)
     t_collect = lap()
-    ex_a, ex_b = _exact_pairs(fs)
+    blank = _blank_rows(fs)
+    linkable = fs.has_fp & ~blank  # a blank frame's fingerprint says nothing about which film it is
+    ex_a, ex_b = _exact_pairs(fs, linkable)
     # Exact copies need no perceptual search: keep one representative per exact run.
-    rep = fs.has_fp.copy()
+    rep = linkable.copy()
     rep[ex_b] = False
-    # Neither do records whose hash AND thumbnail are identical (the same film re-encoded, or a
-    # dataset's many blank frames): without this, a big run of equal hashes is a quadratic candidate set.
+    # Neither do records whose hash AND thumbnail are identical (the same film re-encoded many times):
+    # without this, a big run of equal hashes is a quadratic candidate set.
     id_a, id_b = _identical_pairs(fs, rep)
     rep[id_b] = False
     pi, pj, dist = hamming_pairs(fs.phash, th.hamming_radius, th.hash_blocks, candidates=rep,
@@ -560,6 +579,7 @@ def find_groups(
     stats = {
         "records": n,
         "fingerprinted": int(fs.has_fp.sum()),
+        "blank_fingerprints": int(blank.sum()),
         "exact_pairs": int(len(ex_a)),
         "identical_fingerprint_pairs": int(len(id_a)),
         "candidate_pairs": n_candidates,

@@ -18,7 +18,7 @@ import numpy as np
 from shardsmith.media.dicom import META_KEYS, DecodedImage, MediaError
 
 __all__ = ["EncodedImage", "PassThroughImage", "read_raster", "encode_png", "decode_png", "pass_through_png",
-           "thumbnail", "thumbnail_bytes", "PNG_COMPRESSION"]
+           "thumbnail", "thumbnail_bytes", "PNG_COMPRESSION", "pixel_spread", "BLANK_SPREAD_LEVELS"]
 
 # zlib level 3: ~the size of level 6 on radiographs at a third of the time (hot path).
 PNG_COMPRESSION = 3
@@ -193,6 +193,10 @@ def decode_png(data: bytes) -> np.ndarray:
 # carry identifiers or make the bytes depend on when the file was written.
 _PNG_KEEP = {b"IHDR", b"IDAT", b"IEND"}
 _PNG_GREY = 0  # IHDR colour type: greyscale without alpha
+# Adam7 passes (x0, y0, dx, dy), PNG spec 8.2: an interlaced image's scanlines come pass by pass.
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+_INTERLACE_PASSES = {0: ((0, 0, 1, 1),), 1: _ADAM7}  # IHDR interlace method -> passes
+_PNG_FILTER_TYPES = 5  # a scanline starts with its filter type, 0..4 (None, Sub, Up, Average, Paeth)
 # cv2 reduced decodes: (factor, flag); libpng/libjpeg scale while decoding (JPEG in the DCT domain).
 _REDUCED = ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
             (2, cv2.IMREAD_REDUCED_GRAYSCALE_2), (1, cv2.IMREAD_GRAYSCALE))
@@ -261,10 +265,100 @@ def thumbnail(img: DecodedImage | PassThroughImage, max_side: int = 64) -> np.nd
     return np.clip((small - img.lo) * scale + 0.5, 0, 255.49).astype(np.uint8)
 
 
+def _scanlines(width: int, height: int, depth: int, interlace: int) -> list[tuple[int, int]]:
+    """(rows, bytes per row without the filter byte) of each pass that holds pixels (greyscale)."""
+    out = []
+    for x0, y0, dx, dy in _INTERLACE_PASSES[interlace]:
+        cols, rows = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if cols > 0 and rows > 0:
+            out.append((rows, -(-cols * depth // 8)))
+    return out
+
+
+class _IdatInflater:
+    """Inflates the IDAT stream chunk by chunk, never to more than ``expected + 1`` bytes (a zlib bomb
+    stops there), so a body whose chunk CRCs are right but whose deflate data is broken is caught
+    here, before the file is stored as it is (the CRCs only prove the bytes were written as sent)."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.inflater = zlib.decompressobj()
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.trailing = False  # IDAT bytes after the end of the deflate stream
+
+    def feed(self, data: bytes, name: str) -> None:
+        if self.inflater.eof:
+            self.trailing = self.trailing or bool(data)
+            return
+        if self.size > self.expected:
+            return
+        try:
+            out = self.inflater.decompress(data, self.expected + 1 - self.size)
+        except zlib.error as exc:
+            raise MediaError("decode_failed", f"{name}: PNG image data (IDAT) is corrupt ({exc})") from exc
+        self.parts.append(out)
+        self.size += len(out)
+
+    def rows(self, name: str) -> bytes | None:
+        """The inflated scanlines; None when bytes follow the complete deflate stream (libpng ignores
+        them, so the file is decoded and re-encoded rather than stored with them)."""
+        if self.size > self.expected:  # a damaged stream often inflates past the header's size first
+            raise MediaError("decode_failed", f"{name}: PNG image data (IDAT) inflates to more than the "
+                                              f"{self.expected} bytes its header needs (a damaged deflate stream)")
+        if not self.inflater.eof or self.size < self.expected:
+            raise MediaError("decode_failed", f"{name}: PNG image data (IDAT) ends early: {self.size} of "
+                                              f"{self.expected} bytes inflate (a cut or damaged deflate stream)")
+        if self.inflater.unused_data or self.trailing:
+            return None
+        return b"".join(self.parts)
+
+
+def _check_filters(raw: bytes, passes: list[tuple[int, int]], name: str) -> None:
+    """Every scanline's filter type is 0..4: libpng refuses any other ("bad adaptive filter value")."""
+    buf, pos = np.frombuffer(raw, dtype=np.uint8), 0
+    for rows, rowbytes in passes:
+        stride = rowbytes + 1
+        if int(buf[pos:pos + rows * stride:stride].max()) >= _PNG_FILTER_TYPES:
+            raise MediaError("decode_failed", f"{name}: PNG image data (IDAT) has an invalid scanline filter type")
+        pos += rows * stride
+
+
+# --------------------------------------------------------------------------- blank frames
+# A (near-)constant stored image shows nothing, and its fingerprint is the same whatever its size,
+# source or patient (the rank thumbnail of equal values is their position): identity would call all
+# such frames one radiograph. The records step quarantines them (reason ``blank_image``).
+BLANK_SIDE = 64  # the spread is measured on an area-reduced copy, longer side at most this
+BLANK_PERCENTILES = (2.0, 98.0)  # a marker or label under 2% of the frame does not make it an image
+BLANK_SPREAD_LEVELS = 8.0  # below this robust range, in levels of 255, a stored image is blank
+
+
+def pixel_spread(pixels: np.ndarray) -> float:
+    """Robust dynamic range of stored pixels, in levels of 255 whatever their depth: the 98th minus
+    the 2nd percentile of an area-reduced copy (longer side <= ``BLANK_SIDE``), so detector noise
+    averages out and a small marker on an empty frame is ignored.
+
+    Measured (``tests/media/test_blank.py``): the real samples in ``../shared/real/cxr-images`` (two
+    NIH PNGs, the SIIM DICOM and its MONOCHROME1 variant) spread 216-232 levels at 8 and 16 bits, the
+    29 demo radiographs (every 2-D source) 202-228; a constant frame 0, a constant frame with Gaussian
+    noise sigma 3 under 1. ``BLANK_SPREAD_LEVELS`` (8) is 25x below the lowest of them."""
+    if pixels.ndim != 2 or pixels.size == 0:
+        raise ValueError(f"pixel_spread needs a non-empty 2D array, got shape {pixels.shape}")
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"pixel_spread needs uint8 or uint16 pixels, got {pixels.dtype}")
+    h, w = pixels.shape
+    th, tw = target_size(h, w, BLANK_SIDE)
+    small = cv2.resize(pixels, (tw, th), interpolation=cv2.INTER_AREA) if (th, tw) != (h, w) else pixels
+    lo, hi = np.percentile(small, BLANK_PERCENTILES)
+    return float(hi - lo) * 255.0 / float(np.iinfo(pixels.dtype).max)
+
+
 def pass_through_png(path: str | Path, max_side: int, bit_depth: int) -> PassThroughImage | None:
     """The PNG at ``path`` as it would be stored, when it already conforms (greyscale, ``bit_depth``
     bits, longest side within ``max_side``); None when it must be decoded and re-encoded (not a
-    PNG, colour, another depth, too large). A cut or corrupt chunk structure raises MediaError."""
+    PNG, colour, another depth, too large, bytes after the image data's deflate stream). A cut or corrupt
+    chunk structure raises MediaError, and so does image data that does not inflate to exactly the
+    scanlines the header promises (height * (1 + row bytes) per pass) with valid filter types."""
     if Path(path).suffix.lower() != ".png":
         return None
     data, name = _load(path)
@@ -272,6 +366,8 @@ def pass_through_png(path: str | Path, max_side: int, bit_depth: int) -> PassThr
         return None  # read_raster gives the precise reason
     out = bytearray(_PNG_SIGNATURE)
     pos, n, header = 8, len(data), None
+    passes: list[tuple[int, int]] = []
+    inflater = _IdatInflater(0)
     while pos + 12 <= n:
         length = int.from_bytes(data[pos:pos + 4], "big")
         kind = data[pos + 4:pos + 8]
@@ -288,6 +384,11 @@ def pass_through_png(path: str | Path, max_side: int, bit_depth: int) -> PassThr
                 return None
             if max_side > 0 and max(width, height) > max_side:
                 return None
+            if header[10] != 0 or header[11] != 0 or header[12] not in _INTERLACE_PASSES:
+                raise MediaError("decode_failed", f"{name}: PNG header has an unknown compression, filter or "
+                                                  f"interlace method ({header[10]}, {header[11]}, {header[12]})")
+            passes = _scanlines(width, height, depth, header[12])
+            inflater = _IdatInflater(sum(rows * (rowbytes + 1) for rows, rowbytes in passes))
         if not kind.isalpha() or (kind not in _PNG_KEEP and kind[0] & 0x20 == 0 and kind != b"PLTE"):
             # an unknown *critical* chunk (upper-case first letter) or a damaged type: a decoder
             # must refuse the file, so pass-through must too
@@ -300,6 +401,8 @@ def pass_through_png(path: str | Path, max_side: int, bit_depth: int) -> PassThr
                 raise MediaError("decode_failed", f"{name}: PNG chunk {kind.decode(errors='replace')!r} is "
                                                   "corrupt (CRC mismatch)")
             out += data[pos:end]
+            if kind == b"IDAT":
+                inflater.feed(data[pos + 8:end - 4], name)
         pos = end
         if kind == b"IEND":
             break
@@ -309,6 +412,10 @@ def pass_through_png(path: str | Path, max_side: int, bit_depth: int) -> PassThr
         raise MediaError("truncated", f"{name}: PNG has no IHDR chunk")
     if b"IDAT" not in out:
         raise MediaError("decode_failed", f"{name}: PNG has no image data (IDAT) chunk")
+    raw = inflater.rows(name)  # a real inflate: a broken body is refused as a decode would refuse it
+    if raw is None:
+        return None
+    _check_filters(raw, passes, name)
     meta = dict.fromkeys(META_KEYS)
     meta.update(photometric="MONOCHROME2", bits_stored=bit_depth, rows=height, columns=width)
     enc = EncodedImage(png=bytes(out), height=height, width=width, scale_y=1.0, scale_x=1.0,

@@ -252,6 +252,35 @@ def nih_corrupt_png(root: Path, uid: str) -> None:
     _nih_rows(root, [_nih_entry(name, "No Finding", "77")])
 
 
+def break_deflate(png: bytes) -> bytes:
+    """``png`` with one byte of its first IDAT body flipped and that chunk's CRC recomputed: every
+    chunk checks out, only inflating the image data finds the damage."""
+    data, pos = bytearray(png), 8
+    while data[pos + 4:pos + 8] != b"IDAT":
+        pos += 12 + int.from_bytes(data[pos:pos + 4], "big")
+    length = int.from_bytes(data[pos:pos + 4], "big")
+    data[pos + 8 + length // 2] ^= 0xFF
+    data[pos + 8 + length:pos + 12 + length] = zlib.crc32(data[pos + 4:pos + 8 + length]).to_bytes(4, "big")
+    return bytes(data)
+
+
+def nih_png_broken_deflate(root: Path, uid: str) -> None:
+    name = f"{uid}.png"
+    path = _nih_png(root, name)
+    path.write_bytes(break_deflate(path.read_bytes()))
+    _nih_rows(root, [_nih_entry(name, "No Finding", "86")])
+
+
+def nih_blank_png(root: Path, uid: str) -> None:
+    name = f"{uid}.png"
+    write_png(root / "images_001" / "images" / name, np.zeros((48, 80), np.uint8))
+    _nih_rows(root, [_nih_entry(name, "No Finding", "87")])
+
+
+def vindr_blank_dicom(root: Path, uid: str) -> None:
+    _vindr_image(root, uid, pixels=np.full((96, 56), 200, np.uint16))
+
+
 def nih_truncated_png(root: Path, uid: str) -> None:
     name = f"{uid}.png"
     path = _nih_png(root, name)
@@ -373,6 +402,9 @@ CASES = [
     Case("vindr_symlink_loop", "vindr_cxr", vindr_symlink_loop, "symlink_loop"),
     Case("nih_corrupt_png", "nih_cxr14", nih_corrupt_png, "decode_failed"),
     Case("nih_truncated_png", "nih_cxr14", nih_truncated_png, "truncated"),
+    Case("nih_png_broken_deflate_right_crcs", "nih_cxr14", nih_png_broken_deflate, "decode_failed"),
+    Case("nih_blank_png", "nih_cxr14", nih_blank_png, "blank_image"),
+    Case("vindr_blank_dicom", "vindr_cxr", vindr_blank_dicom, "blank_image"),
     Case("nih_unknown_label", "nih_cxr14", nih_unknown_label, "unknown_label"),
     Case("nih_contradictory_labels", "nih_cxr14", nih_contradictory, "contradictory_labels"),
     Case("nih_box_outside_image", "nih_cxr14", nih_box_outside, "box_outside_image"),
@@ -901,6 +933,69 @@ def test_burned_in_allowed_when_configured(tmp_path: Path, monkeypatch):
     dicom_burned_in(root, "burnedin0001")
     counts = _run(settings, "vindr_cxr")
     assert counts.quarantined == 0 and "burnedin0001" in _staged_ids(settings, "vindr_cxr")
+
+
+def test_blank_frames_of_two_sources_are_quarantined_and_join_no_patients(tmp_path: Path):
+    """Two constant frames (NIH PNG 48x80 and VinDr DICOM 96x56, different patients, each beside a
+    film of the same patient) used to get one fingerprint, one duplicate group and one split, and
+    through the patient edges pulled the two patients' films together."""
+    from shardsmith.identity.groups import find_groups, iter_parquet_batches
+
+    settings = Settings(home=tmp_path)
+    nih, vindr = settings.raw_dir("nih_cxr14"), settings.raw_dir("vindr_cxr")
+    nih_good(nih)
+    vindr_good(vindr)
+    for name, pixels in (("00000177_000.png", chest_phantom(SIZE, SIZE, 8, seed=3).astype(np.uint8)),
+                         ("00000177_001.png", np.zeros((48, 80), np.uint8))):
+        write_png(nih / "images_001" / "images" / name, pixels)
+        _nih_rows(nih, [_nih_entry(name, "No Finding", "177")])
+    for image_id, pixels in (("film00blank0patient", None), ("blank0frame0patient", np.full((96, 56), 200, np.uint16))):
+        make_cxr_dicom(vindr / "train" / f"{image_id}.dicom", rows=SIZE, columns=SIZE, bits_stored=8, seed=5,
+                       pixels=pixels, patient_id="P-blank-frame")
+        _vindr_rows(vindr, [[image_id, "No finding", "14", f"R{i}", "", "", "", ""] for i in (1, 2, 3)])
+    for source, blank in (("nih_cxr14", "00000177_001.png"), ("vindr_cxr", "blank0frame0patient")):
+        counts = _run(settings, source)
+        assert counts.reconciles, counts
+        rows = [r for r in _quarantine(settings, source) if r["reason"] == "blank_image"]
+        assert len(rows) == 1 and blank in rows[0]["raw_path"] and rows[0]["stage"] == "decode", rows
+        assert counts.records == counts.inputs - counts.quarantined
+    staged = [f for s in ("nih_cxr14", "vindr_cxr") for f in sorted(settings.staging_dir(s).glob("records*.parquet"))]
+    res = find_groups(iter_parquet_batches(staged))
+    native = {r["record_id"]: r["native_id"] for f in staged
+              for r in pq.read_table(f, columns=["record_id", "native_id"]).to_pylist()}
+    group = {native[r]: g for r, g in zip(res.groups["record_id"].to_pylist(),
+                                          res.groups["duplicate_group"].to_pylist(), strict=True)}
+    assert not any("00000177_001" in n or n == "blank0frame0patient" for n in group)
+    # the films of the two patients (other seeds than the good fixtures) stand alone: nothing joined them
+    for film in (next(n for n in group if "00000177_000" in n), "film00blank0patient"):
+        assert list(group.values()).count(group[film]) == 1, (film, group)
+
+
+def test_an_exception_while_fingerprinting_quarantines_only_that_item(tmp_path: Path, monkeypatch):
+    """The reduced decode and the fingerprint run inside the item's guard: an unexpected error there
+    is one quarantine row (stage decode, reason fingerprint_failed), and the source still stages."""
+    import shardsmith.identity.fingerprint as fingerprint
+
+    real = fingerprint.fingerprint_pixels
+
+    def failing_on_one_size(arr: np.ndarray):
+        if arr.shape == (40, 72):
+            raise RuntimeError("injected failure")
+        return real(arr)
+
+    monkeypatch.setattr(fingerprint, "fingerprint_pixels", failing_on_one_size)
+    settings = Settings(home=tmp_path, workers=1)  # the patch lives in this process
+    root = settings.raw_dir("nih_cxr14")
+    good = nih_good(root)
+    write_png(root / "images_001" / "images" / "00000188_000.png", chest_phantom(40, 72, 8).astype(np.uint8))
+    _nih_rows(root, [_nih_entry("00000188_000.png", "No Finding", "188")])
+    counts = _run(settings, "nih_cxr14")
+    assert counts.reconciles and counts.quarantined == 1, counts
+    (row,) = _quarantine(settings, "nih_cxr14")
+    assert (row["stage"], row["reason"]) == ("decode", "fingerprint_failed"), row
+    assert "RuntimeError: injected failure" in row["detail"] and "00000188_000" in row["raw_path"]
+    staged = _staged_ids(settings, "nih_cxr14")
+    assert all(any(g in s for s in staged) for g in good) and len(staged) == len(good)
 
 
 def test_whole_corpus_still_publishes_the_good_rows(tmp_path: Path):

@@ -20,8 +20,10 @@ from shardsmith.sources.medical.base import (
 FINGERPRINT_DECODE_SIDE = 128
 
 if TYPE_CHECKING:  # media (cv2, pydicom) loads only when pixels are decoded, not for label stats
+    import numpy as np
+
     from shardsmith.media.dicom import DecodedImage
-    from shardsmith.media.raster import EncodedImage
+    from shardsmith.media.raster import EncodedImage, PassThroughImage
 
 DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 BOX_TOLERANCE_PX = 2.0  # source boxes may touch the border by rounding; beyond this they are wrong
@@ -118,15 +120,49 @@ def render_target(
     }
 
 
+def measured_pixels(img: DecodedImage | PassThroughImage, enc: EncodedImage) -> np.ndarray:
+    """What the blank check and the fingerprint look at: the stored array, or for a stored-as-is PNG
+    a reduced decode (``FINGERPRINT_DECODE_SIDE``; no full-size array is made for it)."""
+    from shardsmith.media.raster import thumbnail
+
+    return enc.pixels if enc.pixels is not None else thumbnail(img, FINGERPRINT_DECODE_SIDE)
+
+
+def stored_identity(img: DecodedImage | PassThroughImage, enc: EncodedImage) -> bytes:
+    """The fingerprint of the stored pixels (identity across sources, issue 13), after refusing a
+    blank frame (reason ``blank_image``, issue 21: every constant frame has the same fingerprint).
+
+    Runs inside the item's guard: whatever the reduced decode or the hashing raises becomes this
+    item's quarantine row (``decode_failed`` from the decoder, else ``fingerprint_failed``), never a
+    failure of the source.
+    """
+    from shardsmith.identity.fingerprint import fingerprint_pixels
+    from shardsmith.media.dicom import MediaError
+    from shardsmith.media.raster import BLANK_SPREAD_LEVELS, pixel_spread
+
+    try:
+        pixels = measured_pixels(img, enc)
+        spread = pixel_spread(pixels)
+        fingerprint = fingerprint_pixels(pixels).to_bytes() if spread >= BLANK_SPREAD_LEVELS else None
+    except MediaError as e:
+        raise RecordError(e.reason, f"reduced decode of the stored image failed: {e}") from e
+    except Exception as e:  # one item's pixels must never fail the whole source
+        raise RecordError("fingerprint_failed", f"fingerprint of the stored pixels failed "
+                                                f"({e.__class__.__name__}: {e})") from e
+    if fingerprint is None:
+        raise RecordError("blank_image", f"the stored pixels are (near-)constant: robust range {spread:.2f} of "
+                                         f"255 levels, under {BLANK_SPREAD_LEVELS:g} (media.raster.pixel_spread)")
+    return fingerprint
+
+
 class CxrSource(MedicalSource):
     """A chest X-ray source: one record per image."""
 
     default_modality = "DX"
 
     def build_records(self, entry: CatalogEntry, root: Path, settings: Settings) -> Iterator[dict]:
-        from shardsmith.identity.fingerprint import fingerprint_pixels
         from shardsmith.media.dicom import MediaError
-        from shardsmith.media.raster import PassThroughImage, encode_png, pass_through_png, thumbnail
+        from shardsmith.media.raster import PassThroughImage, encode_png, pass_through_png
 
         path = root / entry.raw_path
         try:
@@ -146,6 +182,7 @@ class CxrSource(MedicalSource):
             enc = img.encoded
         else:
             enc = encode_png(img, settings.image.max_side, settings.image.bit_depth)
+        fingerprint = stored_identity(img, enc)
         item = entry.item
         # Header ids fill in what the label file lacks; record_base pseudonymises them.
         item.patient_raw = item.patient_raw or img.identifiers.get("PatientID") or None
@@ -153,10 +190,7 @@ class CxrSource(MedicalSource):
         rec = self.record_base(entry)
         rec.update(self._header_fields(item, img.meta))
         rec["image"] = {"bytes": enc.png, "path": f"{rec['record_id']}.png"}
-        # identity across sources (issue 13): a perceptual hash + thumbnail of the stored pixels
-        # (a stored-as-is PNG gives a reduced decode instead: no full-size array for it)
-        pixels = enc.pixels if enc.pixels is not None else thumbnail(img, FINGERPRINT_DECODE_SIDE)
-        rec["fingerprint"] = fingerprint_pixels(pixels).to_bytes()
+        rec["fingerprint"] = fingerprint
         rec["height"], rec["width"] = enc.height, enc.width
         spacing = img.meta.get("pixel_spacing_mm")
         rec["pixel_spacing_mm"] = (

@@ -199,8 +199,9 @@ def test_masks_round_trip_through_siim_encoding(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)
     raw = settings.raw_dir("siim_acr")
     lines = ["ImageId, EncodedPixels"]
+    film = (np.add.outer(np.arange(h), np.arange(w)) * 2).astype(np.uint16)  # not blank: a constant one is quarantined
     for i, (uid, blobs) in enumerate(comps.items()):
-        _place(raw, uid, study=f"1.2.8.{i}", pixels=np.full((h, w), 100, dtype=np.uint16), bits_stored=8)
+        _place(raw, uid, study=f"1.2.8.{i}", pixels=film, bits_stored=8)
         lines += [f"{uid}, {official_mask2rle(b)}" for b in blobs]
     (raw / "train-rle.csv").write_text("\n".join(lines) + "\n")
     counts = run_source(settings, SiimAcr())
