@@ -120,7 +120,8 @@ def unchanged_release(settings: Settings, collection: str, fingerprints: dict[st
     return manifest if manifest.get("input_fingerprints") == dict(sorted(fingerprints.items())) else None
 
 
-RECORD_COLUMNS = ["record_id", "source", "native_id", "patient_id", "split", "modality", "body_part", "view",
+RECORD_COLUMNS = ["record_id", "source", "native_id", "patient_id", "split", "split_source", "split_official",
+                  "modality", "body_part", "view",
                   "height", "width", "slice_index", "num_slices", "abnormal", "complete", "raw_sha256",
                   "findings", "targets"]
 WEREWOLF_TABLES = ("games", "utterances", "votes", "decisions", "role_inference")
@@ -383,7 +384,7 @@ def build_release(settings: Settings, collection: str, sources: list[str],
 
             fingerprints = {s: source_fingerprint(settings, s) for s in sorted(sources)}
             identity = identity_stage.stage_identity(StagingLayout(settings.home).identity_dir(),
-                                                     records.files, fingerprints)
+                                                     records.files, fingerprints, settings.split_seed)
             passed, examples = identity_stage.check_groups(identity)
             if not passed:
                 raise ValidationFailedError(f"{collection}: duplicate groups span splits: {examples}")

@@ -71,7 +71,7 @@ def records_hasher(settings: Settings, adapter_version: str) -> hashlib._Hash:
     h = hashlib.sha256()
     image, volume = settings.image, settings.volume
     for part in (adapter_version, RECORDS_SCHEMA_VERSION, str(image.max_side), str(image.bit_depth),
-                 repr(volume), str(settings.allow_burned_in), key_tag()):
+                 repr(volume), str(settings.allow_burned_in), key_tag(), settings.split_seed):
         h.update(part.encode() + b"\0")
     return h
 

@@ -7,7 +7,8 @@ import pyarrow as pa
 
 from shardsmith.identity.groups import group_id
 from shardsmith.identity.splits import assign_group_splits, assign_splits, groups_span_one_split
-from shardsmith.pseudonym import split_for
+from shardsmith.config import DEFAULT_SPLIT_SEED
+from shardsmith.pseudonym import seeded_split
 
 
 def test_official_test_split_wins_over_derived_splits():
@@ -26,7 +27,7 @@ def test_without_official_members_agreeing_splits_stay_and_disagreeing_ones_hash
     gids = [group_id("a"), group_id("c"), group_id("e")]
     out = assign_group_splits(label, splits, gids, np.zeros(5, bool))
     assert out[:2] == ["val", "val"]  # one patient's images: unchanged
-    assert out[2] == out[3] == split_for(gids[1])  # copies that disagreed: one split from the group id
+    assert out[2] == out[3] == seeded_split(DEFAULT_SPLIT_SEED, "group", gids[1])  # one split from the group key
     assert out[4] == "train"  # singleton: unchanged
 
 
@@ -49,13 +50,13 @@ def test_assign_splits_and_the_blocking_check():
 
     mapping = assign_splits(table)
     assert mapping["r1"] == mapping["r2"] == "test"
-    assert mapping["r3"] == mapping["r4"] == split_for("g2")
+    assert mapping["r3"] == mapping["r4"] == seeded_split(DEFAULT_SPLIT_SEED, "group", "g2")  # no raw_sha256
     assert mapping["r5"] == "train"
     fixed = table.set_column(2, "split", pa.array([mapping[r] for r in table.column("record_id").to_pylist()]))
     assert groups_span_one_split(fixed) == (True, [])
 
 
-def test_split_assignment_is_deterministic_and_ratio_like_split_for():
+def test_split_assignment_is_deterministic_and_ratio_like_the_seeded_split():
     n = 6000
     label = np.repeat(np.arange(n // 2), 2)
     splits = ["train", "test"] * (n // 2)  # every pair disagrees: all groups are hashed
