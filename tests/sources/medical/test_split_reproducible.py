@@ -134,3 +134,26 @@ def test_siim_unlabelled_images_of_the_test_folder_are_the_official_test_set(tmp
     got = _splits("siim_acr", tmp_path)
     assert got["1.2.3.4.5"] == ("test", "official")
     assert got[cxr_more.SIIM_UIDS[4]][1] == "seeded"  # unlabelled, but in the training folder
+
+
+def test_kits_cases_without_labels_are_the_official_test_set(tmp_path):
+    volumes_demo.write_kits(tmp_path)
+    test_case = tmp_path / "data" / "case_00210"
+    test_case.mkdir()
+    shutil.copyfile(tmp_path / "data" / "case_00000" / "imaging.nii.gz", test_case / "imaging.nii.gz")
+    got = _splits("kits", tmp_path)
+    assert got["case_00210"] == ("test", "official") and got["case_00000"][1] == "seeded"
+
+
+def test_brats_a_validation_timepoint_takes_the_whole_patient_to_test(tmp_path):
+    """BraTS 2023 names timepoints <patient>-<tp>: an unlabelled (validation) timepoint is official
+    test, and the patient's labelled timepoint follows it (strictest official split per patient)."""
+    volumes_demo.write_brats(tmp_path)
+    src, dst = tmp_path / "BraTS-GLI-00000-000", tmp_path / "BraTS-GLI-00000-001"
+    dst.mkdir()
+    for f in src.glob("*.nii.gz"):
+        if not f.name.endswith("-seg.nii.gz"):
+            shutil.copyfile(f, dst / f.name.replace("-000-", "-001-"))
+    got = _splits("brats", tmp_path)
+    assert got["BraTS-GLI-00000-001"] == got["BraTS-GLI-00000-000"] == ("test", "official")
+    assert got["BraTS2021_00000"][1] == "seeded"
