@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from shardsmith.config import DEFAULT_SPLIT_SEED
 from shardsmith.identity.groups import group_id
 from shardsmith.identity.splits import assign_group_splits, assign_splits, groups_span_one_split
-from shardsmith.config import DEFAULT_SPLIT_SEED
 from shardsmith.pseudonym import seeded_split
 
 
