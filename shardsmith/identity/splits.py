@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from shardsmith.config import DEFAULT_SPLIT_SEED
 from shardsmith.pseudonym import seeded_split
 
-__all__ = ["SPLIT_ORDER", "GroupSplits", "assign_group_splits", "assign_splits", "group_draw_keys",
+__all__ = ["SPLIT_ORDER", "GroupSplits", "assign_splits", "group_draw_keys",
            "group_splits", "groups_span_one_split"]
 
 SPLIT_ORDER = ("train", "val", "test")  # least to most restrictive
@@ -82,17 +82,6 @@ def group_splits(
                        int((moved & by_official).sum()), int((moved & ~by_official).sum()))
 
 
-def assign_group_splits(
-    label: np.ndarray,
-    splits: Sequence[str | None],
-    group_keys: Sequence[str],
-    official: np.ndarray | None,
-    seed: str = DEFAULT_SPLIT_SEED,
-) -> list[str]:
-    """Split per record (``group_splits`` without the counts)."""
-    return group_splits(label, splits, group_keys, official, seed).splits
-
-
 def group_draw_keys(label: np.ndarray, fallback: Sequence[str], raw_sha256: pa.Array | None) -> list[str]:
     """The public key each group's seeded draw hashes: its smallest non-null ``raw_sha256`` (the
     digest of a raw file, the same at every site whatever its pseudonym key); ``fallback[g]`` (the
@@ -123,7 +112,7 @@ def assign_splits(table: pa.Table, seed: str = DEFAULT_SPLIT_SEED) -> dict[str, 
         official = table.column("split_official").fill_null(False).to_numpy()
     sha = table.column("raw_sha256").combine_chunks() if "raw_sha256" in table.column_names else None
     keys = group_draw_keys(label, enc.dictionary.to_pylist(), sha)
-    splits = assign_group_splits(label, table.column("split").to_pylist(), keys, official, seed)
+    splits = group_splits(label, table.column("split").to_pylist(), keys, official, seed).splits
     return dict(zip(table.column("record_id").to_pylist(), splits, strict=True))
 
 
