@@ -157,3 +157,18 @@ def test_brats_a_validation_timepoint_takes_the_whole_patient_to_test(tmp_path):
     got = _splits("brats", tmp_path)
     assert got["BraTS-GLI-00000-001"] == got["BraTS-GLI-00000-000"] == ("test", "official")
     assert got["BraTS2021_00000"][1] == "seeded"
+
+
+def test_volumes_and_their_slices_carry_the_split_and_its_source(tmp_path):
+    settings = Settings(home=tmp_path, image=ImageOptions(max_side=64), workers=1)
+    volumes_demo.write_msd(settings.raw_dir("msd"))
+    run_source(settings, get_source("msd", settings))
+    cols = ["native_id", "split", "split_source", "split_official"]
+    for table in ("volumes", "records"):
+        files = sorted(settings.staging_dir("msd").glob(f"{table}*.parquet"))
+        rows = [r for f in files for r in pq.read_table(f, columns=cols).to_pylist()]
+        assert rows, table
+        for r in rows:
+            official = r["native_id"] == "Task01_BrainTumour/BRATS_485"
+            assert (r["split_source"], r["split_official"]) == (("official", True) if official else ("seeded", False))
+            assert r["split"] == "test" if official else r["split"] in ("train", "val")
