@@ -172,3 +172,11 @@ def test_volumes_and_their_slices_carry_the_split_and_its_source(tmp_path):
             official = r["native_id"] == "Task01_BrainTumour/BRATS_485"
             assert (r["split_source"], r["split_official"]) == (("official", True) if official else ("seeded", False))
             assert r["split"] == "test" if official else r["split"] in ("train", "val")
+
+
+def test_a_new_split_seed_restages_the_records(tmp_path):
+    from shardsmith.staging.versions import records_version
+
+    one = records_version(Settings(home=tmp_path), "nih_cxr14/1", [], [])
+    assert one == records_version(Settings(home=tmp_path), "nih_cxr14/1", [], [])
+    assert one != records_version(Settings(home=tmp_path, split_seed="another"), "nih_cxr14/1", [], [])
