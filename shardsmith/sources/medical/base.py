@@ -330,7 +330,7 @@ class MedicalSource(Source):
         try:
             labels = self.iter_labels(root)
             for item in labels.items:  # spilled to disk in sorted runs: memory stays flat in rows
-                patients.add(item.patient_raw, item.native_id, item.split)
+                patients.add(item.patient_raw, item.split)
                 runs.add(item)
             labels.items = []
             images = self.find_images(root)
@@ -355,8 +355,9 @@ class MedicalSource(Source):
     def _join(self, root: Path, items: Iterator[LabelledItem], images: dict[str, Path],
               unlabelled: list[tuple[str, Path]], quarantine: list[dict], checksum: bool,
               known: dict[str, str], patient_split: dict[str, str]) -> Iterator[CatalogEntry]:
-        """``patient_split``: native id -> its patient's strictest official split, for the images of
-        patients whose official splits disagree (``patient_splits.PatientSplits``)."""
+        """``patient_split``: raw patient id -> its strictest official split, for the patients whose
+        official splits disagree (``patient_splits.PatientSplits``; usually none, and then no item
+        is decoded for the lookup)."""
         publish_unlabelled = self.unlabelled_images == "unlabelled"
         extra = iter(unlabelled if publish_unlabelled else ())
         pending_extra = next(extra, None)
@@ -365,7 +366,7 @@ class MedicalSource(Source):
                 yield from self._entries_for(self.unlabelled_item(*pending_extra, root), pending_extra[1], root,
                                              quarantine, checksum, known)
                 pending_extra = next(extra, None)
-            wanted = patient_split.get(item.native_id)
+            wanted = patient_split.get(item.patient_raw) if patient_split else None
             if wanted is not None and item.split != wanted:
                 item = LabelledItem.from_json(item.to_json())
                 item.split, item.split_pool = wanted, None

@@ -15,28 +15,24 @@ _RANK = {s: k for k, s in enumerate(SPLIT_ORDER)}
 
 
 class PatientSplits:
-    """Collects (patient, native id, official split) while labels are read; ``overrides`` then says
-    which images must change split so that every patient sits in one split."""
+    """Collects each patient's official splits while labels are read (one small set per patient, no
+    image ids: a source's items are never held); ``overrides`` then names the patients whose images
+    disagree and the split they all take."""
 
     def __init__(self) -> None:
         self._splits: dict[str, set[str | None]] = {}
-        self._images: dict[str, list[str]] = {}
 
-    def add(self, patient_raw: str | None, native_id: str, split: str | None) -> None:
-        if not patient_raw:
-            return
-        self._splits.setdefault(patient_raw, set()).add(split)
-        self._images.setdefault(patient_raw, []).append(native_id)
+    def add(self, patient_raw: str | None, split: str | None) -> None:
+        if patient_raw:
+            self._splits.setdefault(patient_raw, set()).add(split)
 
     def overrides(self) -> dict[str, str]:
-        """native id -> the strictest official split of its patient, for patients whose images
-        disagree (two official splits, or official and none); everything else is left out."""
+        """raw patient id -> the strictest official split among its images, for patients whose images
+        disagree (two official splits, or official and none); every other patient is left out."""
         out: dict[str, str] = {}
         for patient, splits in self._splits.items():
             official = [s for s in splits if s is not None]
-            if len(splits) < 2 or not official:
-                continue
-            strictest = max(official, key=_RANK.__getitem__)
-            out.update(dict.fromkeys(self._images[patient], strictest))
-        self._splits, self._images = {}, {}
+            if len(splits) > 1 and official:
+                out[patient] = max(official, key=_RANK.__getitem__)
+        self._splits = {}
         return out
