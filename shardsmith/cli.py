@@ -340,7 +340,7 @@ def dupes(home: Path | None, as_json: bool) -> None:
     if not sources:
         raise UserError(f"no staged medical records under {settings.staging}: run `shardsmith build`")
     identity = stage_identity(settings.layout.identity_dir(), staging_files(settings, sources, "records"),
-                              {s: source_fingerprint(settings, s) for s in sources})
+                              {s: source_fingerprint(settings, s) for s in sources}, settings.split_seed)
     pairs = identity.pair_counts()
     if as_json:
         click.echo(json.dumps({"sources": sources, "pairs": pairs, "stats": identity.stats}, indent=2))

@@ -24,6 +24,10 @@ ALIGN_MODEL_ENV = "SHARDSMITH_ALIGN_MODEL"
 DIARIZATION_MODEL_ENV = "SHARDSMITH_DIARIZATION_MODEL"
 # Built-in key for demo data only (SHARDSMITH_DEMO=1); real data must bring its own secret.
 DEMO_KEY = b"shardsmith-demo-key-not-for-real-data"
+# Public seed of the seeded train/val/test split. Splits hash this seed, the source and the native
+# patient id, never the secret pseudonym key: two sites with the same raw files publish the same
+# splits, and rotating the key moves no patient. Change it only to draw a different split on purpose.
+DEFAULT_SPLIT_SEED = "shardsmith-split-v1"
 
 SLICE_MODES = ("labelled+empty", "labelled", "all")
 _TRUE = {"1", "true", "yes", "on"}
@@ -92,12 +96,15 @@ class Settings:
     celery_broker: str = "redis://127.0.0.1:6379/0"
     celery_backend: str = ""
     demo: bool = False  # demo data: the built-in pseudonym key is allowed
+    split_seed: str = DEFAULT_SPLIT_SEED  # public seed of seeded splits (not a secret)
 
     def __post_init__(self) -> None:
         if self.buckets < 1:
             raise ValueError("buckets must be >= 1")
         if self.workers < 0:
             raise ValueError("workers must be >= 0")
+        if not self.split_seed.strip():
+            raise ValueError("split_seed must not be empty (the default is config.DEFAULT_SPLIT_SEED)")
 
     @property
     def raw(self) -> Path:
@@ -176,6 +183,7 @@ ENV: dict[str, str] = {
     "SHARDSMITH_CELERY_BROKER": "celery_broker",
     "SHARDSMITH_CELERY_BACKEND": "celery_backend",
     DEMO_ENV: "demo",
+    "SHARDSMITH_SPLIT_SEED": "split_seed",
 }
 
 

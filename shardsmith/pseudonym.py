@@ -59,11 +59,34 @@ def stable_id(*parts: object) -> str:
     return h.hexdigest()[:24]
 
 
-def split_for(group_key: str, fractions: tuple[float, float] = (0.8, 0.1)) -> str:
-    """Deterministic train/val/test split by group (patient) so no patient spans two splits."""
-    bucket = int(hashlib.sha256(group_key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+# Seeded split fractions per pool, as data: "all" draws train/val/test; "trainval" draws only train
+# or val, for images the dataset puts in its training set but not in a test set (NIH's
+# train_val_list.txt, MSD's imagesTr): the official test/non-test line is kept, the val cut is ours.
+SPLIT_POOLS: dict[str, tuple[float, float]] = {"all": (0.8, 0.1), "trainval": (0.875, 0.125)}
+
+
+def _split_of(bucket: float, fractions: tuple[float, float]) -> str:
     if bucket < fractions[0]:
         return "train"
     if bucket < fractions[0] + fractions[1]:
         return "val"
     return "test"
+
+
+def split_for(group_key: str, fractions: tuple[float, float] = (0.8, 0.1)) -> str:
+    """Deterministic train/val/test split by group (a public key: a Werewolf game id)."""
+    bucket = int(hashlib.sha256(group_key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return _split_of(bucket, fractions)
+
+
+def seeded_split(seed: str, namespace: str, native_key: str, pool: str = "all") -> str:
+    """The split of a patient (or group) from the PUBLIC split seed and its native id, not its
+    keyed pseudonym: the same raw files give the same splits under any pseudonym key.
+
+    ``namespace`` is the source (or "group"); ``pool`` names a row of ``SPLIT_POOLS``. The bucket is
+    in [0, 1), so a pool whose fractions sum to 1 never draws test."""
+    if pool not in SPLIT_POOLS:
+        raise ValueError(f"unknown split pool {pool!r}; expected one of {sorted(SPLIT_POOLS)}")
+    digest = hashlib.sha256(f"{seed}\x1f{namespace}\x1f{native_key}".encode()).digest()
+    bucket = (int.from_bytes(digest[:8], "big") >> 11) / 2**53  # 53 bits: exact in a float, < 1
+    return _split_of(bucket, SPLIT_POOLS[pool])

@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from shardsmith.config import DEFAULT_SPLIT_SEED
 from shardsmith.identity.fingerprint import (
     BLANK,
     FINGERPRINT_SIZE,
@@ -67,7 +68,7 @@ __all__ = [
 
 REQUIRED_COLUMNS = ("record_id", "source", "native_id", "split")
 # Read when present; a missing column means null for every row (e.g. records staged before schema 1.2).
-OPTIONAL_COLUMNS = ("patient_id", "fingerprint", "split_official")
+OPTIONAL_COLUMNS = ("patient_id", "fingerprint", "split_official", "raw_sha256")
 _THUMB_LEN = THUMB_SIDE * THUMB_SIDE
 _MARGIN = THUMB_SIDE // 8  # compare the central (32 - 2*4)^2 = 576 pixels: zooms stay inside
 _CHUNK = 1 << 16  # queries per join step: bounds the candidate arrays held at once
@@ -121,6 +122,7 @@ class FingerprintSet:
     native_id: pa.Array
     patient_id: pa.Array
     split: pa.Array
+    raw_sha256: pa.Array  # the seeded group draw's public key (identity.splits.group_draw_keys)
     split_official: np.ndarray | None
     has_fp: np.ndarray
     phash: np.ndarray  # uint64, 0 where has_fp is False
@@ -166,7 +168,7 @@ def collect_fingerprints(batches: Iterable[pa.RecordBatch | pa.Table],
     there and come back memory-mapped: only the thumbnails of candidate pairs are paged in, so
     memory does not grow with the release (335,000 records held 343 MB of them, twice while joined).
     """
-    cols: dict[str, list[pa.Array]] = {c: [] for c in (*REQUIRED_COLUMNS, "patient_id")}
+    cols: dict[str, list[pa.Array]] = {c: [] for c in (*REQUIRED_COLUMNS, "patient_id", "raw_sha256")}
     official: list[np.ndarray] = []
     has_official = True
     valid_parts, hash_parts, thumb_parts, exact_parts = [], [], [], []
@@ -485,10 +487,11 @@ def _patient_pairs(patient_id: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def find_groups(
     batches: Iterable[pa.RecordBatch | pa.Table], thresholds: Thresholds | None = None,
-    spill_dir: str | Path | None = None,
+    spill_dir: str | Path | None = None, split_seed: str = DEFAULT_SPLIT_SEED,
 ) -> GroupResult:
-    """Group records that show the same radiograph (or the same patient); see the module docstring."""
-    from shardsmith.identity.splits import assign_group_splits
+    """Group records that show the same radiograph (or the same patient); see the module docstring.
+    ``split_seed`` is the public seed of the seeded draw for groups whose copies disagree."""
+    from shardsmith.identity.splits import group_draw_keys, group_splits
 
     th = thresholds or load_thresholds()
     clock = [time.perf_counter()]
@@ -543,9 +546,12 @@ def find_groups(
     rid_py = rid.to_pylist()
     comp_gid = np.array([group_id(rid_py[k]) for k in first], dtype=object)
     gids = comp_gid[label]
-    splits = assign_group_splits(label, fs.split.to_pylist(), comp_gid, fs.split_official)
+    assigned = group_splits(label, fs.split.to_pylist(), group_draw_keys(label, comp_gid.tolist(), fs.raw_sha256),
+                            fs.split_official, split_seed)
+    splits = assigned.splits
     groups = pa.table({"record_id": rid, "duplicate_group": pa.array(gids, pa.string()),
-                       "split": pa.array(splits, pa.string())})
+                       "split": pa.array(splits, pa.string()),
+                       "split_official": pa.array(assigned.official, pa.bool_())})
 
     # Duplicates table: every member of a component that has at least one image-identity edge.
     image_edge = method < 2
@@ -587,6 +593,8 @@ def find_groups(
         "patient_links": int(len(pt_a)),
         "groups": int(ncomp),
         "duplicate_groups": int(has_image.sum()),
+        "moved_split_official": assigned.moved_official,
+        "moved_split_seeded": assigned.moved_seeded,
         "seconds_collect": t_collect,
         "seconds_search": t_search,
         "seconds_verify": t_verify,

@@ -7,8 +7,10 @@ Rule, per group (a singleton is a group of one):
    source's train split; the copy follows it into test instead.
 2. Otherwise, if all members already agree (a singleton, or one patient's images, which the
    adapters split by patient), that split is kept: grouping changes nothing it does not have to.
-3. Otherwise (copies whose derived splits disagree), ``split_for(group_id)``: the same hash and
-   train/val/test fractions the adapters use per patient, now per group.
+3. Otherwise (copies whose seeded splits disagree), ``seeded_split(seed, "group", key)``: the same
+   public seed and train/val/test fractions the adapters use per patient, now per group. The key
+   is the group's smallest ``raw_sha256`` (a public digest of raw bytes), never a pseudonym or a
+   record id derived from one (RSNA's), so the split does not change with the pseudonym key.
 
 Which splits are official comes from a boolean ``split_official`` column when the input has one;
 without it every member's split counts as official (rule 1 for all), the safe reading: it can only
@@ -18,28 +20,45 @@ move records towards test, never an official test record out of it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shardsmith.pseudonym import split_for
+from shardsmith.config import DEFAULT_SPLIT_SEED
+from shardsmith.pseudonym import seeded_split
 
-__all__ = ["SPLIT_ORDER", "assign_group_splits", "assign_splits", "groups_span_one_split"]
+__all__ = ["SPLIT_ORDER", "GroupSplits", "assign_splits", "group_draw_keys",
+           "group_splits", "groups_span_one_split"]
 
 SPLIT_ORDER = ("train", "val", "test")  # least to most restrictive
 _RANK = {s: k for k, s in enumerate(SPLIT_ORDER)}
 
 
-def assign_group_splits(
+class GroupSplits(NamedTuple):
+    """Split per record, whether it is official (its group has an official member: rule 1), and how
+    many records grouping moved out of their own split and why: ``moved_official`` followed an
+    official split of another member (rule 1), ``moved_seeded`` took the group's seeded draw because
+    the members' seeded splits disagreed (rule 3)."""
+
+    splits: list[str]
+    official: np.ndarray
+    moved_official: int
+    moved_seeded: int
+
+
+def group_splits(
     label: np.ndarray,
     splits: Sequence[str | None],
-    group_ids: Sequence[str],
+    group_keys: Sequence[str],
     official: np.ndarray | None,
-) -> list[str]:
-    """Split per record from component labels (0..G-1), current splits and per-component group ids."""
+    seed: str = DEFAULT_SPLIT_SEED,
+) -> GroupSplits:
+    """Split per record from component labels (0..G-1), current splits and per-component draw keys
+    (public: see the module docstring), with the counts of records that changed split."""
     label = np.asarray(label, dtype=np.int64)
-    ngroups = len(group_ids)
+    ngroups = len(group_keys)
     unknown = sorted({s for s in splits if s is not None and s not in _RANK})
     if unknown:
         raise ValueError(f"unknown split value(s) {unknown}; expected {SPLIT_ORDER}")
@@ -53,22 +72,47 @@ def assign_group_splits(
     np.minimum.at(lo, label[known], rank[known])
     np.maximum.at(hi, label[known], rank[known])
     out_rank = np.where(off_max >= 0, off_max, np.where((lo == hi) & (hi >= 0), hi, -1))
-    group_split = [
-        SPLIT_ORDER[r] if r >= 0 else split_for(gid) for r, gid in zip(out_rank.tolist(), group_ids, strict=True)
-    ]
-    return [group_split[g] for g in label.tolist()]
+    drawn = np.flatnonzero(out_rank < 0)
+    for g in drawn.tolist():
+        out_rank[g] = _RANK[seeded_split(seed, "group", group_keys[g])]
+    per_record = out_rank[label]
+    moved = known & (per_record != rank)
+    by_official = (off_max >= 0)[label]
+    return GroupSplits([SPLIT_ORDER[r] for r in per_record.tolist()], by_official,
+                       int((moved & by_official).sum()), int((moved & ~by_official).sum()))
 
 
-def assign_splits(table: pa.Table) -> dict[str, str]:
+def group_draw_keys(label: np.ndarray, fallback: Sequence[str], raw_sha256: pa.Array | None) -> list[str]:
+    """The public key each group's seeded draw hashes: its smallest non-null ``raw_sha256`` (the
+    digest of a raw file, the same at every site whatever its pseudonym key); ``fallback[g]`` (the
+    group id) only for a group none of whose records has one."""
+    keys = list(fallback)
+    if raw_sha256 is None:
+        return keys
+    sha = raw_sha256.to_numpy(zero_copy_only=False)
+    valid = np.flatnonzero(pc.is_valid(raw_sha256).to_numpy(zero_copy_only=False))
+    if not len(valid):
+        return keys
+    order = valid[np.lexsort((sha[valid].astype(str), label[valid]))]  # by group, then digest
+    lab = label[order]
+    _, first = np.unique(lab, return_index=True)
+    for g, k in zip(lab[first].tolist(), order[first].tolist(), strict=True):
+        keys[g] = str(sha[k])
+    return keys
+
+
+def assign_splits(table: pa.Table, seed: str = DEFAULT_SPLIT_SEED) -> dict[str, str]:
     """record_id -> split for a table with record_id, duplicate_group, split (and optionally
-    split_official), applying the rule in the module docstring to each duplicate_group."""
+    split_official and raw_sha256), applying the rule in the module docstring to each duplicate_group."""
     groups = table.column("duplicate_group").combine_chunks()
     enc = pc.dictionary_encode(groups)
-    label = enc.indices.to_numpy(zero_copy_only=False)
+    label = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     official = None
     if "split_official" in table.column_names:
         official = table.column("split_official").fill_null(False).to_numpy()
-    splits = assign_group_splits(label, table.column("split").to_pylist(), enc.dictionary.to_pylist(), official)
+    sha = table.column("raw_sha256").combine_chunks() if "raw_sha256" in table.column_names else None
+    keys = group_draw_keys(label, enc.dictionary.to_pylist(), sha)
+    splits = group_splits(label, table.column("split").to_pylist(), keys, official, seed).splits
     return dict(zip(table.column("record_id").to_pylist(), splits, strict=True))
 
 

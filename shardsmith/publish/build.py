@@ -40,7 +40,8 @@ class ValidationFailedError(RuntimeError):
     """The data failed a blocking validation; nothing was published."""
 
 
-RECORD_COLUMNS = ["record_id", "source", "native_id", "patient_id", "split", "modality", "body_part", "view",
+RECORD_COLUMNS = ["record_id", "source", "native_id", "patient_id", "split", "split_source", "split_official",
+                  "modality", "body_part", "view",
                   "height", "width", "slice_index", "num_slices", "abnormal", "complete", "raw_sha256",
                   "findings", "targets"]
 WEREWOLF_TABLES = ("games", "utterances", "votes", "decisions", "role_inference")
@@ -317,7 +318,8 @@ def assemble_release(settings: Settings, collection: str, tables: list[TableInpu
             from shardsmith.identity import stage as identity_stage
             from shardsmith.views.stage import stage_views
 
-            identity = identity_stage.stage_identity(settings.layout.identity_dir(), records.files, fingerprints)
+            identity = identity_stage.stage_identity(settings.layout.identity_dir(), records.files, fingerprints,
+                                                     settings.split_seed)
             passed, examples = identity_stage.check_groups(identity)
             if not passed:
                 raise ValidationFailedError(f"{collection}: duplicate groups span splits: {examples}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-RECORDS_SCHEMA_VERSION = "1.2.0"
+RECORDS_SCHEMA_VERSION = "1.3.0"
 
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 
@@ -46,6 +46,10 @@ RECORDS_SCHEMA = pa.schema(
         pa.field("patient_id", pa.string()),
         pa.field("study_id", pa.string()),
         pa.field("split", pa.string(), nullable=False),
+        # official: the dataset's own split (or its patient's); seeded: drawn from the public split
+        # seed and the native patient id. split_official == (split_source == "official").
+        pa.field("split_source", pa.string()),
+        pa.field("split_official", pa.bool_()),
         pa.field("modality", pa.string()),
         pa.field("body_part", pa.string()),
         pa.field("view", pa.string()),
@@ -75,5 +79,6 @@ RECORDS_SCHEMA = pa.schema(
 )
 
 SPLITS = ("train", "val", "test")
+SPLIT_SOURCES = ("official", "seeded")  # split_source values
 FINDING_STATUSES = ("present", "absent", "uncertain")
 TARGET_KINDS = ("abnormality", "anatomy")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-VOLUMES_SCHEMA_VERSION = "1.0.0"
+VOLUMES_SCHEMA_VERSION = "1.1.0"
 
 LABEL_NAME_TYPE = pa.struct(
     [
@@ -39,6 +39,10 @@ VOLUMES_SCHEMA = pa.schema(
         pa.field("patient_id", pa.string()),
         pa.field("study_id", pa.string()),
         pa.field("split", pa.string(), nullable=False),
+        # official: the dataset's own split (or its patient's); seeded: drawn from the public split
+        # seed and the native patient id. split_official == (split_source == "official").
+        pa.field("split_source", pa.string()),
+        pa.field("split_official", pa.bool_()),
         pa.field("modality", pa.string()),
         pa.field("body_part", pa.string()),
         pa.field("channel_names", pa.list_(pa.string())),

@@ -57,8 +57,8 @@ def suite_tag() -> str:
 
 def records_version(settings: Settings, adapter_version: str, entries: list, catalog_quarantine: list[dict]) -> str:
     """Digest of what a records part is built from: its catalog rows, the adapter, the record
-    contract's version, the options that change pixels or labels, and a keyed tag of the pseudonym
-    key (never the key itself)."""
+    contract's version, the options that change pixels or labels, a keyed tag of the pseudonym
+    key (never the key itself) and the public split seed."""
     h = records_hasher(settings, adapter_version)
     for e in sorted(entries, key=lambda e: (e.item.native_id, e.raw_path)):
         add_catalog_row(h, e.item.native_id, e.raw_path, e.raw_sha256, e.item.to_json())
@@ -71,7 +71,7 @@ def records_hasher(settings: Settings, adapter_version: str) -> hashlib._Hash:
     h = hashlib.sha256()
     image, volume = settings.image, settings.volume
     for part in (adapter_version, RECORDS_SCHEMA_VERSION, str(image.max_side), str(image.bit_depth),
-                 repr(volume), str(settings.allow_burned_in), key_tag()):
+                 repr(volume), str(settings.allow_burned_in), key_tag(), settings.split_seed):
         h.update(part.encode() + b"\0")
     return h
 

@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 RECORD_SCALARS = [
-    "record_id", "source", "native_id", "patient_id", "split", "modality", "body_part", "view",
-    "height", "width", "slice_index", "num_slices", "abnormal", "complete", "raw_sha256",
+    "record_id", "source", "native_id", "patient_id", "split", "split_source", "split_official", "modality",
+    "body_part", "view", "height", "width", "slice_index", "num_slices", "abnormal", "complete", "raw_sha256",
 ]
 # Times may sit this far past the media end (rounding in transcripts, a last frame).
 MEDIA_TOLERANCE_S = 0.5
@@ -101,8 +101,8 @@ def _mask_decodes(rle: dict, h: int | None, w: int | None, area: float | None) -
 
 # ------------------------------------------------------------------------------------ volumes
 VOLUME_SCALARS = [
-    "record_id", "source", "native_id", "patient_id", "split", "modality", "body_part", "orientation",
-    "raw_sha256",
+    "record_id", "source", "native_id", "patient_id", "split", "split_source", "split_official", "modality",
+    "body_part", "orientation", "raw_sha256",
 ]
 
 

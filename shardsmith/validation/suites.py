@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shardsmith.schemas.records import FINDING_STATUSES, SPLITS, TARGET_KINDS
+from shardsmith.schemas.records import FINDING_STATUSES, SPLIT_SOURCES, SPLITS, TARGET_KINDS
 from shardsmith.schemas.vocabulary import load_vocabulary
 
 Expectation = tuple[str, dict]
@@ -98,6 +98,12 @@ def _in(column: str, values) -> tuple[str, dict]:
     return ("ExpectColumnValuesToBeInSet", {"column": column, "value_set": list(values)})
 
 
+def _split_source() -> list[tuple[str, dict]]:
+    """Every medical record and volume says where its split came from (official | seeded)."""
+    return [("ExpectColumnValuesToNotBeNull", {"column": "split_source"}), _in("split_source", SPLIT_SOURCES),
+            ("ExpectColumnValuesToNotBeNull", {"column": "split_official"})]
+
+
 # Row-count rule as an expectation, for suites written as bare lists; a FrameSuite says it with allow_empty.
 NON_EMPTY = ("ExpectTableRowCountToBeBetween", {"min_value": 1})
 
@@ -113,6 +119,7 @@ def record_suites(allow_empty: bool = False) -> Suite:
             ("ExpectColumnValuesToNotBeNull", {"column": "native_id"}),
             ("ExpectColumnValuesToNotBeNull", {"column": "split"}),
             _in("split", SPLITS),
+            *_split_source(),
             _in("modality", MODALITIES),
             _between("height", 1, 16384),
             _between("width", 1, 16384),
@@ -152,6 +159,7 @@ def volume_suites() -> Suite:
             ("ExpectCompoundColumnsToBeUnique", {"column_list": ["source", "native_id"]}),
             ("ExpectColumnValuesToNotBeNull", {"column": "split"}),
             _in("split", SPLITS),
+            *_split_source(),
             _in("modality", VOLUME_MODALITIES),
             _in("orientation", ["LPS"]),
             _in("ndim", [4]),  # [C, Z, Y, X]

@@ -29,11 +29,12 @@ from typing import IO, Any, ClassVar
 from shardsmith.config import Settings
 from shardsmith.errors import RecordError
 from shardsmith.hashing import sha256_file
-from shardsmith.pseudonym import pseudonymise, split_for, stable_id
+from shardsmith.pseudonym import pseudonymise, seeded_split, stable_id
 from shardsmith.schemas.demographics import age_band
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError, Vocabulary, load_vocabulary
 from shardsmith.sources.base import Source
+from shardsmith.sources.medical.patient_splits import PatientSplits
 
 __all__ = ["Catalog", "CatalogEntry", "CatalogStream", "Finding", "LabelResult", "LabelledItem", "MedicalSource", "RecordError",
            "SourceTarget", "age_band", "sha256_file"]
@@ -84,6 +85,9 @@ class LabelledItem:
     patient_raw: str | None = None  # raw ids: pseudonymised before they reach a record
     study_raw: str | None = None
     split: str | None = None  # the source's official split, if any
+    # Without an official split: the SPLIT_POOLS row the seeded split draws from ("trainval" for an
+    # official training set with no test/val cut of its own); None draws train/val/test.
+    split_pool: str | None = None
     view: str | None = None
     modality: str | None = None
     body_part: str | None = None
@@ -322,9 +326,11 @@ class MedicalSource(Source):
         paused = gc.isenabled()
         gc.disable()
         runs = SortedItems()
+        patients = PatientSplits()
         try:
             labels = self.iter_labels(root)
             for item in labels.items:  # spilled to disk in sorted runs: memory stays flat in rows
+                patients.add(item.patient_raw, item.split)
                 runs.add(item)
             labels.items = []
             images = self.find_images(root)
@@ -338,20 +344,32 @@ class MedicalSource(Source):
         del seen
         stream = CatalogStream(iter(()), list(labels.quarantine), labels.label_files, len(images))
         stream.entries = self._join(root, runs.merged(), images, unlabelled, stream.quarantine, checksum,
-                                    known_sha256 or {})
+                                    known_sha256 or {}, patients.overrides())
         return stream
+
+    def unlabelled_item(self, native_id: str, path: Path, root: Path) -> LabelledItem:
+        """The item of an image published without labels (``unlabelled_images = "unlabelled"``);
+        a source whose unlabelled images are an official test set says so here."""
+        return LabelledItem(native_id=native_id)
 
     def _join(self, root: Path, items: Iterator[LabelledItem], images: dict[str, Path],
               unlabelled: list[tuple[str, Path]], quarantine: list[dict], checksum: bool,
-              known: dict[str, str]) -> Iterator[CatalogEntry]:
+              known: dict[str, str], patient_split: dict[str, str]) -> Iterator[CatalogEntry]:
+        """``patient_split``: raw patient id -> its strictest official split, for the patients whose
+        official splits disagree (``patient_splits.PatientSplits``; usually none, and then no item
+        is decoded for the lookup)."""
         publish_unlabelled = self.unlabelled_images == "unlabelled"
         extra = iter(unlabelled if publish_unlabelled else ())
         pending_extra = next(extra, None)
         for item in items:
             while pending_extra is not None and pending_extra[0] < item.native_id:
-                yield from self._entries_for(LabelledItem(native_id=pending_extra[0]), pending_extra[1], root,
+                yield from self._entries_for(self.unlabelled_item(*pending_extra, root), pending_extra[1], root,
                                              quarantine, checksum, known)
                 pending_extra = next(extra, None)
+            wanted = patient_split.get(item.patient_raw) if patient_split else None
+            if wanted is not None and item.split != wanted:
+                item = LabelledItem.from_json(item.to_json())
+                item.split, item.split_pool = wanted, None
             path = images.pop(item.native_id, None)
             if path is None and item.image_relpath:
                 candidate = root / item.image_relpath
@@ -367,7 +385,7 @@ class MedicalSource(Source):
                 continue
             yield from self._entries_for(item, path, root, quarantine, checksum, known)
         while pending_extra is not None:
-            yield from self._entries_for(LabelledItem(native_id=pending_extra[0]), pending_extra[1], root,
+            yield from self._entries_for(self.unlabelled_item(*pending_extra, root), pending_extra[1], root,
                                          quarantine, checksum, known)
             pending_extra = next(extra, None)
         if not publish_unlabelled:
@@ -420,13 +438,22 @@ class MedicalSource(Source):
             return pseudonymise(native_id, self.name + ":native") or native_id
         return native_id
 
-    def record_base(self, entry: CatalogEntry, slice_index: int | None = None) -> dict:
+    def split_of(self, item: LabelledItem | SpilledItem, split_seed: str) -> tuple[str, str]:
+        """(split, split_source): the dataset's official split, else a seeded draw from the public
+        ``split_seed``, the source and the NATIVE patient id (the native image id without one), never
+        the keyed pseudonym, so the split does not change with the key. The native id is hashed
+        here and never written out."""
+        if item.split:
+            return item.split, "official"
+        return seeded_split(split_seed, self.name, item.patient_raw or item.native_id, item.split_pool or "all"), "seeded"
+
+    def record_base(self, entry: CatalogEntry, slice_index: int | None = None, *, split_seed: str) -> dict:
         """Fields every record of this entry shares: ids, pseudonyms, split, provenance."""
         item = entry.item
         native_id = self._public_id(item.native_id)
         patient = pseudonymise(item.patient_raw, self.name) if item.patient_raw else None
         study = pseudonymise(item.study_raw, self.name) if item.study_raw else None
-        split = item.split or split_for(patient or stable_id(self.name, item.native_id))
+        split, split_source = self.split_of(item, split_seed)
         raw_path = entry.raw_path
         if self.native_id_identifies_patient:
             raw_path = raw_path.replace(item.native_id, native_id)
@@ -439,6 +466,8 @@ class MedicalSource(Source):
             "patient_id": patient,
             "study_id": study,
             "split": split,
+            "split_source": split_source,  # canonical; split_official is derived from it
+            "split_official": split_source == "official",
             "modality": item.modality,
             "body_part": item.body_part,
             "view": item.view,

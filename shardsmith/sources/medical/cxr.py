@@ -187,7 +187,7 @@ class CxrSource(MedicalSource):
         # Header ids fill in what the label file lacks; record_base pseudonymises them.
         item.patient_raw = item.patient_raw or img.identifiers.get("PatientID") or None
         item.study_raw = item.study_raw or img.identifiers.get("StudyInstanceUID") or None
-        rec = self.record_base(entry)
+        rec = self.record_base(entry, split_seed=settings.split_seed)
         rec.update(self._header_fields(item, img.meta))
         rec["image"] = {"bytes": enc.png, "path": f"{rec['record_id']}.png"}
         rec["fingerprint"] = fingerprint

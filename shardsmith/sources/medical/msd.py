@@ -9,7 +9,8 @@ numbers) also get the BraTS regions TC and WT. Multi-channel (4D) images keep th
 ``modality`` names as channel names, in key order.
 
 Splits: ``imagesTs`` cases are the official test set (no labels: unlabelled records);
-training cases are split train/val deterministically by case, never into test.
+training cases get a seeded train/val split by case (public split seed, ``pseudonym.SPLIT_POOLS``
+"trainval"), never test.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from shardsmith.pseudonym import split_for
 from shardsmith.schemas.vocabulary import UnknownLabelError
 from shardsmith.sources.labelfiles import LabelFileError, read_json
 from shardsmith.sources.medical.base import CatalogEntry, LabelledItem
@@ -32,7 +32,6 @@ BODY_PART = {
     "spleen": "abdomen", "colon": "abdomen",
 }
 CT_WINDOW = {"lung": "lung"}  # every other CT task is abdominal
-TRAIN_VAL = (0.875, 0.125)  # training cases never land in "test": that is imagesTs
 
 
 def _task_kind(task: str) -> str:
@@ -135,7 +134,9 @@ class Msd(VolumeSource):
                 rel_files = [str(image.relative_to(rroot))] + ([str(label.relative_to(rroot))] if label else [])
                 items.append(LabelledItem(
                     native_id=native_id, patient_raw=native_id,
-                    split="test" if kind == "test" else split_for(f"{self.name}:{native_id}", TRAIN_VAL),
+                    # imagesTs is the official (unlabelled) test set; imagesTr gets a seeded train/val
+                    # draw at record time (never test)
+                    split="test" if kind == "test" else None, split_pool=None if kind == "test" else "trainval",
                     modality="CT" if is_ct else "MR", body_part=BODY_PART.get(_task_kind(task)),
                     extra=dict(common, main=rel_files[0], files=rel_files,
                                label=rel_files[1] if label else None),

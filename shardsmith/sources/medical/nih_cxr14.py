@@ -25,6 +25,13 @@ NIH_BOX_SPACE = [1024, 1024]
 # The BBox header is "Image Index,Finding Label,Bbox [x,y,w,h],,," (9 names for 6 values).
 BBOX_FIELDS = ["Image Index", "Finding Label", "x", "y", "w", "h", "_1", "_2", "_3"]
 ENTRY_REQUIRED = ("Image Index", "Finding Labels", "Patient ID", "View Position")
+# The official lists, as LabelledItem split fields: test_list.txt is the official test split;
+# train_val_list.txt only says "not test", so its images get a seeded train/val draw (no test).
+# An image in neither list gets the seeded train/val/test split.
+OFFICIAL_LISTS: dict[str, dict[str, str]] = {
+    "train_val_list.txt": {"split_pool": "trainval"},
+    "test_list.txt": {"split": "test"},
+}
 
 
 class NihCxr14(CxrSource):
@@ -46,13 +53,14 @@ class NihCxr14(CxrSource):
     def detect(self, root: Path) -> bool:
         return self._entry_csv(root) is not None
 
-    def _official_split(self, root: Path) -> dict[str, str]:
-        split: dict[str, str] = {}
-        for name, value in (("train_val_list.txt", "train"), ("test_list.txt", "test")):
+    def _official_split(self, root: Path) -> dict[str, dict[str, str]]:
+        """Image -> the LabelledItem split fields its official list gives (``OFFICIAL_LISTS``)."""
+        split: dict[str, dict[str, str]] = {}
+        for name, fields in OFFICIAL_LISTS.items():
             p = root / name
             if p.is_file():
                 for line in p.read_text().split():
-                    split[line.strip()] = value
+                    split[line.strip()] = fields
         return split
 
     def read_labels(self, root: Path) -> LabelResult:
@@ -142,7 +150,7 @@ class NihCxr14(CxrSource):
                 native_id=image,
                 patient_raw=patient,
                 study_raw=f"{patient}/{follow_up}" if follow_up else None,
-                split=official.get(image),
+                **official.get(image, {}),
                 view=row["View Position"] or None,
                 modality="DX",
                 body_part="chest",

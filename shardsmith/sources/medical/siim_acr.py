@@ -9,7 +9,8 @@ normal; SIIM labels nothing else). An image on disk without a CSV row is publish
 
 Images: ``dicom-images-{train,test}/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm`` (JPEG
 Baseline); ImageId = SOPInstanceUID = file stem. No official split for the labelled images:
-the split is the deterministic patient split (PatientID from the DICOM header).
+the split is the seeded patient split (PatientID from the DICOM header); unlabelled images in
+``dicom-images-test`` are the official test set.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult, 
 from shardsmith.sources.medical.cxr import CxrSource
 
 LABEL_FILES = ("train-rle.csv", "stage_2_train.csv")
-IMAGE_DIRS = ("dicom-images-train", "dicom-images-test")
+TEST_DIR = "dicom-images-test"
+IMAGE_DIRS = ("dicom-images-train", TEST_DIR)
 PNEUMOTHORAX = "Pneumothorax"
 EMPTY = "-1"
 
@@ -56,6 +58,13 @@ class SiimAcr(CxrSource):
     adapter_version = "1"
     default_modality = "CR"
     unlabelled_images = "unlabelled"
+
+    def unlabelled_item(self, native_id: str, path: Path, root: Path) -> LabelledItem:
+        """An unlabelled image in ``dicom-images-test`` is the competition's official test set; an
+        unlabelled training image keeps the seeded split (stage 2 labels the stage-1 test images,
+        so a LABELLED image there is training data, not test)."""
+        official = "test" if path.relative_to(root).parts[0] == TEST_DIR else None
+        return LabelledItem(native_id=native_id, split=official)
 
     def detect(self, root: Path) -> bool:
         return find_label_file(root, *LABEL_FILES) is not None

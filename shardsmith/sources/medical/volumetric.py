@@ -352,7 +352,7 @@ class VolumeSource(MedicalSource):
             targets_cache: dict[tuple[int, int], list[dict]] = {}
             for c in wanted:
                 seq = names[c] if names else None
-                rec = self.record_base(entry, z)
+                rec = self.record_base(entry, z, split_seed=settings.split_seed)
                 if seq is not None:
                     rec["record_id"] = stable_id(self.name, item.native_id, z, seq)
                 img = DecodedImage(pixels=prep.arrays[c][z].astype(np.float32, copy=False),
@@ -420,9 +420,9 @@ class VolumeSource(MedicalSource):
     def build_extra(self, table: str, entry: CatalogEntry, root: Path, settings: Settings) -> Iterator[dict]:
         if table != "volumes":
             return super().build_extra(table, entry, root, settings)
-        return iter([self.volume_record(entry, root)])
+        return iter([self.volume_record(entry, root, settings.split_seed)])
 
-    def volume_record(self, entry: CatalogEntry, root: Path) -> dict:
+    def volume_record(self, entry: CatalogEntry, root: Path, split_seed: str) -> dict:
         import SimpleITK as sitk
 
         from shardsmith.media import volume as V
@@ -453,7 +453,7 @@ class VolumeSource(MedicalSource):
         if spacing is not None:
             how += f" to {spacing:g} mm isotropic, labels nearest neighbour"
         label_arr = sitk.GetArrayViewFromImage(label) if label is not None else None
-        base = self.record_base(entry)
+        base = self.record_base(entry, split_seed=split_seed)
         sx, sy, sz = channels[0].GetSpacing()
         nsx, nsy, nsz = prep.canon_channels[0].GetSpacing()
         return {
@@ -463,6 +463,8 @@ class VolumeSource(MedicalSource):
             "patient_id": base["patient_id"],
             "study_id": base["study_id"],
             "split": base["split"],
+            "split_source": base["split_source"],
+            "split_official": base["split_official"],
             "modality": modality,
             "body_part": item.body_part or self.default_body_part,
             "channel_names": prep.case.channel_names or [modality],
