@@ -79,6 +79,7 @@ def run_build(home: Path, echo: bool = True, sources: tuple[str, ...] = (), work
     Raises :class:`~shardsmith.pipeline.preflight.PreflightError` before anything runs when a
     precondition fails.
     """
+    quiet_dagster(verbose)  # before the definitions are imported: their decorators warn
     import dagster as dg
 
     from shardsmith.definitions import graph_parts
@@ -89,7 +90,6 @@ def run_build(home: Path, echo: bool = True, sources: tuple[str, ...] = (), work
     say = say or ((lambda msg: log.info(msg)) if echo else (lambda msg: None))
     for warning in selection.warnings:
         say(f"warning: {warning}")
-    quiet_dagster(verbose)
     wanted = _wanted_keys(selection)
     assets, checks = graph_parts(settings)
     instance = dg.DagsterInstance.get() if config.dagster_home() else dg.DagsterInstance.ephemeral()

@@ -110,21 +110,21 @@ def select(settings: Settings, sources: tuple[str, ...] = (), allow_partial: boo
         games=[n for n in wanted if source_class(n).collection == "werewolf"],
         warnings=warnings,
     )
-    selection.warnings += extras_warnings(selection)
+    selection.warnings += extras_warnings(settings, selection)
     return selection
 
 
-def extras_warnings(selection: Selection) -> list[str]:
+def extras_warnings(settings: Settings, selection: Selection) -> list[str]:
     """Optional extras the selected sources would use that are not installed."""
     from shardsmith.sources.registry import source_class
 
-    out = []
     asr = [s for s in selection.games if source_class(s).needs_asr]
-    if asr:
-        from shardsmith.speech.base import missing_speech_extra
+    if not asr:
+        return []
+    from shardsmith.speech.select import absent_modules
 
-        missing = missing_speech_extra()
-        if missing is not None:
-            out.append(f"{', '.join(asr)}: games that need transcription are quarantined needs_extra_speech "
-                       f"({missing.install})")
-    return out
+    absent = absent_modules(settings.speech)
+    extras = sorted({extra for _, extra in absent})
+    return [f"{', '.join(asr)}: games that need transcription are quarantined needs_extra_{extra} (missing "
+            f"{', '.join(m for m, e in absent if e == extra)}; pip install 'shardsmith[{extra}]')"
+            for extra in extras]

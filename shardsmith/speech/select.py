@@ -25,6 +25,26 @@ def backend_name(backend: str | None) -> str:
     return (backend or "faster-whisper").strip().lower().replace("_", "-")
 
 
+def needed_modules(speech: SpeechOptions) -> list[tuple[str, str]]:
+    """(module, extra) pairs the configured backend imports when it transcribes."""
+    needed = BACKEND_MODULES.get(backend_name(speech.backend), ())
+    return [*needed, *(() if speech.whisper_model else (PACKAGED_MODEL,))]
+
+
+def absent_modules(speech: SpeechOptions) -> list[tuple[str, str]]:
+    """The needed modules that are not installed at all (found without importing: cheap enough for
+    a preflight; :func:`choose_transcriber` still imports them per game)."""
+    import importlib.util
+
+    def present(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            return False
+
+    return [(m, e) for m, e in needed_modules(speech) if not present(m)]
+
+
 def choose_transcriber(speech: SpeechOptions) -> Transcriber:
     """The transcriber for one game, after importing every module it will need.
 
@@ -33,8 +53,7 @@ def choose_transcriber(speech: SpeechOptions) -> Transcriber:
     MissingExtra names the module and the extra, and the caller quarantines that game alone.
     """
     name = backend_name(speech.backend)
-    needed = BACKEND_MODULES.get(name, ())
-    for module, extra in (*needed, *(() if speech.whisper_model else (PACKAGED_MODEL,))):
+    for module, extra in needed_modules(speech):
         try:
             importlib.import_module(module)
         except ImportError as exc:

@@ -11,7 +11,7 @@ from shardsmith.config import ImageOptions, Settings
 from shardsmith.demo import cxr_core, cxr_more
 from shardsmith.identity.splits import assign_splits, group_splits
 from shardsmith.identity.stage import GroupRemap, Identity, card_section
-from shardsmith.publish.build import build_release
+from shardsmith.pipeline.releases import build_release
 from shardsmith.sources.registry import get_source
 from shardsmith.staging.runner import run_source
 

@@ -41,7 +41,7 @@ def _records(bad: bool) -> pa.Table:
     for i in range(3):
         rows.append({
             "record_id": f"{i:024x}", "source": "vindr_cxr", "native_id": f"n{i}", "patient_id": f"p{i}",
-            "split": "train", "modality": "DX", "body_part": "chest", "view": "PA", "height": 40, "width": 50,
+            "split": "train", "split_source": "seeded", "split_official": False, "modality": "DX", "body_part": "chest", "view": "PA", "height": 40, "width": 50,
             "slice_index": None, "num_slices": None, "abnormal": True, "complete": False, "raw_sha256": SHA,
             "findings": [{"label": "cardiomegaly", "source_label": "Cardiomegaly", "status": "present",
                           "readers": []}],
@@ -70,7 +70,7 @@ def _volumes(bad: bool) -> dict[str, pd.DataFrame]:
     lab = np.zeros((4, 6, 8), np.uint8)
     row = {
         "record_id": "f" * 24, "source": "msd", "native_id": "Task06_Lung/lung_001", "patient_id": "p",
-        "split": "train", "modality": "CT", "body_part": "chest", "channel_names": ["CT"], "shape": [1, 4, 6, 8],
+        "split": "train", "split_source": "official", "split_official": True, "modality": "CT", "body_part": "chest", "channel_names": ["CT"], "shape": [1, 4, 6, 8],
         "spacing_mm": [2.5, 0.9, 1.2], "orientation": "LPS", "affine_lps": [float(v) for v in np.eye(4).ravel()],
         "image_npy": _npy(img), "label_npy": _npy(lab),
         "label_names": [{"value": 1, "label": "liver_tumor", "source_label": "cancer", "kind": "abnormality"}],

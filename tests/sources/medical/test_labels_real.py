@@ -56,5 +56,7 @@ def test_nih_boxes_are_on_880_images(tmp_path, real_samples):
 
 
 @pytest.mark.parametrize("source", ["vindr_cxr", "nih_cxr14"])
-def test_labels_on_empty_root_reports_nothing(tmp_path, source):
-    assert _labels(source, tmp_path)["images"] == 0
+def test_labels_on_a_folder_without_label_files_is_an_error(tmp_path, source):
+    """A wrong folder is a user's mistake, not an empty success (0 images and exit 0 hid it)."""
+    result = CliRunner().invoke(main, ["labels", source, str(tmp_path), "--json"])
+    assert result.exit_code == 2 and result.output.startswith("Error: ") and "holds no label files" in result.output
