@@ -32,7 +32,6 @@ from shardsmith.schemas.werewolf import (
 )
 from shardsmith.sources.registry import game_source_names, get_source
 from shardsmith.sources.werewolf.base import Discovery, GameRef, GameResult, GameSource, Skipped
-from shardsmith.staging.layout import StagingLayout
 from shardsmith.werewolf.decisions import build_decisions
 from shardsmith.werewolf.role_inference import build_role_inference
 
@@ -143,7 +142,7 @@ def write_game_staging(settings: Settings, source: str, result: GameResult) -> d
     Every table file is written even when empty, so a re-run that now publishes nothing replaces the
     previous partition's rows instead of leaving them behind.
     """
-    layout = StagingLayout(settings.home)
+    layout = settings.layout
     tables = game_tables(result)
     out: dict[str, Path] = {}
     for name in GAME_TABLES:
@@ -206,7 +205,7 @@ def discover_all(settings: Settings) -> tuple[dict[str, list[GameRef]], list[dic
     """Every game of every present werewolf source, and the files deliberately skipped."""
     from shardsmith.atomic import atomic_write_json
 
-    layout = StagingLayout(settings.home)
+    layout = settings.layout
     games: dict[str, list[GameRef]] = {}
     skipped: list[dict] = []
     for source in game_source_names():
@@ -237,7 +236,7 @@ def write_games_index(settings: Settings, games: dict[str, list[GameRef]], skipp
     from shardsmith.atomic import atomic_write_json
 
     index = {"games": {s: [g.game_id for g in refs] for s, refs in games.items()}, "skipped": skipped}
-    return atomic_write_json(StagingLayout(settings.home).games_index(), index, indent=2)
+    return atomic_write_json(settings.layout.games_index(), index, indent=2)
 
 
 def source_of(game_id: str) -> str:
@@ -273,7 +272,7 @@ def stage_game(settings: Settings, game_id: str, progress: Any = None) -> dict[s
 
     from shardsmith.atomic import atomic_write_json
 
-    layout = StagingLayout(settings.home)
+    layout = settings.layout
     source = source_of(game_id)
     refs = {g.game_id: g for g in discover(source, settings.raw_dir(source)).games}
     if game_id not in refs:
@@ -302,7 +301,7 @@ def check_game(settings: Settings, game_id: str) -> tuple[bool, dict[str, bool],
 
     import pyarrow.parquet as pq
 
-    layout = StagingLayout(settings.home)
+    layout = settings.layout
     source = source_of(game_id)
     counts = json.loads(layout.game_counts(source, game_id).read_text())
     quarantine_rows = pq.read_metadata(layout.game_quarantine(source, game_id)).num_rows

@@ -70,7 +70,7 @@ def remove_whole_source_staging(layout: StagingLayout, source: MedicalSource) ->
 
 def stage_catalog(settings: Settings, source: MedicalSource) -> StepOutcome:
     """Scan ``raw/<source>`` (checksums, no pixels), join labels with images, stage the catalog."""
-    layout = StagingLayout(settings.home)
+    layout = settings.layout
     name = source.name
     root = settings.raw_dir(name)
     if not root.is_dir():
@@ -119,7 +119,7 @@ def part_inputs(settings: Settings, source: MedicalSource, part: str) -> tuple[l
 def _catalog_quarantine(settings: Settings, source: MedicalSource, part: str) -> list[dict]:
     if part != WHOLE:
         return []
-    return pq.read_table(StagingLayout(settings.home).catalog_quarantine(source.name)).to_pylist()
+    return pq.read_table(settings.layout.catalog_quarantine(source.name)).to_pylist()
 
 
 def part_versions(settings: Settings, source: MedicalSource, parts: list[str]) -> dict[str, tuple[str, int]]:
@@ -149,7 +149,7 @@ def stage_records_parts(settings: Settings, source: MedicalSource, parts: list[s
     Parts whose inputs have the version they last built are reused; the others are decoded
     together. Each part's files are the same bytes as :func:`stage_records` writes for it alone.
     """
-    layout = StagingLayout(settings.home)
+    layout = settings.layout
     name = source.name
     if any(p != WHOLE for p in parts):
         remove_whole_source_staging(layout, source)
@@ -202,7 +202,7 @@ def part_reconciles(settings: Settings, source: MedicalSource, part: str = WHOLE
     reconciles; a part that drops or invents an item does not, however many rows it has."""
     from shardsmith.validation.integrity import reconcile
 
-    paths = StagingLayout(settings.home).part_paths(source.name, part)
+    paths = settings.layout.part_paths(source.name, part)
     counts = json.loads(paths["counts"].read_text())
     quarantined = pq.read_metadata(paths["quarantine"]).num_rows
     rows = pq.read_metadata(paths["records"]).num_rows
@@ -223,7 +223,7 @@ def check_records_suites(settings: Settings, source: MedicalSource, part: str = 
     ``staging/<source>/data_docs/<part>/`` and names the page in the outcome (``data_docs``)."""
     from shardsmith.validation.partition import check_records_partition
 
-    layout = StagingLayout(settings.home)
+    layout = settings.layout
     path = layout.table(source.name, "records", part)
     versions = read_versions(layout, source.name)
     stamp = f"{versions.get('records', {}).get(part)}+{suite_tag()}"
@@ -253,7 +253,7 @@ def check_records_integrity(settings: Settings, source: MedicalSource, part: str
     from shardsmith.validation.frames import read_tables, record_frames
     from shardsmith.validation.integrity import reconcile, record_integrity
 
-    layout = StagingLayout(settings.home)
+    layout = settings.layout
     paths = layout.part_paths(source.name, part)
     ids = pq.read_table(layout.catalog(source.name), columns=["native_id"]).column("native_id").to_pylist()
     if part != WHOLE:
@@ -287,7 +287,7 @@ def check_parts(settings: Settings, source: MedicalSource, parts: list[str]) -> 
 
     if len(parts) == 1:
         return check_records_suites(settings, source, parts[0])
-    layout = StagingLayout(settings.home)
+    layout = settings.layout
     versions = read_versions(layout, source.name)
     tag = suite_tag()
     stamps = {p: f"{versions.get('records', {}).get(p)}+{tag}" for p in parts}

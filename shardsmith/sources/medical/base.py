@@ -16,15 +16,10 @@ from __future__ import annotations
 
 import errno
 import gc
-import heapq
-import json
 import logging
-import pickle
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 from shardsmith.config import Settings
 from shardsmith.errors import RecordError
@@ -34,217 +29,23 @@ from shardsmith.schemas.demographics import age_band
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError, Vocabulary, load_vocabulary
 from shardsmith.sources.base import Source
+from shardsmith.sources.medical.items import (  # the data model, re-exported for the adapters
+    Catalog,
+    CatalogEntry,
+    CatalogStream,
+    Finding,
+    LabelledItem,
+    LabelResult,
+    SourceTarget,
+    fields_of,
+)
 from shardsmith.sources.medical.patient_splits import PatientSplits
+from shardsmith.sources.medical.sorted_items import SortedItems, SpilledItem
 
 __all__ = ["Catalog", "CatalogEntry", "CatalogStream", "Finding", "LabelResult", "LabelledItem", "MedicalSource", "RecordError",
-           "SourceTarget", "age_band", "sha256_file"]
+           "SortedItems", "SourceTarget", "SpilledItem", "age_band", "sha256_file"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)  # a source holds hundreds of thousands: no per-object __dict__
-class Finding:
-    """Level 2: one canonical label with its status as the source states it."""
-
-    label: str
-    source_label: str
-    status: str  # present | absent | uncertain
-    readers: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)  # a source holds hundreds of thousands: no per-object __dict__
-class SourceTarget:
-    """Level 3 in the source's own geometry; rendered onto the stored image at record time.
-
-    ``geometry`` is one of:
-      {"type": "box_xyxy", "coords": [x0, y0, x1, y1], "space": [w, h] | None}
-      {"type": "box_xywh", "coords": [x, y, w, h], "space": [w, h] | None}
-      {"type": "siim_rle", "rle": "...", "size": [h, w] | None}
-      {"type": "polygon", "points": [[x, y], ...], "space": [w, h] | None}
-      {"type": "coco_rle", "rle": {"size": [h, w], "counts": "..."}}
-      {"type": "mask_ref", ...}   (adapter-specific, handled by the adapter itself)
-    ``space`` None means "native pixel grid of the image as decoded"; otherwise the coordinates
-    are in that fixed space (NIH boxes are in 1024x1024 even when the PNG is smaller).
-    """
-
-    label: str
-    source_label: str
-    kind: str  # abnormality | anatomy
-    geometry: dict[str, Any]
-    source_geometry: str  # e.g. "xyxy@native", "xywh@1024", "siim-rle", "polygon@1024"
-    reader: str | None = None
-    text: str | None = None
-
-
-@dataclass(slots=True)  # a source holds hundreds of thousands: no per-object __dict__
-class LabelledItem:
-    """Everything the label files say about one image (or volume), before any pixel is read."""
-
-    native_id: str
-    image_relpath: str | None = None  # relative to the source root, if the label file names it
-    patient_raw: str | None = None  # raw ids: pseudonymised before they reach a record
-    study_raw: str | None = None
-    split: str | None = None  # the source's official split, if any
-    # Without an official split: the SPLIT_POOLS row the seeded split draws from ("trainval" for an
-    # official training set with no test/val cut of its own); None draws train/val/test.
-    split_pool: str | None = None
-    view: str | None = None
-    modality: str | None = None
-    body_part: str | None = None
-    sex: str | None = None
-    age_band: str | None = None
-    abnormal: bool | None = None
-    complete: bool = False
-    findings: list[Finding] = field(default_factory=list)
-    targets: list[SourceTarget] = field(default_factory=list)
-    text: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        """The same text as ``json.dumps(asdict(self), sort_keys=True)``, without asdict's deep copy
-        (it was the largest per-row cost of writing a catalog)."""
-        d = _fields_of(self)
-        d["findings"] = [_fields_of(f) for f in self.findings]
-        d["targets"] = [_fields_of(t) for t in self.targets]
-        return json.dumps(d, sort_keys=True, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> LabelledItem:
-        d = json.loads(text)
-        d["findings"] = [Finding(**f) for f in d.get("findings", [])]
-        d["targets"] = [SourceTarget(**t) for t in d.get("targets", [])]
-        return cls(**d)
-
-
-def _fields_of(obj: Any) -> dict[str, Any]:
-    """A slots dataclass's fields as a dict, without asdict's deep copy."""
-    return {name: getattr(obj, name) for name in obj.__slots__}
-
-
-@dataclass
-class LabelResult:
-    items: list[LabelledItem]
-    quarantine: list[dict] = field(default_factory=list)
-    label_files: list[str] = field(default_factory=list)
-    rows_read: int = 0  # label-file rows consumed; reconciles with items + quarantine at row level
-    # Native ids withheld because some of their label rows were quarantined: publishing them would
-    # assert less (or other) than the source says. Their images are not reported again as unlabelled.
-    withheld: set[str] = field(default_factory=set)
-
-
-@dataclass
-class CatalogEntry:
-    item: LabelledItem
-    raw_path: str  # relative to the source root
-    raw_sha256: str
-    size: int
-
-
-@dataclass
-class Catalog:
-    entries: list[CatalogEntry]
-    quarantine: list[dict]
-    label_files: list[str]
-    images_on_disk: int
-
-    @property
-    def inputs(self) -> int:
-        return len(self.entries) + len(self.quarantine)
-
-
-@dataclass
-class CatalogStream:
-    """A catalog read once, in order: ``entries`` is a one-shot iterator, and ``quarantine`` is
-    complete only after it is exhausted (rows are added while joining)."""
-
-    entries: Iterator[CatalogEntry]
-    quarantine: list[dict]
-    label_files: list[str]
-    images_on_disk: int
-
-
-class SpilledItem:
-    """A labelled item read back from a spilled run: its id, image path and JSON text, which is all
-    the catalog writes (``to_json`` returns the text as written). Any other field decodes the item
-    from the text on access, so code that reads the fields still sees a ``LabelledItem``'s values."""
-
-    __slots__ = ("native_id", "image_relpath", "_json")
-
-    def __init__(self, native_id: str, image_relpath: str | None, text: str) -> None:
-        self.native_id, self.image_relpath, self._json = native_id, image_relpath, text
-
-    def to_json(self) -> str:
-        return self._json
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(LabelledItem.from_json(self._json), name)
-
-
-class SortedItems:
-    """Labelled items in native-id order (stable: equal ids keep their arrival order), holding at
-    most ``run_items`` of them: a full run is sorted and written, as (id, JSON text) pairs, to a
-    temporary file, and :meth:`merged` merges the runs lazily into :class:`SpilledItem` s. A source
-    smaller than one run never touches the disk and yields its own items. ``ids`` collects every
-    native id seen (the catalog needs them to find unlabelled images)."""
-
-    PICKLE_BATCH = 256  # rows per pickle: one call per row would cost more than the sort
-
-    def __init__(self, run_items: int = 16_384) -> None:
-        self.run_items = run_items
-        self.buffer: list[tuple[str, int, LabelledItem]] = []
-        self.runs: list[IO[bytes]] = []
-        self.ids: set[str] = set()
-        self.count = 0
-
-    def add(self, item: LabelledItem) -> None:
-        self.buffer.append((item.native_id, self.count, item))
-        self.ids.add(item.native_id)
-        self.count += 1
-        if len(self.buffer) >= self.run_items:
-            self._spill()
-
-    def _spill(self) -> None:
-        self.buffer.sort(key=_run_key)
-        rows = [(nid, seq, it.image_relpath, it.to_json()) for nid, seq, it in self.buffer]
-        self.buffer = []
-        fh = tempfile.TemporaryFile(prefix="shardsmith-labels-")  # noqa: SIM115  # closed by merged()
-        for i in range(0, len(rows), self.PICKLE_BATCH):
-            pickle.dump(rows[i:i + self.PICKLE_BATCH], fh, protocol=pickle.HIGHEST_PROTOCOL)
-        fh.seek(0)
-        self.runs.append(fh)
-
-    @staticmethod
-    def _read(fh: IO[bytes]) -> Iterator[tuple[str, int, str | None, str]]:
-        try:
-            while True:
-                try:
-                    batch = pickle.load(fh)
-                except EOFError:
-                    return
-                yield from batch
-        finally:
-            fh.close()
-
-    def merged(self) -> Iterator[LabelledItem | SpilledItem]:
-        """Every item once, in order; each is released as it is yielded."""
-        if not self.runs:
-            buffer, self.buffer = self.buffer, []
-            buffer.sort(key=_run_key)
-            buffer.reverse()
-            while buffer:
-                yield buffer.pop()[2]
-            return
-        if self.buffer:
-            self._spill()
-        runs, self.runs = self.runs, []
-        for nid, _seq, relpath, text in heapq.merge(*(self._read(fh) for fh in runs), key=_run_key):
-            yield SpilledItem(nid, relpath, text)
-
-
-def _run_key(entry: tuple) -> tuple[str, int]:
-    return entry[0], entry[1]
 
 
 class MedicalSource(Source):
@@ -479,7 +280,7 @@ class MedicalSource(Source):
             "num_slices": None,
             "abnormal": item.abnormal,
             "complete": item.complete,
-            "findings": [{**_fields_of(f), "readers": list(f.readers)} for f in item.findings],  # asdict, cheaper
+            "findings": [{**fields_of(f), "readers": list(f.readers)} for f in item.findings],  # asdict, cheaper
             "text": item.text,
             "raw_path": raw_path,
             "raw_sha256": entry.raw_sha256,
