@@ -115,3 +115,59 @@ def test_json_summary_keeps_whole_names(home):
     assert "nih_cxr14_catalog, vindr_cxr_catalog" in runs
     assert "nih_cxr14_records, vindr_cxr_records (8 partitions)" in runs
     assert all(" x " not in r and "…" not in r for r in runs)
+
+
+def _impossible_width(suite_fn):
+    """A record suite with one more expectation that every record fails (width <= 1)."""
+    from shardsmith.validation.suites import FrameSuite
+
+    def patched(*args, **kwargs):
+        suite = suite_fn(*args, **kwargs)
+        records = suite["records"]
+        suite["records"] = FrameSuite([*records.expectations,
+                                       ("ExpectColumnValuesToBeBetween", {"column": "width", "max_value": 1})],
+                                      records.allow_empty, records.extra_columns)
+        return suite
+
+    return patched
+
+
+def _docs_path(lines: list[str]) -> str:
+    (line,) = [ln for ln in lines if "Data Docs: " in ln]
+    return line.split("Data Docs: ", 1)[1].split(" ")[0]
+
+
+def test_a_failed_check_names_what_failed_and_where_the_docs_are(home, monkeypatch):
+    from pathlib import Path
+
+    from shardsmith.validation import suites
+
+    monkeypatch.setattr(suites, "record_suites", _impossible_width(suites.record_suites))
+    out = _invoke(["build", "--home", str(home), "--workers", "1"], env={"COLUMNS": "300"})
+    assert out.exit_code == 1
+    lines = out.output.splitlines()
+    failed = [ln for ln in lines if ln.startswith("check failed: nih_cxr14_records:records_gx_suite: ")]
+    assert any("expect_column_values_to_be_between column=width failing_rows=" in ln for ln in failed), out.output
+    assert Path(_docs_path(failed)).is_file()
+    assert "sources that failed to stage: nih_cxr14" in out.output
+    assert len(lines) <= 30, out.output
+
+
+def test_a_refused_release_names_each_failure_and_keeps_its_data_docs(home, monkeypatch):
+    from pathlib import Path
+
+    from shardsmith.validation import suites
+
+    original = suites.suites_for
+    monkeypatch.setattr(suites, "suites_for", lambda table: _impossible_width(original)(table)
+                        if table == "records" else original(table))
+    out = _invoke(["build", "--home", str(home), "--workers", "1"], env={"COLUMNS": "300"})
+    assert out.exit_code == 1
+    lines = out.output.splitlines()
+    assert "error: medical_release: ValidationFailedError: medical: validation failed; nothing published" in lines, \
+        out.output
+    assert any(ln.strip().startswith("table records: records.records: expect_column_values_to_be_between "
+                                     "column=width failing_rows=") for ln in lines), out.output
+    docs = Path(_docs_path(lines))
+    assert docs.is_file() and docs.is_relative_to(home / "staging" / "_validation" / "medical")
+    assert not (home / "releases" / "medical" / "LATEST").exists()

@@ -55,6 +55,10 @@ def _cause(error) -> list[str]:
     if error is None:
         return ["failed (no error recorded)"]
     lines = [ln.rstrip() for ln in (error.message or "").splitlines() if ln.strip()]
+    if lines and error.cls_name and ": " in lines[0]:  # "pkg.module.Error: text" -> "Error: text"
+        head, text = lines[0].split(": ", 1)
+        if head.endswith(error.cls_name):
+            lines[0] = f"{error.cls_name}: {text}"
     return lines[:MAX_DETAIL_LINES] or [error.cls_name or "failed"]
 
 
