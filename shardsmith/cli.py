@@ -168,8 +168,14 @@ def _build_and_report(home: Path, sources: tuple[str, ...], workers: int | None,
         bars = _RichProgress(verbose)
         progress_log.addHandler(bars)
         progress_log.propagate = False
+        progress_log.setLevel(logging.INFO)  # the bars' records are INFO; the root stays at WARNING
         bars.progress.start()
-    say = (lambda msg: click.echo(msg, err=True)) if not as_json else (lambda msg: None)
+    if as_json:
+        say = lambda msg: None  # noqa: E731
+    elif bars is not None:  # through the live display, which would otherwise draw over the line
+        say = lambda msg: bars.progress.console.print(msg, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    else:
+        say = lambda msg: click.echo(msg, err=True)  # noqa: E731
     try:
         summary = run_build(home, sources=sources, workers=workers, allow_partial=allow_partial,
                             verbose=verbose, say=say)
@@ -180,6 +186,7 @@ def _build_and_report(home: Path, sources: tuple[str, ...], workers: int | None,
             bars.progress.stop()
             progress_log.removeHandler(bars)
             progress_log.propagate = True
+            progress_log.setLevel(logging.NOTSET)
     if as_json:
         click.echo(json.dumps(summary))
     else:
