@@ -115,6 +115,10 @@ def _summary_table(summary: dict) -> None:
     from rich.table import Table
 
     console = Console(stderr=True)
+    if not summary["steps"] and summary["success"]:  # the plan found nothing stale: no run started
+        console.print(f"[green]success[/] in {summary['seconds']} s: nothing to do, "
+                      f"{len(summary['reused'])} steps reused")
+        return
     table = Table(title="shardsmith build", show_lines=False)
     for col, just in (("run", "left"), ("status", "left"), ("built", "right"), ("reused", "right"),
                       ("seconds", "right")):

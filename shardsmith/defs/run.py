@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shardsmith import config
-from shardsmith.pipeline import keys
+from shardsmith.pipeline import keys, plan
 from shardsmith.pipeline.preflight import Selection, build_settings, select
 
 log = logging.getLogger(__name__)
@@ -83,26 +83,40 @@ def run_build(home: Path, echo: bool = True, sources: tuple[str, ...] = (), work
     Raises :class:`~shardsmith.pipeline.preflight.PreflightError` before anything runs when a
     precondition fails.
     """
+    t0 = time.monotonic()
+    settings = build_settings(home, workers, allow_partial)
+    selection = select(settings, sources, allow_partial=allow_partial)
+    say = say or ((lambda msg: log.info(msg)) if echo else (lambda msg: None))
+    for warning in selection.warnings:
+        say(f"warning: {warning}")
+    summary: dict = {"success": True, "runs": 0, "failed_checks": [], "check_failures": [], "recomputed": [],
+                     "reused": [], "failed_steps": [], "failed_sources": [], "errors": [], "steps": [],
+                     "warnings": list(selection.warnings)}
+    wanted_names = _wanted_keys(selection)
+    if plan.trusts_plan(settings, selection.all, allow_partial):
+        # The last build of these sources succeeded: run only what the plan finds stale, and
+        # report the rest as reused without starting Dagster for it.
+        the_plan = plan.plan_build(settings, selection.medical, selection.games)
+        stale = plan.stale_keys(the_plan)
+        summary["plan"] = the_plan["steps"]
+        summary["reused"] += [s for s in plan.reused_steps(the_plan) if s.split("[", 1)[0] not in stale]
+        wanted_names = [k for k in wanted_names if k in stale]
+        if not wanted_names:
+            say("nothing to do: every step's inputs are unchanged since the last successful build")
+            summary["seconds"] = round(time.monotonic() - t0, 1)
+            summary["partial"] = False
+            return summary
     quiet_dagster(verbose)  # before the definitions are imported: their decorators warn
     import dagster as dg
 
     from shardsmith.definitions import graph_parts
     from shardsmith.defs.resources import ShardsmithResource
 
-    settings = build_settings(home, workers, allow_partial)
-    selection = select(settings, sources, allow_partial=allow_partial)
-    say = say or ((lambda msg: log.info(msg)) if echo else (lambda msg: None))
-    for warning in selection.warnings:
-        say(f"warning: {warning}")
-    wanted = _wanted_keys(selection)
+    wanted = [dg.AssetKey(k) for k in wanted_names]
     assets, checks = graph_parts(settings)
     instance = dg.DagsterInstance.get() if config.dagster_home() else dg.DagsterInstance.ephemeral()
     resources = {"shardsmith": ShardsmithResource(home=str(home), workers=workers if workers is not None else -1,
                                                   allow_partial=allow_partial)}
-    t0 = time.monotonic()
-    summary: dict = {"success": True, "runs": 0, "failed_checks": [], "check_failures": [], "recomputed": [],
-                     "reused": [], "failed_steps": [], "failed_sources": [], "errors": [], "steps": [],
-                     "warnings": list(selection.warnings)}
 
     def run(selected: set, parts: list[str] | None) -> set:
         """One Dagster run; returns the asset keys whose step or blocking check failed."""
@@ -194,6 +208,7 @@ def run_build(home: Path, echo: bool = True, sources: tuple[str, ...] = (), work
     if set(summary["failed_steps"]) - tolerated:
         summary["success"] = False
     summary["partial"] = bool(failed_sources) and allow_partial
+    plan.write_last_build(settings, selection.all, allow_partial, summary["success"])
     summary["seconds"] = round(time.monotonic() - t0, 1)
     return summary
 
@@ -211,9 +226,8 @@ def run_label(names: list[str], partitions: int = 0) -> str:
     return f"{len(names)} assets ({what}){tail}"
 
 
-def _wanted_keys(selection: Selection) -> list:
-    import dagster as dg
-
+def _wanted_keys(selection: Selection) -> list[str]:
+    """Every asset a build of ``selection`` covers, in build order."""
     names: list[str] = []
     for name in selection.medical:
         names += keys.source_keys(name)
@@ -221,7 +235,7 @@ def _wanted_keys(selection: Selection) -> list:
         names.append(keys.release(keys.MEDICAL))
     if selection.games:
         names += [keys.GAMES, keys.UTTERANCES, keys.release(keys.WEREWOLF)]
-    return [dg.AssetKey(n) for n in names]
+    return names
 
 
 def _stages(assets: list, wanted: list) -> list[tuple[set, object]]:

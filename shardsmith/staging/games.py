@@ -226,6 +226,29 @@ def discover_all(settings: Settings) -> tuple[dict[str, list[GameRef]], list[dic
     return games, skipped
 
 
+def staged_game_ids(settings: Settings, source: str) -> set[str]:
+    """Games of ``source`` that have staging (their counts file is written last)."""
+    folder = settings.layout.game_counts(source, "_").parent
+    return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+
+
+def prune_removed_games(settings: Settings, games: dict[str, list[GameRef]]) -> list[str]:
+    """Remove the staging of games that are no longer under ``raw/``: the release publishes what is
+    staged, so a game deleted from raw must leave staging too. A source that failed to list its
+    games keeps its staging (its release is refused until it is fixed)."""
+    layout = settings.layout
+    removed = []
+    for source, refs in games.items():
+        for game_id in sorted(staged_game_ids(settings, source) - {g.game_id for g in refs}):
+            for table in GAME_TABLES:
+                layout.game_table(source, table, game_id).unlink(missing_ok=True)
+            layout.game_quarantine(source, game_id).unlink(missing_ok=True)
+            layout.game_counts(source, game_id).unlink(missing_ok=True)
+            removed.append(game_id)
+            log.info("%s: game %s is no longer under raw/; its staging was removed", source, game_id)
+    return removed
+
+
 def game_files(settings: Settings) -> dict[str, list[Path]]:
     """Game id -> the raw files it comes from (the new-games sensor fingerprints these)."""
     games, _ = discover_all(settings)

@@ -13,6 +13,7 @@ module builds a staging file name. A ``part`` is a partition of a source (a hash
     quarantine/<source>/quarantine.parquet | quarantine-<part>.parquet | <game_id>.parquet
     staging/werewolf_games.json                                   the games index
     staging/_identity/{groups,duplicates}.parquet, identity.json  duplicate groups across sources
+    staging/_build/last.json                                      the last CLI build: sources, success
     .sensors/<sensor>.json                                        sensor fingerprint state
 """
 
@@ -116,6 +117,11 @@ class StagingLayout:
     # -- everything else -------------------------------------------------------------------------
     def sensor_state(self, name: str) -> Path:
         return self.home / ".sensors" / f"{name}.json"
+
+    def last_build(self) -> Path:
+        """What the last ``shardsmith build`` covered and whether it succeeded (the plan trusts
+        its ``reuse`` verdicts only after a successful build of the same sources)."""
+        return self.staging_root / "_build" / "last.json"
 
     def identity_dir(self) -> Path:
         """The duplicates stage's cache (groups and duplicates across every medical source)."""

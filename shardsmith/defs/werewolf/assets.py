@@ -34,11 +34,14 @@ def werewolf_games(context: dg.AssetExecutionContext, shardsmith: ShardsmithReso
     gone = sorted(existing - set(game_ids))
     for key in gone:
         context.instance.delete_dynamic_partition(WEREWOLF_GAMES.name, key)
+    pruned = staged_games.prune_removed_games(settings, games)
     index = staged_games.write_games_index(settings, games, skipped)
     return dg.MaterializeResult(metadata={
         "games": dg.MetadataValue.json({s: len(v) for s, v in games.items()}),
         "new_partitions": len(new),
         "removed_partitions": len(gone),
+        "removed_games_staging": dg.MetadataValue.json(pruned),
+        "recomputed": bool(new or gone or pruned),
         "skipped_files": dg.MetadataValue.json(skipped),
         "index": dg.MetadataValue.path(str(index)),
     })
