@@ -13,7 +13,6 @@ are written as they are made, ``WRITE_ROWS`` at a time, one file per table holdi
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,12 +39,11 @@ class StagedViews:
     agreement: list[dict[str, Any]] = field(default_factory=list)  # per source and label (card, metadata)
 
 
-def _record_batches(files: list[Path], remap: Callable[[pa.Table], pa.Table] | None = None):
+def _record_batches(files: list[Path]):
     for f in files:
         pf = pq.ParquetFile(f)
         columns = [c for c in VIEW_COLUMNS if c in pf.schema_arrow.names]
-        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-            yield from remap(pa.Table.from_batches([batch])).to_batches() if remap else (batch,)
+        yield from pf.iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
 
 class _TableWriter:
@@ -87,17 +85,15 @@ def _read(path: Path, columns: list[str]):
         yield from batch.to_pylist()
 
 
-def stage_views(record_files: list[Path], out_dir: Path,
-                remap: Callable[[pa.Table], pa.Table] | None = None) -> StagedViews:
-    """Build every view over the staged records and write ``<out_dir>/<table>.parquet``.
+def stage_views(record_files: list[Path], out_dir: Path) -> StagedViews:
+    """Build every view over the release's final records and write ``<out_dir>/<table>.parquet``.
 
-    ``remap`` gives each batch of records its release-time split (duplicate groups), the same
-    transform the release writer applies, so every view row sits in the same split as its record.
-    Rows are written ``WRITE_ROWS`` at a time and the card sections re-read the narrow columns they
+    ``record_files`` are the rows as published (``publish.release.write_final_rows`` gave them their
+    duplicate group's split), so every view row sits in the same split as its record. Rows are written ``WRITE_ROWS`` at a time and the card sections re-read the narrow columns they
     count, so nothing here holds a release's view rows."""
     out_dir.mkdir(parents=True, exist_ok=True)
     writers = {name: _TableWriter(out_dir / f"{name}.parquet", schema) for name, schema in VIEW_SCHEMAS.items()}
-    views = stream_views(_record_batches(record_files, remap), lambda table, row: writers[table].add(row))
+    views = stream_views(_record_batches(record_files), lambda table, row: writers[table].add(row))
     staged = StagedViews(agreement=views.agreement.results())
     for name, w in writers.items():
         staged.rows[name] = w.rows + len(w.buffer)
