@@ -50,3 +50,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     line = summary_line(terminalreporter.stats.get("skipped", []))
     if line:
         terminalreporter.write_line(line, yellow=True)
+
+
+@pytest.fixture()
+def nih_home(tmp_path, monkeypatch):
+    """A home with the NIH demo files under raw/, the demo key, and no persistent Dagster instance."""
+    from shardsmith.demo import cxr_core
+
+    monkeypatch.setenv("SHARDSMITH_DEMO", "1")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    cxr_core.write_nih(tmp_path / "raw" / "nih_cxr14")
+    return tmp_path

@@ -16,12 +16,9 @@ from shardsmith.loaders import open_release
 
 
 @pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SHARDSMITH_DEMO", "1")
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    cxr_core.write_nih(tmp_path / "raw" / "nih_cxr14")
-    cxr_core.write_vindr(tmp_path / "raw" / "vindr_cxr")
-    return tmp_path
+def home(nih_home):
+    cxr_core.write_vindr(nih_home / "raw" / "vindr_cxr")
+    return nih_home
 
 
 def test_nothing_changed_since_a_successful_build_starts_no_run(home):

@@ -9,15 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from shardsmith.cli import main
-from shardsmith.demo import cxr_core
 
 
 @pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SHARDSMITH_DEMO", "1")
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    cxr_core.write_nih(tmp_path / "raw" / "nih_cxr14")
-    return tmp_path
+def home(nih_home):
+    return nih_home
 
 
 def _json(args):

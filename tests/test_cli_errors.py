@@ -28,11 +28,8 @@ def _errors(output: str) -> list[str]:
 
 
 @pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SHARDSMITH_DEMO", "1")
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    cxr_core.write_nih(tmp_path / "raw" / "nih_cxr14")
-    return tmp_path
+def home(nih_home):
+    return nih_home
 
 
 def test_verify_and_diff_without_releases_or_with_unknown_versions(home):
