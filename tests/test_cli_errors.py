@@ -104,6 +104,18 @@ def test_plugin_that_fails_to_import_fails_the_build_naming_it(home, broken_plug
     assert out.exit_code == 0 and "broken_lab" not in out.stdout
 
 
+def test_a_release_refuses_a_broken_plugin_in_dagster_too(home, broken_plugin):
+    """The Dagster UI path has no preflight: the release step itself refuses, unless allow_partial,
+    and then the card names what was left out."""
+    from shardsmith.pipeline.preflight import build_settings
+    from shardsmith.pipeline.releases import PartialReleaseRefusedError, check_partial, partial_card_note
+
+    with pytest.raises(PartialReleaseRefusedError, match="broken_lab_source"):
+        check_partial(build_settings(home), "medical")
+    left_out = check_partial(build_settings(home, allow_partial=True), "medical")
+    assert "broken_lab = broken_lab_source:Broken" in partial_card_note(left_out)
+
+
 def test_json_summary_keeps_whole_names(home):
     cxr_core.write_vindr(home / "raw" / "vindr_cxr")
     out = _invoke(["build", "--home", str(home), "--workers", "1", "--json"])

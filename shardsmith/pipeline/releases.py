@@ -57,8 +57,10 @@ def enabled_sources(settings: Settings, collection: str) -> list[str]:
 
 
 def failed_sources(settings: Settings, collection: str) -> dict[str, dict]:
-    """Sources of ``collection`` whose last staging attempt failed as a whole, with the reason."""
-    from shardsmith.sources.registry import source_names
+    """Sources of ``collection`` whose last staging attempt failed as a whole, with the reason, and
+    source modules or plugins that could not be imported (their collection is unknown, so they
+    count against every release: a release must not quietly lack a source because its code broke)."""
+    from shardsmith.sources.registry import load_failures, source_names
 
     layout = settings.layout
     out = {}
@@ -66,6 +68,8 @@ def failed_sources(settings: Settings, collection: str) -> dict[str, dict]:
         marker = layout.source_failure(n)
         if settings.raw_dir(n).is_dir() and marker.is_file():
             out[n] = json.loads(marker.read_text())
+    for failure in load_failures():
+        out[failure.origin] = {"source": failure.origin, "reason": "not_loaded", "detail": failure.error}
     return out
 
 
