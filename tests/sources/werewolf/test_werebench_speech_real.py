@@ -95,18 +95,25 @@ def test_anchor_text_is_the_srt_entry_text(release, real_samples: Path) -> None:
 
     settings, result = release
     rel = open_release(settings.releases, "werewolf", result.version)
-    text_of = dict(zip(rel.pandas("utterances", columns=["utterance_id", "text"])["utterance_id"],
-                       rel.pandas("utterances", columns=["utterance_id", "text"])["text"], strict=True))
+    utterances = rel.pandas("utterances", columns=["utterance_id", "game_id", "text", "extra"])
+    text_of = {(g, json.loads(x)["srt_id"]): t for g, x, t in zip(utterances["game_id"], utterances["extra"],
+                                                                  utterances["text"], strict=True)}
+    by_id = dict(zip(utterances["utterance_id"], zip(utterances["game_id"], utterances["extra"], strict=True),
+                     strict=True))
+    items = rel.pandas("speech_items").set_index("item_id")
     sampled = _bank(real_samples)[::17]
     srts: dict[str, dict[int, str]] = {}
-    for _, q in sampled:
+    for category, q in sampled:
         season, num = re.fullmatch(r"data/Season_(\d+)/(\d+)\.json", q["reference"]).groups()
         srt = real_samples / "werebench" / f"Season_{season}" / f"{int(num):02d}.srt"
         if str(srt) not in srts:
             body = srt.read_text(encoding="utf-8-sig").replace("\r\n", "\n")
             srts[str(srt)] = {int(i): t.strip() for i, t in _SRT_BLOCK.findall(body)}
         entry = re.sub(r"^说话人\s*\d+\s*[:：]\s?", "", srts[str(srt)][q["utterance_id"]]).strip()
-        assert text_of[f"{_game_id(q['reference'])}-{q['utterance_id']}"] == entry
+        item = items.loc[f"werebench-{DIMENSION[category]}-{q['id']}"]
+        game, extra = by_id[item["anchor_utterance_id"]]  # the anchor the item names, read back
+        assert (game, json.loads(extra)["srt_id"]) == (_game_id(q["reference"]), q["utterance_id"])
+        assert text_of[(game, q["utterance_id"])] == entry
     assert len(sampled) >= 40
 
 
