@@ -173,3 +173,33 @@ def test_hugging_face_loads_speech_items_as_multiple_choice(raw: Path, tmp_path:
     assert ds.features["choices"].feature.dtype == "string" and ds.features["answer"].dtype == "int32"
     for row in ds:
         assert row["choices"][row["answer"]] == next(o["text"] for o in row["options"] if o["key"] == row["answer_key"])
+
+
+def test_export_eval_writes_a_task_lm_eval_loads_with_its_own_loader(raw: Path, tmp_path: Path) -> None:
+    """``shardsmith export-eval speech_items --format lm-eval``; the harness's TaskManager reads the
+    task YAML and loads the JSONL through its dataset loader (no model is run)."""
+    from click.testing import CliRunner
+    from lm_eval.tasks import TaskManager
+
+    from shardsmith.cli import main
+    from shardsmith.publish.eval_export import TASK_NAME
+
+    settings, result = _release(raw, tmp_path / "home")
+    out = tmp_path / "task"
+    run = CliRunner().invoke(main, ["export-eval", "speech_items", "--format", "lm-eval", "--out", str(out),
+                                    "--home", str(settings.home)])
+    assert run.exit_code == 0, run.output
+    task = TaskManager(include_path=str(out), include_defaults=False).load_task_or_group([TASK_NAME])[TASK_NAME]
+    docs = list(task.test_docs())
+    assert task.OUTPUT_TYPE == "multiple_choice" and len(docs) == result.row_counts["speech_items"]["test"]
+    from shardsmith.loaders import open_release
+
+    items = open_release(settings.releases, "werewolf").pandas("speech_items").set_index("item_id")
+    utterances = open_release(settings.releases, "werewolf").pandas("utterances").set_index("utterance_id")
+    for doc in docs:
+        item = items.loc[doc["item_id"]]
+        assert task.doc_to_choice(doc) == list(item["choices"])
+        assert task.doc_to_target(doc) == item["answer"]
+        prompt = task.doc_to_text(doc)
+        assert item["question"] in prompt
+        assert prompt.index(utterances.loc[item["anchor_utterance_id"], "text"]) < prompt.index(item["question"])
