@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from shardsmith.schemas.roles import Role, lookup_role
 from shardsmith.sources.base import Source
 
-ADAPTER_VERSION = "werewolf-1.1.0"  # 1.1: split on every row, decisions, role_inference, WereBench winner
+ADAPTER_VERSION = "werewolf-1.2.0"  # 1.1: split on every row, decisions, role_inference, WereBench winner; 1.2: WereBench cleaned games, speech items
 
 
 @dataclass(frozen=True)

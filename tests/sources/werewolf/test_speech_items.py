@@ -203,3 +203,26 @@ def test_export_eval_writes_a_task_lm_eval_loads_with_its_own_loader(raw: Path, 
         prompt = task.doc_to_text(doc)
         assert item["question"] in prompt
         assert prompt.index(utterances.loc[item["anchor_utterance_id"], "text"]) < prompt.index(item["question"])
+
+
+def test_a_release_with_a_broken_item_is_refused_naming_speech_items(raw: Path, tmp_path: Path) -> None:
+    """The GX suite and the checks run on the rows as published: an ``answer`` that no longer points at
+    ``answer_key`` (staged by hand) refuses the release."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shardsmith.pipeline.releases import build_release
+    from shardsmith.publish.build import ValidationFailedError
+    from shardsmith.schemas.werewolf import SPEECH_ITEMS_SCHEMA
+
+    settings = Settings(home=tmp_path / "home")
+    shutil.copytree(raw, settings.raw_dir("werebench"))
+    for ref in discover_games("werebench", settings.raw_dir("werebench")):
+        write_game_staging(settings, "werebench", build_game("werebench", ref))
+    staged = settings.layout.game_table("werebench", "speech_items", "werebench-s9-01")
+    rows = pq.read_table(staged).to_pylist()
+    rows[0]["answer"] = (rows[0]["answer"] + 1) % len(rows[0]["options"])
+    pq.write_table(pa.Table.from_pylist(rows, schema=SPEECH_ITEMS_SCHEMA), staged)
+    with pytest.raises(ValidationFailedError, match="table speech_items") as err:
+        build_release(settings, "werewolf", ["werebench"])
+    assert "answer_index_matches" in str(err.value) and "speech_answer_in_options" in str(err.value)
