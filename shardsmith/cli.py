@@ -434,6 +434,28 @@ def verify(collection: str, home: Path | None, version: str) -> None:
         raise SystemExit(1)
 
 
+@main.command("export-eval")
+@click.argument("table", type=click.Choice(["speech_items"]))
+@click.option("--format", "fmt", type=click.Choice(["lm-eval"]), default="lm-eval", show_default=True,
+              help="the evaluation harness the task is written for")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--collection", default="werewolf", show_default=True)
+@click.option("--home", type=click.Path(path_type=Path), default=None)
+@click.option("--version", default="latest")
+def export_eval_cmd(table: str, fmt: str, out: Path, collection: str, home: Path | None, version: str) -> None:
+    """Write TABLE of a release as a task an LLM evaluation harness loads (no model is run)."""
+    from shardsmith.loaders import open_release
+    from shardsmith.publish.eval_export import export_eval
+
+    root = _home(home) / "releases"
+    _release_path(root / collection, collection, version)
+    try:
+        written = export_eval(open_release(root, collection, version), table, fmt, out)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    click.echo(json.dumps({k: str(v) for k, v in written.items()}))
+
+
 @main.command()
 @click.argument("source")
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))

@@ -7,7 +7,8 @@
   a host and four seats. Two copies with sidecars: ``demo-village-turns`` carries the human-style
   speaker ``turns``; ``demo-village-diarize`` has none, so speakers come from diarization.
 - ``werebench/Season_9/``: a small SRT plus its ``01-GAME_CONFIG.py`` (and a template file that is
-  not a game), in WereBench's layout.
+  not a game), in WereBench's layout.  Beside it ``data/Season_9/01.json`` (the cleaned game) and ``WereBench/WereBench.json`` (a tiny
+  question bank), from ``werebench_eval_demo``.
 - ``werewolf_among_us/data/Youtube/train.json``: two small games in that dataset's JSON layout.
 
 Everything is deterministic: same espeak-ng and PyAV versions, same bytes. espeak-ng is a Debian
@@ -371,6 +372,9 @@ def write_werewolf_demo(raw_root: str | Path, *, video: bool = True) -> dict[str
     ):
         (wb / name).write_bytes(text.encode("utf-8"))
         written["werebench"].append(wb / name)
+    from shardsmith.demo.werebench_eval_demo import write_werebench_eval_demo
+
+    written["werebench"] += write_werebench_eval_demo(wb.parent)
 
     wau = raw_root / "werewolf_among_us" / "data" / "Youtube"
     wau.mkdir(parents=True, exist_ok=True)

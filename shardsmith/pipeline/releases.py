@@ -132,7 +132,12 @@ def build_release(settings: Settings, collection: str, sources: list[str],
     if not tables:
         raise ValueError(f"nothing staged for collection {collection!r} (sources: {sources})")
     fingerprints = {s: source_fingerprint(settings, s) for s in sorted(sources)}
-    return assemble_release(settings, collection, tables, fingerprints, partial_card_note(failed), crash_hook)
+    note = partial_card_note(failed)
+    if collection == "werewolf":
+        from shardsmith.werewolf.speech_card import speech_card_section
+
+        note = "\n".join(n for n in (note, speech_card_section(settings, sources)) if n)
+    return assemble_release(settings, collection, tables, fingerprints, note, crash_hook)
 
 
 

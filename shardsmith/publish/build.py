@@ -44,7 +44,7 @@ RECORD_COLUMNS = ["record_id", "source", "native_id", "patient_id", "split", "sp
                   "modality", "body_part", "view",
                   "height", "width", "slice_index", "num_slices", "abnormal", "complete", "raw_sha256",
                   "findings", "targets"]
-WEREWOLF_TABLES = ("games", "utterances", "votes", "decisions", "role_inference")
+WEREWOLF_TABLES = ("games", "utterances", "votes", "decisions", "role_inference", "speech_items")
 # Media columns are never needed by the suites; leaving them out keeps validation memory small.
 _SKIP_COLUMNS = {"audio", "image", "image_npy", "label_npy"}
 
@@ -121,7 +121,8 @@ def validate_tables(table_files: dict[str, list[Path]], out_dir: Path) -> dict[s
     if ww:
         tables = {t: _read_without_media(table_files[t]) if t in table_files else None for t in WEREWOLF_TABLES}
         frames = werewolf_frames(tables["games"], tables["utterances"], tables["votes"],
-                                 decisions=tables["decisions"], role_inference=tables["role_inference"])
+                                 decisions=tables["decisions"], role_inference=tables["role_inference"],
+                                 speech_items=tables["speech_items"])
         for t in ww:  # a table's frames are the ones its suites name; its checks are the ones it declares
             suites = suites_for(t)
             validate(t, {k: frames[k] for k in suites if k in frames}, suites,

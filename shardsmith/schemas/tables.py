@@ -75,6 +75,13 @@ TABLES: dict[str, TableSpec] = {
         version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
         checks=("role_items_cover_roster", "role_items_list_the_seats_lines"),
     ),
+    # WereBench's speech question bank, tied to the published games (shardsmith.werewolf.speech_items).
+    "speech_items": TableSpec(
+        "speech_items", "shardsmith.schemas.werewolf:SPEECH_ITEMS_SCHEMA", "item_id",
+        version_ref="shardsmith.schemas.werewolf:WEREWOLF_SCHEMA_VERSION",
+        checks=("speech_answer_in_options", "speech_anchor_exists", "speech_context_not_after_anchor",
+                "speech_items_in_game_split"),
+    ),
     # Cross-source identity (issue 13; shardsmith.identity): one row per record in a duplicate group.
     "duplicates": TableSpec(
         "duplicates", "shardsmith.schemas.duplicates:DUPLICATES_SCHEMA", "record_id",
@@ -97,5 +104,5 @@ TABLES: dict[str, TableSpec] = {
 
 COLLECTION_TABLES: dict[str, tuple[str, ...]] = {
     "medical": ("records", "volumes"),
-    "werewolf": ("games", "utterances", "votes", "decisions", "role_inference"),
+    "werewolf": ("games", "utterances", "votes", "decisions", "role_inference", "speech_items"),
 }

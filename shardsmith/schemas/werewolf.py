@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-WEREWOLF_SCHEMA_VERSION = "1.1.0"  # 1.1: split on every table; decisions, role_inference
+WEREWOLF_SCHEMA_VERSION = "1.2.0"  # 1.1: split on every table; decisions, role_inference; 1.2: speech_items, games.mvp_seat/summary
 
 SPEAKER_SOURCES = ("annotation", "transcript_label", "diarization", "turns")
 FACTIONS = ("werewolf", "village", "neutral", "host")
@@ -101,6 +101,8 @@ GAMES_SCHEMA = _with_version(
             pa.field("adapter_version", pa.string()),
             pa.field("warnings", pa.list_(pa.string())),  # data problems fixed or tolerated, in words
             pa.field("extra", pa.string()),  # JSON
+            pa.field("mvp_seat", pa.int32()),  # the game's MVP (WereBench), null where the source names none
+            pa.field("summary", pa.string()),  # the source's own summary of the game (WereBench: Chinese)
         ]
     ),
     "games",
@@ -205,10 +207,44 @@ ROLE_INFERENCE_SCHEMA = _with_version(
     "role_inference",
 )
 
+OPTION_TYPE = pa.struct([pa.field("key", pa.string()), pa.field("text", pa.string())])
+
+# One row per item of WereBench's speech question bank (see shardsmith.werewolf.speech_items).
+SPEECH_ITEMS_SCHEMA = _with_version(
+    pa.schema(
+        [
+            pa.field("item_id", pa.string(), nullable=False),
+            pa.field("game_id", pa.string(), nullable=False),
+            pa.field("source", pa.string(), nullable=False),
+            pa.field("split", pa.string()),  # the game's
+            pa.field("dimension", pa.string(), nullable=False),  # canonical snake_case (speech_dimensions.csv)
+            pa.field("dimension_source", pa.string()),  # verbatim category name of the bank
+            pa.field("bank_item_id", pa.int64()),  # the bank's own id (unique within a category)
+            pa.field("question", pa.string()),  # with its context, as the bank words it
+            pa.field("question_short", pa.string()),
+            pa.field("asker_seat", pa.int32()),  # null when the item asks the whole table (场上玩家)
+            pa.field("asker_label", pa.string()),  # verbatim (e.g. 9号, 预言家12号)
+            pa.field("asker_role", pa.string()),
+            pa.field("asker_faction", pa.string()),
+            pa.field("options", pa.list_(OPTION_TYPE)),  # in the bank's order
+            pa.field("choices", pa.list_(pa.string())),  # the options' texts, same order (HF multiple choice)
+            pa.field("answer_key", pa.string()),
+            pa.field("answer", pa.int32()),  # index of answer_key in options / choices
+            pa.field("anchor_utterance_id", pa.string()),  # the published utterance of that SRT entry
+            pa.field("anchor_srt_id", pa.int64()),
+            pa.field("context_utterance_ids", pa.list_(pa.string())),  # the game's lines up to the anchor
+            pa.field("explanation", pa.string()),  # null when the bank leaves it empty
+            pa.field("language", pa.string()),
+        ]
+    ),
+    "speech_items",
+)
+
 TABLES: dict[str, pa.Schema] = {
     "games": GAMES_SCHEMA,
     "utterances": UTTERANCES_SCHEMA,
     "votes": VOTES_SCHEMA,
     "decisions": DECISIONS_SCHEMA,
     "role_inference": ROLE_INFERENCE_SCHEMA,
+    "speech_items": SPEECH_ITEMS_SCHEMA,
 }

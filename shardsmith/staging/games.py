@@ -27,6 +27,7 @@ from shardsmith.schemas.werewolf import (
     DECISIONS_SCHEMA,
     GAMES_SCHEMA,
     ROLE_INFERENCE_SCHEMA,
+    SPEECH_ITEMS_SCHEMA,
     UTTERANCES_SCHEMA,
     VOTES_SCHEMA,
 )
@@ -34,6 +35,7 @@ from shardsmith.sources.registry import game_source_names, get_source
 from shardsmith.sources.werewolf.base import Discovery, GameRef, GameResult, GameSource, Skipped
 from shardsmith.werewolf.decisions import build_decisions
 from shardsmith.werewolf.role_inference import build_role_inference
+from shardsmith.werewolf.speech_items import build_speech_items
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ __all__ = [
     "GAME_TABLES",
 ]
 
-GAME_TABLES = ("games", "utterances", "votes", "decisions", "role_inference")  # staged per game
+GAME_TABLES = ("games", "utterances", "votes", "decisions", "role_inference", "speech_items")  # staged per game
 
 
 def game_source(source: str) -> GameSource:
@@ -112,6 +114,12 @@ def add_views(result: GameResult) -> GameResult:
     split = game.get("split") if game else None
     for row in (*result.utterances, *result.votes):
         row["split"] = split
+    if result.bank_items:  # before the early return: a set-aside game's items are quarantined with the reason
+        why = next((q["reason"] for q in result.quarantine if q["stage"] != "speech_items"), "game_missing")
+        result.speech_items, rejected = build_speech_items(
+            game, result.utterances, result.bank_items, source=result.source, game_id=result.game_id,
+            bank_path=result.bank_path, why_no_game=why)
+        result.quarantine += rejected
     if game is None:
         result.decisions, result.role_inference = [], []
         return result
@@ -128,6 +136,7 @@ def game_tables(result: GameResult) -> dict[str, pa.Table]:
         "votes": pa.Table.from_pylist(result.votes, schema=VOTES_SCHEMA),
         "decisions": pa.Table.from_pylist(result.decisions, schema=DECISIONS_SCHEMA),
         "role_inference": pa.Table.from_pylist(result.role_inference, schema=ROLE_INFERENCE_SCHEMA),
+        "speech_items": pa.Table.from_pylist(result.speech_items, schema=SPEECH_ITEMS_SCHEMA),
         "quarantine": pa.Table.from_pylist(result.quarantine, schema=QUARANTINE_SCHEMA),
     }
 
@@ -198,7 +207,7 @@ def label_stats(source: str, raw_root: Path) -> dict[str, Any]:
 
 # --- the per-game step, as the Dagster layer runs it -------------------------------------------------
 
-STEP_VERSION = "2"  # bump when the per-game step's output changes for the same inputs
+STEP_VERSION = "3"  # bump when the per-game step's output changes for the same inputs
 
 
 def discover_all(settings: Settings) -> tuple[dict[str, list[GameRef]], list[dict]]:
@@ -335,5 +344,9 @@ def check_game(settings: Settings, game_id: str) -> tuple[bool, dict[str, bool],
         "staged utterances match counts": len(ids) == counts["utterances"],
         "staged quarantine rows match counts": quarantine_rows == counts["quarantine_rows"],
         "utterance ids unique": len(ids) == len(set(ids)),
+        # bank items = speech items + their quarantine rows (absent in counts staged before speech_items)
+        "speech items reconcile": counts.get("bank_items", 0) == counts.get("speech_items", 0) + sum(
+            1 for r in pq.read_table(layout.game_quarantine(source, game_id), columns=["stage"])
+            .column("stage").to_pylist() if r == "speech_items"),
     }
     return all(checks.values()), checks, counts

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shardsmith.validation import integrity as I
+from shardsmith.validation import speech_integrity as S
 from shardsmith.validation.outcome import CheckOutcome
 
 Result = CheckOutcome | list[CheckOutcome] | None
@@ -79,6 +80,12 @@ CHECKS: dict[str, Check] = {
     "role_items_cover_roster": Check(_on(I.role_items_cover_roster, "role_inference", "seats")),
     "role_items_list_the_seats_lines": Check(_on(I.role_items_list_the_seats_lines, "role_inference",
                                                  "role_utterances", "utterances")),
+    # speech_items (WereBench's question bank)
+    "speech_answer_in_options": Check(_on(S.speech_answer_in_options, "speech_items", "speech_options")),
+    "speech_anchor_exists": Check(_on(S.speech_anchor_exists, "speech_items", "utterances")),
+    "speech_context_not_after_anchor": Check(_on(S.speech_context_not_after_anchor, "speech_items",
+                                                 "speech_context", "utterances")),
+    "speech_items_in_game_split": Check(_on(S.speech_items_in_game_split, "speech_items", "games")),
     # task views: every row refers to a real record, finding and target (one chunk's rows at a time)
     "view_references": Check(_view_references, per_chunk=True),
 }

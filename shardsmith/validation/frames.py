@@ -199,7 +199,8 @@ def _nan_to_none(value: float | None) -> float | None:
 
 def werewolf_frames(games: pa.Table | None, utterances: pa.Table | None, votes: pa.Table | None,
                     tolerance_s: float = MEDIA_TOLERANCE_S, *, decisions: pa.Table | None = None,
-                    role_inference: pa.Table | None = None) -> dict[str, pd.DataFrame]:
+                    role_inference: pa.Table | None = None,
+                    speech_items: pa.Table | None = None) -> dict[str, pd.DataFrame]:
     """games/utterances/votes/decisions/role_inference -> frames for the per-table suites, with roster,
     split and media joins done.
 
@@ -288,6 +289,10 @@ def werewolf_frames(games: pa.Table | None, utterances: pa.Table | None, votes: 
         out.update(_decision_frames(decisions, roster, seat_role, split_of, known))
     if role_inference is not None:
         out.update(_role_item_frames(role_inference, roster, seat_role, split_of, known))
+    if speech_items is not None:
+        from shardsmith.validation.speech_frames import speech_item_frames
+
+        out.update(speech_item_frames(speech_items, roster, split_of, known))
     return out
 
 

@@ -360,6 +360,45 @@ def role_inference_suites() -> Suite:
     }
 
 
+def speech_item_suites() -> Suite:
+    from shardsmith.schemas.werewolf import FACTIONS
+    from shardsmith.werewolf.speech_items import dimensions
+
+    return {
+        "speech_items": [
+            NON_EMPTY,
+            *_not_null_unique("item_id"),
+            ("ExpectColumnValuesToNotBeNull", {"column": "game_id"}),
+            *_split_of_game(),
+            ("ExpectColumnValuesToNotBeNull", {"column": "dimension"}),
+            _in("dimension", sorted(set(dimensions().values()))),
+            ("ExpectColumnValuesToNotBeNull", {"column": "question"}),
+            ("ExpectColumnValuesToNotBeNull", {"column": "answer_key"}),
+            ("ExpectColumnValuesToNotBeNull", {"column": "anchor_utterance_id"}),
+            _between("n_options", 2, 26),
+            _between("n_context", 1),
+            _between("asker_seat", 0, MAX_SEATS),
+            _in("asker_role", _roles()),
+            _in("asker_faction", [f for f in FACTIONS if f != "host"]),
+            ("ExpectColumnValuesToMatchRegex", {"column": "language", "regex": r"^[a-z]{2,3}(?:-[A-Za-z0-9]+)*$"}),
+            _true("game_known"),
+            _true("asker_in_roster"),
+            _true("answer_in_options"),
+            _true("answer_index_matches"),
+            _true("context_ends_at_anchor"),
+        ],
+        "speech_options": FrameSuite([
+            ("ExpectColumnValuesToNotBeNull", {"column": "key"}),
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["item_id", "key"]}),
+            ("ExpectColumnValuesToNotBeNull", {"column": "text"}),
+        ], allow_empty=True),
+        "speech_context": FrameSuite([
+            ("ExpectColumnValuesToNotBeNull", {"column": "utterance_id"}),
+            ("ExpectCompoundColumnsToBeUnique", {"column_list": ["item_id", "utterance_id"]}),
+        ], allow_empty=True),
+    }
+
+
 def duplicate_suites() -> Suite:
     from shardsmith.schemas.duplicates import METHODS
 
@@ -380,7 +419,7 @@ def suites_for(table: str) -> Suite:
     """The suite of one release table, by name."""
     return {"records": record_suites, "volumes": volume_suites, "games": games_suites, "duplicates": duplicate_suites,
             "utterances": utterance_suites, "votes": vote_suites, "decisions": decision_suites,
-            "role_inference": role_inference_suites}[table]()
+            "role_inference": role_inference_suites, "speech_items": speech_item_suites}[table]()
 
 
 

@@ -86,6 +86,7 @@ def werewolf_utterances(context: dg.AssetExecutionContext, shardsmith: Shardsmit
         "votes": out["votes"],
         "decisions": out.get("decisions", 0),
         "role_inference": out.get("role_inference", 0),
+        "speech_items": out.get("speech_items", 0),
         "inputs": out["inputs"],
         "published": out["published"],
         "quarantined": out["quarantined"],

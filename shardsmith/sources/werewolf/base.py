@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from shardsmith.schemas.roles import Role, lookup_role
 from shardsmith.sources.base import Source
 
-ADAPTER_VERSION = "werewolf-1.1.0"  # 1.1: split on every row, decisions, role_inference, WereBench winner
+ADAPTER_VERSION = "werewolf-1.2.0"  # 1.1: split on every row, decisions, role_inference, WereBench winner; 1.2: WereBench cleaned games, speech items
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,9 @@ class GameResult:
     votes: list[dict] = field(default_factory=list)
     decisions: list[dict] = field(default_factory=list)  # derived: shardsmith.werewolf.decisions
     role_inference: list[dict] = field(default_factory=list)  # derived: shardsmith.werewolf.role_inference
+    speech_items: list[dict] = field(default_factory=list)  # derived: shardsmith.werewolf.speech_items
+    bank_items: list[dict] = field(default_factory=list)  # the question bank's items about this game (WereBench)
+    bank_path: str | None = None
     quarantine: list[dict] = field(default_factory=list)
     inputs: int = 0
     published: int = 0
@@ -80,6 +83,8 @@ class GameResult:
             "votes": len(self.votes),
             "decisions": len(self.decisions),
             "role_inference": len(self.role_inference),
+            "speech_items": len(self.speech_items),
+            "bank_items": len(self.bank_items),
             "quarantine_rows": len(self.quarantine),
         }
 

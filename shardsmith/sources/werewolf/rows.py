@@ -110,7 +110,8 @@ class GameRows:
     def game(self, *, split: str | None, language: str, rule_variant: str, rule_variant_text: str,
              has_host: bool, winner: str | None, phases: list[dict], transcription: dict,
              raw_sha256: str, warnings: list[str], extra: dict,
-             media_sha256: str | None = None, media_duration_s: float | None = None) -> GameResult:
+             media_sha256: str | None = None, media_duration_s: float | None = None,
+             mvp_seat: int | None = None, summary: str | None = None) -> GameResult:
         """Append the ``games`` row (seats from ``self.seats``) and finish the counts: a game-unit
         source publishes the game whole, a line-unit source each utterance it kept."""
         res = self.result
@@ -134,6 +135,8 @@ class GameRows:
             "adapter_version": ADAPTER_VERSION,
             "warnings": warnings,
             "extra": dumps(extra),
+            "mvp_seat": mvp_seat,
+            "summary": summary,
         })
         res.published = 1 if res.unit == "game" else len(res.utterances)
         return res

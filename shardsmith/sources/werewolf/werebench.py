@@ -66,6 +66,15 @@ from shardsmith.sources.werewolf.base import (
     source_transcription,
 )
 from shardsmith.sources.werewolf.rows import GameRows, phase_row
+from shardsmith.sources.werewolf.werebench_eval import (
+    EvalParts,
+    bank_by_game,
+    cleaned_path,
+    compare_lines,
+    load_cleaned,
+    locate,
+    merge_metadata,
+)
 
 SOURCE = "werebench"
 UNIT = "subtitle_line"
@@ -295,11 +304,21 @@ def announced_winner(host_lines: list[tuple[str, str]]) -> tuple[str | None, str
 # ------------------------------------------------------------------ discovery
 
 
+_NOT_SEASONS = {"data", "werebench", "dataset"}  # the evaluation parts beside the Season folders (flat layout)
+
+
 def discover(root: Path) -> Discovery:
-    """Games under ``root`` (Season folders), in a stable order; templates and strays are skipped."""
+    """Games under ``root`` (Season folders, flat or as cloned), in a stable order; templates and
+    strays are skipped. Each game also names its cleaned game and the question bank where the tree
+    has them; a game the bank asks about that has no transcript or config is still a game (it is
+    quarantined with its items, never dropped)."""
+    parts = locate(root) if root.is_dir() else EvalParts(root, None, None)
     games: list[GameRef] = []
     skipped: list[Skipped] = []
-    for season_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+    seasons = parts.seasons
+    season_dirs = sorted(p for p in seasons.iterdir() if p.is_dir() and not (
+        seasons == root and p.name.lower() in _NOT_SEASONS)) if seasons.is_dir() else []
+    for season_dir in season_dirs:
         configs: dict[int, Path] = {}
         srts: dict[int, Path] = {}
         for f in sorted(season_dir.iterdir()):
@@ -324,8 +343,10 @@ def discover(root: Path) -> Discovery:
                 skipped.append(Skipped(str(f), "not a WereBench game file"))
                 log.info("werebench: skipping %s (not a game file)", f)
         for key in sorted(set(configs) | set(srts)):
-            paths = tuple((k, str(p)) for k, p in (("config", configs.get(key)), ("srt", srts.get(key))) if p)
             native = f"{season_dir.name}/{key:02d}"
+            paths = tuple((k, str(p)) for k, p in (("config", configs.get(key)), ("srt", srts.get(key)),
+                                                   ("cleaned", cleaned_path(parts, native)),
+                                                   ("bank", parts.bank)) if p)
             games.append(
                 GameRef(
                     SOURCE,
@@ -334,7 +355,20 @@ def discover(root: Path) -> Discovery:
                     paths,
                 )
             )
+    games += _games_only_the_bank_names(parts, {g.native_id for g in games})
     return Discovery(games, skipped)
+
+
+def _games_only_the_bank_names(parts: EvalParts, found: set[str]) -> list[GameRef]:
+    """Games the question bank references that have no transcript or config here."""
+    if parts.bank is None:
+        return []
+    out = []
+    for native in sorted(set(bank_by_game(parts.bank)) - found):
+        season, _, key = native.partition("/")
+        out.append(GameRef(SOURCE, safe_id(SOURCE, season.lower().replace("season_", "s") or "unreferenced",
+                                           key or "00"), native or "unreferenced", (("bank", str(parts.bank)),)))
+    return out
 
 
 # ------------------------------------------------------------------ building one game
@@ -514,11 +548,22 @@ def _read_entries(srt_path: Path | None) -> tuple[list[SrtEntry], str | None]:
 
 
 def build_game(ref: GameRef) -> GameResult:
-    """Rows for one WereBench game; every subtitle line ends up an utterance or a quarantine row."""
-    srt_path, cfg_path = ref.path("srt"), ref.path("config")
+    """Rows for one WereBench game; every subtitle line ends up an utterance or a quarantine row.
+
+    Where the cleaned game exists, its verified seats, roles, host and phases win over the config
+    (``werebench_eval.merge_metadata``); the question bank's items about this game ride along on the
+    result (``bank_items``) and become ``speech_items`` once the game's rows exist (``staging.games``).
+    """
+    srt_path, cfg_path, clean_path, bank_path = (ref.path(k) for k in ("srt", "config", "cleaned", "bank"))
     entries, undecodable = _read_entries(srt_path)
-    rows = GameRows(ref, UNIT, str(srt_path or cfg_path), len(entries) if undecodable is None else 1)
+    rows = GameRows(ref, UNIT, str(srt_path or cfg_path or bank_path), len(entries) if undecodable is None else 1)
     rows.result.speech_s = {"input": sum(_duration(e) for e in entries), "published": 0.0, "quarantined": 0.0}
+    if bank_path is not None:
+        rows.result.bank_items = list(bank_by_game(bank_path).get(ref.native_id, []))
+        rows.result.bank_path = str(bank_path)
+    if cfg_path is None and srt_path is None:
+        return rows.set_aside("labels", "game_missing",
+                              f"the question bank names {ref.native_id}, which has no transcript or config here")
     if cfg_path is None:
         return rows.set_aside("labels", "config_missing", f"no GAME_CONFIG file beside {srt_path}")
     if srt_path is None:
@@ -532,12 +577,21 @@ def build_game(ref: GameRef) -> GameResult:
     except LabelFileError as exc:
         return rows.set_aside("labels", "undecodable_text", str(exc))
     md, warnings = config["metadata"], []
+    cleaned = None
+    if clean_path is not None:
+        try:
+            cleaned = load_cleaned(clean_path)
+            md = merge_metadata(md, cleaned["metadata"], warnings)
+        except (ValueError, LabelFileError) as exc:  # JSONDecodeError is a ValueError
+            warnings.append(f"cleaned game {clean_path.name} unreadable ({exc}); used the config")
     try:
         table = _read_table(md, rows, warnings)
     except UnknownRoleError as exc:
         return rows.set_aside("labels", "unknown_role", f"{cfg_path.name}: {exc}")
     phases, game_start, game_end = _phases(md, warnings)
     _utterances(rows, entries, table, phases, game_start, game_end)
+    if cleaned is not None:
+        compare_lines(cleaned, rows.result.utterances, canonical_phase, warnings)
     mvp_seat = _mvp_votes(rows, md, entries, warnings)
     utterances = rows.result.utterances
     winner, announced_in, winner_warnings = announced_winner(
@@ -558,7 +612,9 @@ def build_game(ref: GameRef) -> GameResult:
         rule_variant_text=(md.get("game_rules") or "").strip() or "、".join(table.board),
         has_host=any(t == "host" for t in table.target_of.values()), winner=winner, phases=phases,
         transcription=source_transcription("zh", {"speaker_labels": "说话人 N via user_aliases"}),
-        raw_sha256=sha256_files([srt_path, cfg_path]), warnings=warnings + winner_warnings, extra=extra)
+        raw_sha256=sha256_files([srt_path, cfg_path, *([clean_path] if cleaned is not None else [])]),
+        warnings=warnings + winner_warnings, extra=extra, mvp_seat=mvp_seat,
+        summary=(str((cleaned or {}).get("metadata", {}).get("summary") or "").strip() or None))
 
 
 class WereBench(GameSource):
@@ -571,7 +627,9 @@ class WereBench(GameSource):
     citation = ("Song et al., Beyond Survival: Evaluating LLMs in Social Deduction Games with "
                 "Human-Aligned Strategies, arXiv:2510.11389 (2025)")
     homepage = "https://github.com/ZiruiSongBest/WereBench"
-    layouts = ("Season_N/NN.srt + NN - GAME_CONFIG.txt | NN-GAME_CONFIG.py | NN-GAME_CONFIG.txt",)
+    layouts = ("Season_N/NN.srt + NN - GAME_CONFIG.txt | NN-GAME_CONFIG.py | NN-GAME_CONFIG.txt",
+               "optional beside them: data/Season_N/NN.json (cleaned games), WereBench/WereBench.json (question bank)",
+               "as cloned: dataset/clean_process/Season_N/, dataset/data/, dataset/WereBench/")
 
     def discover(self, root: Path) -> Discovery:
         return discover(root)
