@@ -93,6 +93,21 @@ TABLES: dict[str, TableSpec] = {
         "dialogues", "shardsmith.schemas.views:DIALOGUES_SCHEMA", "turn_id",
         version_ref="shardsmith.schemas.views:VIEWS_SCHEMA_VERSION", checks=("view_references",),
     ),
+    # Pretraining views derived from records at release time (issue 23; shardsmith.views.pretrain, .pairs,
+    # .knowledge); knowledge rows from the vocabulary belong to no split ("all").
+    "pretrain": TableSpec(
+        "pretrain", "shardsmith.schemas.pretraining:PRETRAIN_SCHEMA", "record_id",
+        version_ref="shardsmith.schemas.pretraining:PRETRAINING_SCHEMA_VERSION",
+        checks=("pretraining_references", "pretrain_covers_every_image_group"),
+    ),
+    "pairs": TableSpec(
+        "pairs", "shardsmith.schemas.pretraining:PAIRS_SCHEMA", "pair_id",
+        version_ref="shardsmith.schemas.pretraining:PRETRAINING_SCHEMA_VERSION", checks=("pretraining_references",),
+    ),
+    "knowledge": TableSpec(
+        "knowledge", "shardsmith.schemas.pretraining:KNOWLEDGE_SCHEMA", "knowledge_id",
+        version_ref="shardsmith.schemas.pretraining:PRETRAINING_SCHEMA_VERSION", checks=("pretraining_references",),
+    ),
 }
 
 COLLECTION_TABLES: dict[str, tuple[str, ...]] = {

@@ -1,8 +1,11 @@
 """The ``pairs`` view: two distinct radiographs of the same patient, for anatomical-consistency
 pretraining (ACE, PEAC) and change-over-time models.
 
-Pairs are made from the ``pretrain`` rows (copies already collapsed, so a film is never paired
-with its own copy), within one source, patient and split, so a pair can never cross either:
+Pairs are made within one source, patient and split, so a pair can never cross either, from
+the patient's radiographs with copies collapsed (one record per ``image_group``, the smallest
+record_id; a film is never paired with its own copy). Copies are collapsed inside the source, not
+to the ``pretrain`` representative, which may belong to another source (an MS-CXR record of a
+MIMIC-CXR film) and would take the film out of its patient's history:
 
 * ``same_study_other_view``: one study, two different view positions (PA + lateral);
 * ``follow_up``: two different studies; ``a`` is the earlier (by ``study_order``), and
@@ -26,7 +29,8 @@ import pyarrow as pa
 
 MAX_PAIRS_PER_PATIENT = 10
 RELATION_RANK = {"same_study_other_view": 0, "follow_up": 1}
-PAIR_COLUMNS = ["record_id", "source", "patient_id", "study_id", "view", "split", "study_day", "study_order"]
+PAIR_COLUMNS = ["record_id", "image_group", "source", "patient_id", "study_id", "view", "split", "study_day",
+                "study_order"]
 
 
 def _study_key(r: dict[str, Any]) -> tuple[str, object] | None:
@@ -66,21 +70,22 @@ def _rank(pair: dict[str, Any]) -> tuple[int, str]:
 
 def patient_pairs(images: list[dict[str, Any]], cap: int = MAX_PAIRS_PER_PATIENT) -> list[dict[str, Any]]:
     """The kept pairs of one patient's radiographs (all of one source and split)."""
-    placed = [r for r in images if _study_key(r) is not None]
+    films: dict[str, dict[str, Any]] = {}
+    for r in sorted(images, key=lambda r: r["record_id"]):
+        films.setdefault(r.get("image_group") or r["record_id"], r)
+    placed = [r for r in films.values() if _study_key(r) is not None]
     candidates = [p for a, b in itertools.combinations(placed, 2) if (p := _pair(a, b)) is not None]
     return sorted(sorted(candidates, key=_rank)[:cap], key=lambda p: p["pair_id"])
 
 
-def pair_rows(radiographs: pa.Table, representatives: pa.Array,
-              cap: int = MAX_PAIRS_PER_PATIENT) -> Iterator[dict[str, Any]]:
-    """``PAIRS_SCHEMA`` rows over the representatives of ``radiographs`` (``pretrain.radiographs``),
-    patient by patient (source, patient, split sorted)."""
+def pair_rows(radiographs: pa.Table, cap: int = MAX_PAIRS_PER_PATIENT) -> Iterator[dict[str, Any]]:
+    """``PAIRS_SCHEMA`` rows over ``radiographs`` (``pretrain.radiographs``), patient by patient
+    (source, patient, split sorted)."""
     import pyarrow.compute as pc
 
     if not radiographs.num_rows:
         return
-    t = radiographs.filter(pc.is_in(radiographs["record_id"], value_set=representatives))
-    t = t.filter(pc.is_valid(t["patient_id"])).select(PAIR_COLUMNS)
+    t = radiographs.filter(pc.is_valid(radiographs["patient_id"])).select(PAIR_COLUMNS)
     t = t.sort_by([("source", "ascending"), ("patient_id", "ascending"), ("split", "ascending"),
                    ("record_id", "ascending")])
     for batch_key, rows in itertools.groupby(_rows(t), key=lambda r: (r["source"], r["patient_id"], r["split"])):

@@ -71,7 +71,7 @@ def stage_pretraining(record_files: list[Path], out_dir: Path) -> StagedPretrain
     pretrain = pretrain_table(narrow)
     makers: dict[str, Any] = {
         "pretrain": pretrain,
-        "pairs": pair_rows(narrow, pretrain["record_id"]) if pretrain.num_rows else (),
+        "pairs": pair_rows(narrow),
         "knowledge": knowledge_rows(_record_rows(record_files)),
     }
     for name, rows in makers.items():

@@ -111,4 +111,11 @@ def stage_views(record_files: list[Path], out_dir: Path,
         grounding_section(grounding), consensus_section(staged.agreement),
         dialogues_section(dialogues), fairness_section(views.prevalence),
     ])
+    if remap is None:  # the pretraining views read the final records (issue 23)
+        from shardsmith.views.pretraining_stage import stage_pretraining
+
+        pre = stage_pretraining(record_files, out_dir)
+        staged.files.update(pre.files)
+        staged.rows.update(pre.rows)
+        staged.card_markdown += "\n" + pre.card_markdown
     return staged

@@ -33,7 +33,13 @@ from pathlib import Path
 
 from shardsmith.schemas.quarantine import quarantine_row
 from shardsmith.schemas.vocabulary import UnknownLabelError
-from shardsmith.sources.labelfiles import BadRow, LabelFileError, bad_row_quarantine, find_label_file, read_cells
+from shardsmith.sources.labelfiles import (
+    BadRow,
+    LabelFileError,
+    bad_row_quarantine,
+    find_label_file,
+    read_cells,
+)
 from shardsmith.sources.medical.base import CatalogEntry, Finding, LabelledItem, LabelResult
 from shardsmith.sources.medical.chexpert import NO_FINDING, NOT_A_PATHOLOGY, STATUS
 from shardsmith.sources.medical.cxr import CxrSource
