@@ -7,7 +7,7 @@ The facts are recomputed here from the records, independently of the builders:
 
 * a ``pretrain`` row is a radiograph record, of its image group, and that group's representative
   by the documented rule (``views.pretrain``, recomputed in plain Python); every group has one row;
-* a pair's two records exist, differ, and share the pair's source, patient and split;
+* a pair's two records exist, are two films (not copies of one), and share the pair's source, patient and split;
 * a knowledge row's records exist and are of its split and source, and its text is verbatim in
   them (the record's report or target phrase), so no row is text the project wrote.
 """
@@ -34,7 +34,7 @@ Suite = dict[str, list[tuple[str, dict]]]
 ID_COLUMN = {"pretrain": "record_id", "pairs": "pair_id", "knowledge": "knowledge_id"}
 DERIVED = {
     "pretrain": ("record_exists", "group_matches", "is_representative", "split_matches"),
-    "pairs": ("records_exist", "records_differ", "same_patient", "same_split"),
+    "pairs": ("records_exist", "different_films", "same_patient", "same_split"),
     "knowledge": ("records_exist", "split_matches", "text_in_records"),
 }
 INDEX_COLUMNS = ["record_id", "source", "patient_id", "split", "split_official", "modality", "slice_index", "height",
@@ -127,7 +127,7 @@ def pretraining_frame(table: str, rows: list[dict[str, Any]], index: dict[str, _
         elif table == "pairs":
             a, b = index.get(r["record_id_a"]), index.get(r["record_id_b"])
             facts = {"records_exist": a is not None and b is not None,
-                     "records_differ": r["record_id_a"] != r["record_id_b"],
+                     "different_films": bool(a and b) and a.image_group != b.image_group,
                      "same_patient": bool(a and b) and a.patient_id == b.patient_id == r["patient_id"]
                      and a.source == b.source == r["source"],
                      "same_split": bool(a and b) and a.split == b.split == r["split"]}
