@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shardsmith.schemas.pretraining import PRETRAIN_SCHEMA
+from shardsmith.schemas.records import RECORDS_SCHEMA
 
 RADIOGRAPH_MODALITIES = ("CR", "DX")
 LOSSY_SUFFIXES = (".jpg", ".jpeg")
@@ -71,9 +72,9 @@ def radiographs(record_files: Iterable[Path], batch_size: int = 16_384) -> pa.Ta
         pf = pq.ParquetFile(f)
         cols = [c for c in PRETRAIN_COLUMNS if c in pf.schema_arrow.names]
         for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
-            for c in PRETRAIN_COLUMNS:  # records staged before a column existed read it as null
-                if c not in batch.schema.names:
-                    batch = batch.append_column(c, pa.nulls(batch.num_rows, PRETRAIN_TYPES[c]))
+            for c in PRETRAIN_COLUMNS:  # a column the staged records lack reads as null (the records'
+                if c not in batch.schema.names:  # own validation refuses such a release, by name)
+                    batch = batch.append_column(c, pa.nulls(batch.num_rows, RECORDS_SCHEMA.field(c).type))
             part = _narrow(batch)
             if part is not None:
                 parts.append(part)
@@ -110,6 +111,3 @@ def pretrain_table(narrow: pa.Table) -> pa.Table:
         "has_text": joined["has_text_any"],
     }, schema=PRETRAIN_SCHEMA)
 
-
-PRETRAIN_TYPES = {"study_day": pa.int32(), "study_order": pa.int32(), "image_group": pa.string(),
-                  "text": pa.string(), "split_official": pa.bool_(), "slice_index": pa.int32()}

@@ -92,7 +92,7 @@ def record_index(record_files: Iterable[Path]) -> dict[str, _Rec]:
                not r.get("split_official"), r["record_id"])
         if group not in best or key < best[group]:
             best[group] = key
-    return {r["record_id"]: _Rec(r["source"], r.get("patient_id"), r["split"], r.get("image_group") or "r" + r["record_id"],
+    return {r["record_id"]: _Rec(r.get("source"), r.get("patient_id"), r.get("split"), r.get("image_group") or "r" + r["record_id"],
                                  best[r.get("image_group") or "r" + r["record_id"]][-1] == r["record_id"])
             for r in rows}
 
