@@ -139,6 +139,7 @@ class MimicCxr(CxrSource):
         """Per labeller, study id -> its stated labels; a row that cannot be read marks its study in
         ``broken`` (study -> reason), and that study's images are quarantined."""
         tables = []
+        patterns: dict[StudyLabels, StudyLabels] = {}
         for labeller, name in LABELLERS:
             path = find_label_file(base, name)
             if path is None:
@@ -169,7 +170,8 @@ class MimicCxr(CxrSource):
                                                                    f"has {value!r}; expected 1.0, 0.0, -1.0 or blank")
                         break
                     stated.append((canonical, col, status))
-                table[cells[i_study].strip()] = tuple(stated)
+                key = tuple(stated)  # studies share few label patterns: one tuple per pattern
+                table[sys.intern(cells[i_study].strip())] = patterns.setdefault(key, key)
             for b in bad:
                 study = b.row.get("study_id", "").strip()
                 broken.setdefault(study, f"{b.reason}: {path.name}:{b.line}: {b.problem}")
