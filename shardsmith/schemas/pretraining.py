@@ -66,7 +66,7 @@ KNOWLEDGE_SCHEMA = pa.schema(
         pa.field("negated", pa.bool_()),  # report_sentence: the mention is negated; else null
         pa.field("source", pa.string(), nullable=False),  # vocabulary, or the records' source
         # the split of the records it comes from (a test report never teaches a training model);
-        # vocabulary rows, which come from no record, are "all"
+        # vocabulary rows, which come from no record, are "shared"
         pa.field("split", pa.string(), nullable=False),
         pa.field("record_ids", pa.list_(pa.string())),  # records holding it (capped); none for vocabulary
     ],

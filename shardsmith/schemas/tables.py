@@ -100,7 +100,7 @@ TABLES: dict[str, TableSpec] = {
         version_ref="shardsmith.schemas.views:VIEWS_SCHEMA_VERSION", checks=("view_references",),
     ),
     # Pretraining views derived from records at release time (issue 23; shardsmith.views.pretrain, .pairs,
-    # .knowledge); knowledge rows from the vocabulary belong to no split ("all").
+    # .knowledge); knowledge rows from the vocabulary belong to no split ("shared").
     **{name: _pretraining(name, key, checks) for name, key, checks in (
         ("pretrain", "record_id", ("pretraining_references", "pretrain_covers_every_image_group")),
         ("pairs", "pair_id", ("pretraining_references",)),

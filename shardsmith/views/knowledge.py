@@ -4,7 +4,7 @@ to where it comes from, for vision-language pretraining with label knowledge (De
 Rows, all verbatim (nothing here writes text of its own):
 
 * ``display_name`` and ``synonym``: the vocabulary's name and synonyms (``synonyms_table``), for
-  every finding some record states; source ``vocabulary``, split ``all``, no record ids;
+  every finding some record states; source ``vocabulary``, split ``shared`` (every split may use them), no record ids;
 * ``grounded_phrase``: a radiologist's phrase tied to a region of that finding (``targets.text``,
   MS-CXR);
 * ``report_sentence``: a sentence of a report's FINDINGS or IMPRESSION section that names the
@@ -34,6 +34,9 @@ from shardsmith.views._common import DATA_DIR, Rows, display_name, iter_rows, sy
 
 MAX_SENTENCES_PER_LABEL = 50
 MAX_RECORD_IDS = 20
+# the split of vocabulary rows (no record: any split may use them); not "all", which Hugging Face
+# datasets reserves for the union of splits
+SHARED = "shared"
 REPORT_SECTIONS = ("FINDINGS", "IMPRESSION")
 KNOWLEDGE_COLUMNS = ["record_id", "source", "split", "findings", "targets", "report_sections"]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -124,9 +127,9 @@ def knowledge_rows(records: Rows, vocab: Vocabulary | None = None) -> Iterator[d
                         add(label, "report_sentence", sentence, rec, negated)
     synonyms = synonyms_table(vocab)
     for label in sorted(stated):
-        yield _row(_Entry(label, "display_name", display_name(label, vocab), "vocabulary", "all"))
+        yield _row(_Entry(label, "display_name", display_name(label, vocab), "vocabulary", SHARED))
         for syn in synonyms.get(label, ()):
-            yield _row(_Entry(label, "synonym", syn, "vocabulary", "all"))
+            yield _row(_Entry(label, "synonym", syn, "vocabulary", SHARED))
     for entry in sorted(entries.values(), key=lambda e: (e.label, e.kind, e.split, e.source, e.text)):
         yield _row(entry)
 

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from shardsmith.schemas.pretraining import KNOWLEDGE_KINDS, PAIR_RELATIONS
 from shardsmith.schemas.records import SPLITS
 from shardsmith.validation.outcome import CheckOutcome
-from shardsmith.views.knowledge import sentences
+from shardsmith.views.knowledge import SHARED, sentences
 from shardsmith.views.pretrain import LOSSY_SUFFIXES, RADIOGRAPH_MODALITIES
 
 Suite = dict[str, list[tuple[str, dict]]]
@@ -60,7 +60,7 @@ def pretraining_suites() -> Suite:
                   *(_true(c) for c in DERIVED["pairs"])],
         "knowledge": [*unique("knowledge_id"),
                       ("ExpectColumnValuesToBeInSet", {"column": "kind", "value_set": list(KNOWLEDGE_KINDS)}),
-                      ("ExpectColumnValuesToBeInSet", {"column": "split", "value_set": [*SPLITS, "all"]}),
+                      ("ExpectColumnValuesToBeInSet", {"column": "split", "value_set": [*SPLITS, SHARED]}),
                       ("ExpectColumnValuesToNotBeNull", {"column": "text"}),
                       *(_true(c) for c in DERIVED["knowledge"])],
     }
@@ -136,7 +136,7 @@ def pretraining_frame(table: str, rows: list[dict[str, Any]], index: dict[str, _
             recs = [index.get(i) for i in ids]
             vocabulary = r["source"] == "vocabulary"
             facts = {"records_exist": vocabulary or (bool(ids) and all(x is not None for x in recs)),
-                     "split_matches": (r["split"] == "all") if vocabulary else
+                     "split_matches": (r["split"] == SHARED) if vocabulary else
                      all(x is not None and x.split == r["split"] and x.source == r["source"] for x in recs),
                      "text_in_records": vocabulary or (bool(ids) and all(
                          r["text"] in (texts or {}).get(i, "") for i in ids))}

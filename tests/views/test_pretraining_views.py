@@ -175,6 +175,12 @@ def test_records_carry_the_report_to_torch_and_knowledge_is_verbatim(rel) -> Non
     phrases = {(k["label"], k["text"]) for k in knowledge if k["kind"] == "grounded_phrase"}
     assert ("pleural_effusion", "small left pleural effusion") in phrases
     assert {k["kind"] for k in knowledge} == {"display_name", "synonym", "grounded_phrase", "report_sentence"}
+    import datasets
+
+    shared = datasets.load_dataset(str(rel.path), "knowledge", split="shared")  # the vocabulary's rows
+    assert set(shared["kind"]) == {"display_name", "synonym"} and set(shared["source"]) == {"vocabulary"}
+    assert len(datasets.load_dataset(str(rel.path), "pretrain", split="train")) == _table(rel, "pretrain").filter(
+        pc.equal(_table(rel, "pretrain")["split"], "train")).num_rows
 
 
 def _revalidate(rel, tmp_path: Path, table: str, change) -> dict:
