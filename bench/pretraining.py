@@ -73,10 +73,13 @@ def write_labels(root: Path, n: int) -> None:
     _gz(root / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id", "study_id", "subject_id", "split"],
         ([d, st, sub, "train"] for d, sub, st, _, _ in layout))
     studies = sorted({(sub, st) for _, sub, st, _, _ in layout})
-    cells = ["1.0", "", "-1.0", "0.0", "", "", "", "1.0", "", "1.0", "", "", "0.0", ""]
+    rng = np.random.default_rng(2)  # 5,000 label patterns, mostly blank, as the labellers' files are
+    patterns = [list(rng.choice(["", "", "", "", "1.0", "0.0", "-1.0"], size=len(LABEL_COLUMNS))) for _ in range(5000)]
+    for p in patterns:
+        p[LABEL_COLUMNS.index("No Finding")] = ""
     for name in ("chexpert", "negbio"):
         _gz(root / f"mimic-cxr-2.0.0-{name}.csv.gz", ["subject_id", "study_id", *LABEL_COLUMNS],
-            ([sub, st, *cells] for sub, st in studies))
+            ([sub, st, *patterns[int(rng.integers(len(patterns)))]] for sub, st in studies))
     with zipfile.ZipFile(root / "mimic-cxr-reports.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         for sub, st in studies:
             zf.writestr(f"files/p{sub[:2]}/p{sub}/s{st}.txt", REPORT)
