@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 DEMO_WRITERS = (
     ("shardsmith.demo.cxr_core", "write_demo"),
     ("shardsmith.demo.cxr_more", "write_demo"),
+    ("shardsmith.demo.mimic_demo", "write_demo"),
     ("shardsmith.demo.volumes_demo", "write_demo"),
     ("shardsmith.demo.werewolf_demo", "write_werewolf_demo"),
 )

@@ -485,6 +485,19 @@ def _patient_pairs(patient_id: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return rows[order[run_start[dup]]], rows[order[dup]]
 
 
+def _image_groups(n: int, a: np.ndarray, b: np.ndarray, order: np.ndarray, rid_py: list[str]) -> np.ndarray:
+    """Components over the image edges only (exact and perceptual, no patient links): the records
+    that show one radiograph. Named like duplicate groups, from the smallest member's record_id
+    (``order``: record indices sorted by record_id)."""
+    graph = sparse.coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    lab_sorted = label[order]
+    _, idx = np.unique(lab_sorted, return_index=True)
+    first = np.empty(label.max() + 1 if n else 0, np.int64)
+    first[lab_sorted[idx]] = order[idx]
+    return np.array(["i" + group_id(rid_py[k])[1:] for k in first], dtype=object)[label] if n else np.array([], object)
+
+
 def find_groups(
     batches: Iterable[pa.RecordBatch | pa.Table], thresholds: Thresholds | None = None,
     spill_dir: str | Path | None = None, split_seed: str = DEFAULT_SPLIT_SEED,
@@ -551,7 +564,9 @@ def find_groups(
     splits = assigned.splits
     groups = pa.table({"record_id": rid, "duplicate_group": pa.array(gids, pa.string()),
                        "split": pa.array(splits, pa.string()),
-                       "split_official": pa.array(assigned.official, pa.bool_())})
+                       "split_official": pa.array(assigned.official, pa.bool_()),
+                       "image_group": pa.array(_image_groups(n, a[method < 2], b[method < 2], order, rid_py),
+                                               pa.string())})
 
     # Duplicates table: every member of a component that has at least one image-identity edge.
     image_edge = method < 2

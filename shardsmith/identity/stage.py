@@ -32,7 +32,7 @@ from shardsmith.identity.groups import (
 from shardsmith.identity.splits import groups_span_one_split
 
 log = logging.getLogger(__name__)
-STAGE_VERSION = "2"  # 2: seeded group draws from the public split seed; moved-split counts
+STAGE_VERSION = "3"  # 2: seeded group draws from the public split seed; moved-split counts; 3: image_group
 
 
 class GroupRemap:
@@ -52,6 +52,8 @@ class GroupRemap:
         self.split = groups.column("split").combine_chunks()
         self.official = (groups.column("split_official").combine_chunks()
                          if "split_official" in groups.column_names else None)
+        self.image_group = (groups.column("image_group").combine_chunks()
+                            if "image_group" in groups.column_names else None)
         self.pos = 0
 
     def _aligned(self, rid: pa.Array) -> int | None:
@@ -69,6 +71,8 @@ class GroupRemap:
         columns = {"duplicate_group": self.group, "split": self.split}
         if self.official is not None:
             columns["split_official"] = self.official
+        if self.image_group is not None:
+            columns["image_group"] = self.image_group
         if start is not None:
             self.pos = start + len(rid)
             new = {c: v.slice(start, len(rid)) for c, v in columns.items()}

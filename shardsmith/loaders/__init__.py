@@ -184,6 +184,10 @@ class Release:
             from shardsmith.loaders.grounding import GroundingDataset
 
             return GroundingDataset(self, split, **kw)
+        if table == "pairs":  # the two decoded images of each pair and their relation (issue 23)
+            from shardsmith.loaders.pairs import PairsDataset
+
+            return PairsDataset(self, split, **kw)
         from shardsmith.loaders.torch_dataset import ReleaseDataset
 
         return ReleaseDataset(self, table, split, **kw)

@@ -16,33 +16,19 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import cv2
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
 
+from shardsmith.loaders.record_images import RecordImages
+from shardsmith.loaders.record_images import image_tensor as _image_tensor
 from shardsmith.media.masks import coco_rle_decode
 
 GROUNDING_COLUMNS = ["grounding_id", "record_id", "source", "split", "label", "derived", "mask_rle", "boxes",
                      "area_fraction", "size_bin", "phrase", "sex", "age_band", "height", "width"]
 
 
-def _image_tensor(png: bytes) -> torch.Tensor:
-    """C x H x W: uint8 images stay uint8 (what most models normalise from); deeper ones become float32."""
-    arr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise ValueError("record image could not be decoded")
-    if arr.ndim == 2:
-        arr = arr[None]
-    else:
-        arr = arr[..., ::-1].transpose(2, 0, 1)  # OpenCV's BGR -> RGB, channels first
-    arr = np.ascontiguousarray(arr)
-    return torch.from_numpy(arr if arr.dtype == np.uint8 else arr.astype(np.float32))
-
-
-class GroundingDataset(Dataset):
+class GroundingDataset(RecordImages, Dataset):
     """Items: ``image``, ``mask``, ``label``, ``size_bin``, ``boxes`` (N x 4), ``phrase`` and ids.
 
     ``labels`` keeps only those labels; ``include_derived=False`` drops parent roll-up rows;
@@ -71,33 +57,6 @@ class GroundingDataset(Dataset):
         self._cache: OrderedDict[tuple[str, int], pa.Table] = OrderedDict()
         self._cache_size = max(1, cache_row_groups)
         self._index = self._index_records({r["record_id"] for r in rows}, {r["split"] for r in rows})
-
-    def _index_records(self, needed: set[str], splits: set[str]) -> dict[str, tuple[str, int, int]]:
-        """record_id -> (parquet file, row group, row within it), reading only the record_id column."""
-        index: dict[str, tuple[str, int, int]] = {}
-        for split in sorted(splits):
-            for path in self.release.dataset("records", split).files:
-                pf = pq.ParquetFile(path)
-                for g in range(pf.num_row_groups):
-                    ids = pf.read_row_group(g, columns=["record_id"]).column(0).to_pylist()
-                    for i, rid in enumerate(ids):
-                        if rid in needed:
-                            index[rid] = (path, g, i)
-        missing = needed - set(index)
-        if missing:
-            raise KeyError(f"{len(missing)} grounding record(s) have no row in records, e.g. {sorted(missing)[:3]}")
-        return index
-
-    def _row_group(self, path: str, group: int) -> pa.Table:
-        key = (path, group)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        table = pq.ParquetFile(path).read_row_group(group, columns=["record_id", "image"])
-        self._cache[key] = table
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return table
 
     def __len__(self) -> int:
         return len(self.rows)

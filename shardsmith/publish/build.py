@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -132,8 +133,11 @@ def validate_tables(table_files: dict[str, list[Path]], out_dir: Path) -> dict[s
                  suites_for("duplicates"), [])
     for t in (t for t in VIEW_TABLES if t in table_files):
         _validate_view(t, table_files, validate)
+    if any(t in table_files for t in PRETRAINING_TABLES):
+        _validate_pretraining(table_files, validate)
     for t, files in table_files.items():  # unique keys over the whole table, not chunk by chunk
-        main = (_view_suites(t) if t in VIEW_TABLES else suites_for(t)).get(t)
+        main = (_view_suites(t) if t in VIEW_TABLES else _pretraining_suites(t) if t in PRETRAINING_TABLES
+                else suites_for(t)).get(t)
         if main is not None:
             checks.setdefault(t, []).append([unique_over_files(files, key) for key in unique_keys(main)])
     reports = run_tables(first, out_dir / "docs")
@@ -170,6 +174,50 @@ def _merge_checks(chunks: list[list[CheckOutcome]]) -> list[CheckOutcome]:
 
 
 VIEW_TABLES = ("grounding", "consensus", "dialogues")
+PRETRAINING_TABLES = ("pretrain", "pairs", "knowledge")
+
+
+def _validate_pretraining(table_files: dict[str, list[Path]], validate: Callable) -> None:
+    """The pretraining views (issue 23), ``VIEW_CHUNK_ROWS`` rows at a time, against one index of
+    the records being published (``views.pretraining_checks``)."""
+    from shardsmith.validation.checks import CheckInput, run_checks
+    from shardsmith.validation.frames import iter_rows
+    from shardsmith.views.pretraining_checks import (
+        pretraining_frame,
+        pretraining_suites,
+        record_index,
+        record_texts,
+    )
+
+    records = table_files.get("records", [])
+    index = record_index(records)
+    groups = pd.DataFrame({"image_group": sorted({r.image_group for r in index.values()})})
+    for table in (t for t in PRETRAINING_TABLES if t in table_files):
+        files, spec = table_files[table], TABLES[table]
+        suites = {table: pretraining_suites()[table]}
+        names: list[str] = []
+        for f in files:
+            names += [c for c in pq.read_schema(f).names if c not in names]
+        whole = run_checks(spec.checks, CheckInput({"record_groups": groups}, files=files), "table")
+        chunk: list[dict] = []
+        rows = iter_rows(files, names, batch_size=4096)
+        while True:
+            chunk = list(itertools.islice(rows, VIEW_CHUNK_ROWS))
+            texts = (record_texts(records, {i for r in chunk for i in r.get("record_ids") or ()})
+                     if table == "knowledge" else None)
+            frame = pretraining_frame(table, chunk, index, texts)
+            validate(table, {table: frame}, suites,
+                     whole + run_checks(spec.checks, CheckInput({table: frame}), "chunk"))
+            whole = []
+            if len(chunk) < VIEW_CHUNK_ROWS:
+                break
+        trim()
+
+
+def _pretraining_suites(table: str) -> dict:
+    from shardsmith.views.pretraining_checks import pretraining_suites
+
+    return {table: pretraining_suites()[table]}
 
 
 def _view_suites(table: str) -> dict:
@@ -327,7 +375,8 @@ def assemble_release(settings: Settings, collection: str, tables: list[TableInpu
             # The group's split, applied once: these files are what is validated and then published.
             records.files = write_final_rows(records.spec, records.files, views_dir / "records", identity.remap())
             staged = stage_views(records.files, views_dir)
-            tables += [TableInput(TABLES[n], staged.files[n]) for n in VIEW_TABLES if n in staged.files]
+            tables += [TableInput(TABLES[n], staged.files[n]) for n in VIEW_TABLES + PRETRAINING_TABLES
+                       if n in staged.files]
             dup_file = views_dir / "duplicates.parquet"
             write_parquet_atomic(identity.duplicates, dup_file)
             if identity.duplicates.num_rows:

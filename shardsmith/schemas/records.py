@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-RECORDS_SCHEMA_VERSION = "1.3.0"
+RECORDS_SCHEMA_VERSION = "1.4.0"  # 1.4.0: study_day, study_order, report_sections, image_group
 
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 
@@ -37,6 +37,8 @@ TARGET_TYPE = pa.struct(
         pa.field("text", pa.string()),  # grounding phrase tied to this target (MS-CXR), if any
     ]
 )
+
+REPORT_SECTION_TYPE = pa.struct([pa.field("name", pa.string()), pa.field("text", pa.string())])
 
 RECORDS_SCHEMA = pa.schema(
     [
@@ -74,6 +76,14 @@ RECORDS_SCHEMA = pa.schema(
         pa.field("adapter_version", pa.string()),
         pa.field("fingerprint", pa.binary()),  # shardsmith.identity.fingerprint layout; null if none
         pa.field("duplicate_group", pa.string()),  # set by the duplicates stage before the release
+        # Days since the patient's first study in the source (never a date) and the study's 1-based
+        # order among the patient's studies; null where the source gives neither.
+        pa.field("study_day", pa.int32()),
+        pa.field("study_order", pa.int32()),
+        pa.field("report_sections", pa.list_(REPORT_SECTION_TYPE)),  # the study's report by section
+        # Records showing the same radiograph (exact or perceptual image edges only, no patient
+        # links; duplicate_group also joins a patient's records): set by the duplicates stage.
+        pa.field("image_group", pa.string()),
     ],
     metadata={"shardsmith.schema": "records", "shardsmith.schema_version": RECORDS_SCHEMA_VERSION},
 )

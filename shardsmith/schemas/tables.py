@@ -39,6 +39,12 @@ class TableSpec:
         return getattr(importlib.import_module(module), attr)
 
 
+def _pretraining(name: str, key: str, checks: tuple[str, ...]) -> TableSpec:
+    """A pretraining view's spec: its schema and version live in ``schemas.pretraining``."""
+    return TableSpec(name, f"shardsmith.schemas.pretraining:{name.upper()}_SCHEMA", key,
+                     version_ref="shardsmith.schemas.pretraining:PRETRAINING_SCHEMA_VERSION", checks=checks)
+
+
 TABLES: dict[str, TableSpec] = {
     "records": TableSpec(
         "records", "shardsmith.schemas.records:RECORDS_SCHEMA", "record_id", {"image": "png"},
@@ -100,6 +106,13 @@ TABLES: dict[str, TableSpec] = {
         "dialogues", "shardsmith.schemas.views:DIALOGUES_SCHEMA", "turn_id",
         version_ref="shardsmith.schemas.views:VIEWS_SCHEMA_VERSION", checks=("view_references",),
     ),
+    # Pretraining views derived from records at release time (issue 23; shardsmith.views.pretrain, .pairs,
+    # .knowledge); knowledge rows from the vocabulary belong to no split ("shared").
+    **{name: _pretraining(name, key, checks) for name, key, checks in (
+        ("pretrain", "record_id", ("pretraining_references", "pretrain_covers_every_image_group")),
+        ("pairs", "pair_id", ("pretraining_references",)),
+        ("knowledge", "knowledge_id", ("pretraining_references",)),
+    )},
 }
 
 COLLECTION_TABLES: dict[str, tuple[str, ...]] = {

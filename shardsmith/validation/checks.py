@@ -59,6 +59,19 @@ def _view_references(inp: CheckInput) -> Result:
     return view_integrity(inp.frames)
 
 
+def _pretraining_references(inp: CheckInput) -> Result:
+    from shardsmith.views.pretraining_checks import pretraining_integrity
+
+    return pretraining_integrity(inp.frames)
+
+
+def _pretrain_covers_every_group(inp: CheckInput) -> Result:
+    from shardsmith.views.pretraining_checks import pretrain_covers_every_group
+
+    groups = inp.frames.get("record_groups")
+    return None if groups is None else pretrain_covers_every_group(inp.files, groups["image_group"])
+
+
 CHECKS: dict[str, Check] = {
     # records (2D) and volumes
     "patients_in_one_split": Check(lambda i: I.patients_in_one_split(i.splits[0]) if i.splits else None),
@@ -88,6 +101,9 @@ CHECKS: dict[str, Check] = {
     "speech_items_in_game_split": Check(_on(S.speech_items_in_game_split, "speech_items", "games")),
     # task views: every row refers to a real record, finding and target (one chunk's rows at a time)
     "view_references": Check(_view_references, per_chunk=True),
+    # pretraining views (issue 23): rows against the records; one pretrain row per image group
+    "pretraining_references": Check(_pretraining_references, per_chunk=True),
+    "pretrain_covers_every_image_group": Check(_pretrain_covers_every_group),
 }
 
 

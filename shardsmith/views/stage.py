@@ -107,4 +107,10 @@ def stage_views(record_files: list[Path], out_dir: Path) -> StagedViews:
         grounding_section(grounding), consensus_section(staged.agreement),
         dialogues_section(dialogues), fairness_section(views.prevalence),
     ])
+    from shardsmith.views.pretraining_stage import stage_pretraining
+
+    pre = stage_pretraining(record_files, out_dir)  # pretrain, pairs, knowledge from the same final records
+    staged.files.update(pre.files)
+    staged.rows.update(pre.rows)
+    staged.card_markdown += "\n" + pre.card_markdown
     return staged

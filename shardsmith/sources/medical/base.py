@@ -282,6 +282,9 @@ class MedicalSource(Source):
             "complete": item.complete,
             "findings": [{**fields_of(f), "readers": list(f.readers)} for f in item.findings],  # asdict, cheaper
             "text": item.text,
+            "study_day": item.study_day,
+            "study_order": item.study_order,
+            "report_sections": item.report_sections,
             "raw_path": raw_path,
             "raw_sha256": entry.raw_sha256,
             "adapter_version": f"{self.name}/{self.adapter_version}",

@@ -171,6 +171,7 @@ class CheXpert(CxrSource):
             image_relpath=prefix + rel,
             patient_raw=patient,
             study_raw=f"{patient}/{study}",
+            study_order=int(study[5:]),  # studyN: the patient's N-th study, in time order; no days
             split=split,
             view=view_of(frontal_lateral, ap_pa),
             modality="DX",

@@ -67,6 +67,12 @@ class LabelledItem:
     targets: list[SourceTarget] = field(default_factory=list)
     text: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Where the study sits in the patient's history (pairs view): never a date, only the day offset
+    # from the patient's first study in the source and the study's 1-based order.
+    study_day: int | None = None
+    study_order: int | None = None
+    # A report split into its sections ([{"name": "FINDINGS", "text": ...}], in report order).
+    report_sections: list[dict[str, str]] | None = None
 
     def to_json(self) -> str:
         """The same text as ``json.dumps(asdict(self), sort_keys=True)``, without asdict's deep copy

@@ -150,6 +150,8 @@ class NihCxr14(CxrSource):
                 native_id=image,
                 patient_raw=patient,
                 study_raw=f"{patient}/{follow_up}" if follow_up else None,
+                # Follow-up # orders a patient's visits (0 first) but gives no days between them
+                study_order=int(follow_up) + 1 if follow_up.strip().isdigit() else None,
                 **official.get(image, {}),
                 view=row["View Position"] or None,
                 modality="DX",
