@@ -18,7 +18,7 @@ import pydicom
 import pytest
 
 from shardsmith.config import Settings
-from shardsmith.demo import cxr_core, cxr_more, volumes_demo
+from shardsmith.demo import cxr_core, cxr_more, mimic_demo, volumes_demo
 from shardsmith.demo.dicom_fixtures import make_cxr_dicom
 from shardsmith.pipeline.releases import build_release
 from shardsmith.schemas.records import RECORDS_SCHEMA
@@ -79,7 +79,7 @@ def demo_release(tmp_path_factory):
     mp.setenv("SHARDSMITH_WORKERS", "1")
     mp.delenv("SHARDSMITH_DEMO", raising=False)
     home = tmp_path_factory.mktemp("deid-home")
-    for module in (cxr_core, cxr_more, volumes_demo):
+    for module in (cxr_core, cxr_more, mimic_demo, volumes_demo):
         module.write_demo(home / "raw")
     _plant(home / "raw")
     settings = Settings(home=home)
@@ -142,3 +142,35 @@ def test_key_is_written_nowhere_under_home(demo_release):
         assert KEY.encode() not in data, f"the pseudonym key was written to {p}"
         if p.suffix == ".parquet":
             assert KEY not in _parquet_text(p), f"the pseudonym key is inside {p}"
+
+
+def _raw_ids(settings: Settings, source: str) -> set[str]:
+    """The raw patient and study ids the source's label files name (from its staged catalog)."""
+    from shardsmith.sources.medical.items import LabelledItem
+    from shardsmith.staging.catalog_io import iter_catalog
+
+    ids = set()
+    for row in iter_catalog(settings, source):
+        item = LabelledItem.from_json(row.item_json)
+        ids |= {str(v) for v in (item.patient_raw, item.study_raw) if v}
+    return ids
+
+
+def test_no_raw_patient_or_study_id_where_a_path_or_id_names_it(demo_release):
+    """Where a source's image id or path names the raw patient or study (RSNA's patientId;
+    MIMIC-CXR-JPG's ``files/p10/p10000032/s5.../``, under MIMIC-CXR and MS-CXR, the key into the
+    credentialed MIMIC-IV records), none of those raw ids reaches any byte of the release. Other
+    sources publish their dataset's own case and image ids as provenance (``native_id``)."""
+    from shardsmith.sources.registry import source_class
+
+    home, result, sources = demo_release
+    settings = Settings(home=home)
+    named = [s for s in sources if source_class(s).path_names_patient or source_class(s).native_id_identifies_patient]
+    assert {"mimic_cxr", "ms_cxr", "rsna_pneumonia"} <= set(named)
+    needles = {(s, i) for s in named for i in _raw_ids(settings, s) if len(i) >= 6}
+    assert {s for s, _ in needles} >= {"mimic_cxr", "ms_cxr"}
+    texts = {p: _parquet_text(p) for p in sorted((result.path / "data").rglob("*.parquet"))}
+    texts.update({p: p.read_text(errors="ignore") for p in result.path.rglob("*") if p.suffix in (".md", ".json")})
+    leaks = sorted({f"{s}:{i}:{p.relative_to(result.path).as_posix()}" for s, i in needles
+                    for p, text in texts.items() if i in text})
+    assert leaks == []

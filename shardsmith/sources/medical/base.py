@@ -55,6 +55,11 @@ class MedicalSource(Source):
     # When the dataset's own image id is a patient identifier (RSNA's patientId), native ids and
     # paths are pseudonymised before they reach a record.
     native_id_identifies_patient: ClassVar[bool] = False
+    # When the image's path names the raw patient and study (MIMIC-CXR-JPG's
+    # files/pXX/p<subject>/s<study>/<file>, also under MS-CXR; the subject id is the key into the
+    # credentialed MIMIC-IV records), the published raw_path is files/<patient>/<study>/<file> in
+    # pseudonyms.
+    path_names_patient: ClassVar[bool] = False
     # Images on disk without any label row: "quarantine" (default) or "unlabelled" (published
     # with abnormal=None and no findings, e.g. SIIM images without a CSV row).
     unlabelled_images: ClassVar[str] = "quarantine"
@@ -258,6 +263,8 @@ class MedicalSource(Source):
         raw_path = entry.raw_path
         if self.native_id_identifies_patient:
             raw_path = raw_path.replace(item.native_id, native_id)
+        if self.path_names_patient:
+            raw_path = "/".join(["files", *(p for p in (patient, study) if p), Path(raw_path).name])
         return {
             # keyed pseudonym, not the raw id, when the native id identifies a patient (RSNA)
             "record_id": stable_id(self.name, native_id if self.native_id_identifies_patient else item.native_id,

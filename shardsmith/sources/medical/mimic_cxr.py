@@ -40,7 +40,7 @@ from shardsmith.sources.labelfiles import (
     find_label_file,
     read_cells,
 )
-from shardsmith.sources.medical.base import CatalogEntry, Finding, LabelledItem, LabelResult
+from shardsmith.sources.medical.base import Finding, LabelledItem, LabelResult
 from shardsmith.sources.medical.chexpert import NO_FINDING, NOT_A_PATHOLOGY, STATUS
 from shardsmith.sources.medical.cxr import CxrSource
 from shardsmith.sources.medical.mimic_reports import ReportStore, parse_sections
@@ -78,6 +78,7 @@ class MimicCxr(CxrSource):
     name = "mimic_cxr"
     partitioned = True
     gated = True
+    path_names_patient = True  # files/pXX/p<subject>/s<study>/: published as pseudonyms
     licence = "PhysioNet Credentialed Health Data License 1.5.0"
     citation = ("Johnson et al., MIMIC-CXR-JPG, a large publicly available database of labeled chest "
                 "radiographs, arXiv:1901.07042 (2019); Johnson et al., MIMIC-CXR, Scientific Data 6, 317 (2019)")
@@ -277,14 +278,6 @@ class MimicCxr(CxrSource):
             complete=complete,
             findings=findings,
         )
-
-    def record_base(self, entry: CatalogEntry, slice_index: int | None = None, *, split_seed: str) -> dict:
-        """The path names the subject and study (``files/p10/p10000032/s50414267/...``): published
-        with their pseudonyms in their place, so no raw MIMIC id reaches a release."""
-        rec = super().record_base(entry, slice_index, split_seed=split_seed)
-        rec["raw_path"] = "/".join(["files", rec["patient_id"] or "", rec["study_id"] or "",
-                                    Path(entry.raw_path).name])
-        return rec
 
     def find_images(self, root: Path) -> dict[str, Path]:
         """The metadata names every image's path; 377,110 JPEGs are not walked (an image the metadata

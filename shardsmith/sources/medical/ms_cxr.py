@@ -35,6 +35,7 @@ class MsCxr(CxrSource):
     name = "ms_cxr"
     partitioned = True
     gated = True
+    path_names_patient = True  # MIMIC-CXR-JPG paths name the subject and study
     licence = "PhysioNet Credentialed Health Data License 1.5.0 (MS-CXR over MIMIC-CXR-JPG)"
     citation = ('Boecking et al., Making the Most of Text Semantics to Improve Biomedical Vision-Language P'
                 'rocessing, ECCV 2022')
@@ -42,7 +43,7 @@ class MsCxr(CxrSource):
     layouts = (
         'MS_CXR_Local_Alignment_v1.*.csv (+ .json) + MIMIC-CXR-JPG files/pNN/pNNNNNNNN/sNNNNNNNN/<dicom_id>.jpg',
     )
-    adapter_version = "1"
+    adapter_version = "2"  # 2: raw_path in pseudonyms (it named the MIMIC subject and study)
     default_modality = "DX"
 
     def detect(self, root: Path) -> bool:
