@@ -368,6 +368,7 @@ class VolumeSource(MedicalSource):
                     "sequence": seq,
                     "channel_names": [seq] if seq else None,
                     "image": {"bytes": enc.png, "path": f"{rec['record_id']}.png"},
+                    "media_type": enc.media_type,
                     "height": enc.height,
                     "width": enc.width,
                     "pixel_spacing_mm": [float(sy) / enc.scale_y, float(sx) / enc.scale_x],
