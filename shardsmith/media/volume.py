@@ -24,6 +24,7 @@ Every failure raises :class:`VolumeError` with a short ``reason`` for quarantine
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,10 @@ __all__ = [
     "read_dicom_series",
     "read_nifti",
     "read_nifti_labels",
+    "grid_image",
     "resample",
+    "resample_grid",
+    "resample_slabs",
     "to_canonical",
 ]
 
@@ -240,25 +244,67 @@ def affine_zyx(img: sitk.Image) -> np.ndarray:
     return out
 
 
-def resample(img: sitk.Image, spacing_mm: float | tuple[float, float, float], *, label: bool,
-             default: float = 0.0) -> sitk.Image:
-    """Resample onto an isotropic (or given x, y, z) grid covering the same physical extent."""
+def resample_grid(img: sitk.Image, spacing_mm: float | tuple[float, float, float]
+                  ) -> tuple[list[int], list[float], list[float]]:
+    """(size x, y, z; origin; spacing) of the grid :func:`resample` makes: the same physical extent,
+    edge-aligned (the first voxel's outer corner stays where it was)."""
     new_spacing = np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,))
     old_spacing = np.asarray(img.GetSpacing(), dtype=np.float64)
     old_size = np.asarray(img.GetSize(), dtype=np.float64)
     new_size = np.maximum(1, np.round(old_size * old_spacing / new_spacing)).astype(int)
     d = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
-    # Edge-aligned: the first voxel's outer corner stays where it was.
     corner = np.asarray(img.GetOrigin()) - d @ (old_spacing / 2)
     origin = corner + d @ (new_spacing / 2)
+    return [int(s) for s in new_size], [float(v) for v in origin], [float(v) for v in new_spacing]
+
+
+def _resample_to(img: sitk.Image, size: list[int], origin: list[float], spacing: list[float], label: bool,
+                 default: float) -> sitk.Image:
     interp = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
     return sitk.Resample(
-        img, [int(s) for s in new_size], sitk.Transform(), interp,
-        [float(v) for v in origin], [float(v) for v in new_spacing], img.GetDirection(),
+        img, size, sitk.Transform(), interp, origin, spacing, img.GetDirection(),
         # intensities come out float32 whatever the stored type (int16 CT included): same values as
         # resampling a float32 copy, without making one
         float(default), img.GetPixelID() if label else sitk.sitkFloat32,
     )
+
+
+def resample(img: sitk.Image, spacing_mm: float | tuple[float, float, float], *, label: bool,
+             default: float = 0.0) -> sitk.Image:
+    """Resample onto an isotropic (or given x, y, z) grid covering the same physical extent."""
+    size, origin, spacing = resample_grid(img, spacing_mm)
+    return _resample_to(img, size, origin, spacing, label, default)
+
+
+# Output slices resampled at once by resample_slabs: a 512 x 512 float32 slab of 16 is 16 MB.
+RESAMPLE_SLAB_SLICES = 16
+
+
+def resample_slabs(img: sitk.Image, spacing_mm: float | tuple[float, float, float], *, label: bool,
+                   default: float = 0.0, slab: int = RESAMPLE_SLAB_SLICES) -> Iterator[np.ndarray]:
+    """:func:`resample`'s voxels as ``[z, y, x]`` arrays of at most ``slab`` output slices, first to last.
+
+    Each output voxel is interpolated at its own physical point, so the slabs are exactly the
+    slices of the whole resampled volume; only one slab exists at a time, so memory no longer
+    grows with the volume's length (a 1.5 m CT at 2.5 mm became a 1,000-slice float32 volume)."""
+    size, origin, spacing = resample_grid(img, spacing_mm)
+    d = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
+    for z0 in range(0, size[2], slab):
+        n = min(slab, size[2] - z0)
+        slab_origin = np.asarray(origin) + d[:, 2] * spacing[2] * z0
+        part = _resample_to(img, [size[0], size[1], n], [float(v) for v in slab_origin], spacing, label, default)
+        yield sitk.GetArrayFromImage(part)
+
+
+def grid_image(img: sitk.Image, spacing_mm: float | tuple[float, float, float]) -> sitk.Image:
+    """A one-voxel image carrying :func:`resample`'s grid geometry (origin, spacing, direction) for
+    :func:`affine_zyx`, without the volume's voxels."""
+    _, origin, spacing = resample_grid(img, spacing_mm)
+    ref = sitk.Image([1, 1, 1], sitk.sitkUInt8)
+    ref.SetOrigin(origin)
+    ref.SetSpacing(spacing)
+    ref.SetDirection(img.GetDirection())
+    return ref
 
 
 # --------------------------------------------------------------------------- intensity
