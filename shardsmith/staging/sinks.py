@@ -89,10 +89,10 @@ def _media_bytes(row: dict) -> int:
     """Bytes of the binary values of a row (top level or one struct deep, like ``image.bytes``)."""
     n = 0
     for value in row.values():
-        if isinstance(value, bytes):
+        if isinstance(value, (bytes, bytearray)):  # a stored volume's .npy is a bytearray filled slab by slab
             n += len(value)
         elif isinstance(value, dict):
-            n += sum(len(v) for v in value.values() if isinstance(v, bytes))
+            n += sum(len(v) for v in value.values() if isinstance(v, (bytes, bytearray)))
     return n
 
 

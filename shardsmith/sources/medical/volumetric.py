@@ -124,8 +124,7 @@ def _slabs(arr: np.ndarray, n: int = SLAB_SLICES) -> Iterator[np.ndarray]:
 
 
 def _hu_int16(slab: np.ndarray) -> np.ndarray:
-    """Interpolated HU rounded and clipped to int16; stored integers pass as they are (np.rint of an
-    int16 array would go through float16 and lose HU above 2,048)."""
+    """Interpolated HU rounded and clipped to int16; stored integers (the native grid) pass as they are."""
     if slab.dtype.kind in "iu":
         return slab
     return np.clip(np.rint(slab), -32768, 32767)
