@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import SimpleITK as sitk
@@ -102,15 +103,30 @@ def test_a_native_grid_ct_keeps_its_hu_exactly(tmp_path: Path, monkeypatch):
 def test_a_stored_volume_is_flushed_on_its_own(tmp_path: Path):
     """The staging sink counts a bytearray .npy as media bytes: a volume is written as soon as it
     arrives, never buffered beside the next ones."""
-    import pyarrow as pa
-
     from shardsmith.staging.sinks import BATCH_BYTES, _StreamWriter
 
     schema = pa.schema([pa.field("record_id", pa.string()), pa.field("image_npy", pa.binary())])
     writer = _StreamWriter(tmp_path / "volumes.parquet", schema)
-    writer.add({"record_id": "a", "image_npy": bytearray(BATCH_BYTES)})
+    npy = bytearray(np.arange(BATCH_BYTES // 2, dtype=np.int16).tobytes())
+    writer.add({"record_id": "a", "image_npy": npy})
     assert writer.count == 1 and writer.buffer == []
+    writer.add({"record_id": "b", "image_npy": b"\x01\x02"})
+    writer.add({"record_id": "c", "image_npy": None})
     writer.close()
+    rows = pq.read_table(tmp_path / "volumes.parquet").to_pylist()
+    assert rows == [{"record_id": "a", "image_npy": bytes(npy)}, {"record_id": "b", "image_npy": b"\x01\x02"},
+                    {"record_id": "c", "image_npy": None}]
+
+
+def test_a_one_row_table_is_the_row_from_pylist_would_make():
+    from shardsmith.schemas.volumes import VOLUMES_SCHEMA
+    from shardsmith.staging.sinks import _one_row_table
+
+    row = {f.name: None for f in VOLUMES_SCHEMA}
+    row.update(record_id="r", source="kits", native_id="case_00000", split="train", shape=[1, 2, 3, 4],
+               spacing_mm=[1.5, 1.5, 1.5], image_npy=bytearray(b"\x93NUMPY..."), label_npy=b"lab",
+               label_names=[{"value": 1, "label": "kidney", "source_label": "kidney", "kind": "anatomy"}])
+    assert _one_row_table(row, VOLUMES_SCHEMA).equals(pa.Table.from_pylist([row], schema=VOLUMES_SCHEMA))
 
 
 def _kits_ct(tmp_path: Path) -> Path:
