@@ -494,7 +494,7 @@ class VolumeSource(MedicalSource):
         base = self.record_base(entry, split_seed=split_seed)
         sx, sy, sz = grid.GetSpacing()
         nsx, nsy, nsz = prep.canon_channels[0].GetSpacing()
-        return {
+        row = {
             "record_id": stable_id(self.name, item.native_id, "volume"),
             "source": self.name,
             "native_id": base["native_id"],
@@ -525,6 +525,11 @@ class VolumeSource(MedicalSource):
             "raw_sha256": base["raw_sha256"],
             "adapter_version": base["adapter_version"],
         }
+        # The volume is the last thing made from a case (records first, then this row): its images
+        # are let go before the row is written, so the writer's copies of the stored volume never
+        # stand beside the whole native volume and its label map.
+        self._prepared = None
+        return row
 
 
 def _arr(img: sitk.Image) -> np.ndarray:
