@@ -171,3 +171,21 @@ def test_a_compressed_nifti_is_read_into_one_array(tmp_path: Path, monkeypatch):
         tracemalloc.stop()
     assert np.array_equal(data, np.asarray(nib.load(path).dataobj))
     assert peak < volume_bytes * 1.5, (peak, volume_bytes)  # two copies would be 2x
+
+
+def test_a_case_is_let_go_once_its_volume_row_is_made(tmp_path: Path, monkeypatch):
+    """The native volume and label map are not held while the stored volume is being written."""
+    monkeypatch.setenv("SHARDSMITH_PSEUDONYM_KEY", "test-key-slabs")
+    write_kits(tmp_path / "raw" / "kits", shape=(12, 32, 32))
+    source = Kits()
+    seen = []
+    make_row = Kits.volume_record
+
+    def spy(self, *args, **kwargs):
+        row = make_row(self, *args, **kwargs)
+        seen.append(self._prepared)
+        return row
+
+    monkeypatch.setattr(Kits, "volume_record", spy)
+    counts = run_source(Settings(home=tmp_path, workers=1), source)
+    assert counts.extra_tables == {"volumes": 1} and seen == [None]
