@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shardsmith.media.dicom import META_KEYS, MediaError
+
+if TYPE_CHECKING:  # raster imports OpenCV; it is loaded when a JPEG is actually kept
+    from shardsmith.media.raster import PassThroughImage
 
 _SOI = b"\xff\xd8"
 _EOI = 0xD9
@@ -86,7 +90,7 @@ def _walk(data: bytes, name: str) -> tuple[bytearray, tuple[int, int, int, int, 
     return out, frame
 
 
-def pass_through_jpeg(path: str | Path, max_side: int, bit_depth: int):
+def pass_through_jpeg(path: str | Path, max_side: int, bit_depth: int) -> PassThroughImage | None:
     """The JPEG at ``path`` as it is stored, when it conforms (see the module docstring); None when it
     must be decoded and re-encoded (not a ``.jpg``/``.jpeg``, colour, 12-bit, lossless or arithmetic,
     larger than ``max_side``, a 16-bit release). A cut or malformed marker structure raises MediaError."""
