@@ -45,18 +45,40 @@ def _csv_rows(i: int, rows: int, cols: int) -> list[list[str]]:
     return out
 
 
-def vindr_dataset(n: int) -> Path:
+# Image textures the ingest bench runs on (issue 24 target 6): "noisy" is the phantom with detector
+# noise (sigma about 1 % of the range: PNG compresses it poorly, as on real films); "smooth" is the same
+# anatomy blurred (sigma 6 px), where PNG's filters and zlib find long runs and encoding is cheap.
+TEXTURES = ("noisy", "smooth")
+SMOOTH_SIGMA_PX = 6.0
+
+
+def _pixels(rows: int, cols: int, seed: int, texture: str):
+    """The display pixels of one bench image: None lets the fixture draw its noisy phantom."""
+    if texture == "noisy":
+        return None
+    import cv2
+
+    from shardsmith.demo.dicom_fixtures import chest_phantom
+
+    arr = chest_phantom(rows, cols, 12, seed=seed).astype("float32")
+    return cv2.GaussianBlur(arr, (0, 0), SMOOTH_SIGMA_PX).round().astype("uint16")
+
+
+def vindr_dataset(n: int, texture: str = "noisy") -> Path:
     """A VinDr raw folder (``train.csv`` + ``train/<id>.dicom``) with ``n`` images; cached."""
     from shardsmith.demo.dicom_fixtures import make_cxr_dicom
 
-    root = cache_root() / f"vindr-{n}"
+    if texture not in TEXTURES:
+        raise ValueError(f"texture must be one of {TEXTURES}, got {texture!r}")
+    suffix = "" if texture == "noisy" else f"-{texture}"  # the noisy sets keep their cached names
+    root = cache_root() / f"vindr{suffix}-{n}"
     stamp = root / ".complete"
     if stamp.is_file():
         return root
     # Images 0..n-1 are shared across sizes: link them from a larger or smaller set when present.
     shutil.rmtree(root, ignore_errors=True)
     (root / "train").mkdir(parents=True)
-    pool = cache_root() / "images"
+    pool = cache_root() / f"images{suffix}"
     pool.mkdir(parents=True, exist_ok=True)
     rows_csv: list[list[str]] = []
     for i in range(n):
@@ -67,7 +89,7 @@ def vindr_dataset(n: int) -> Path:
             make_cxr_dicom(tmp, rows=rows, columns=cols, bits_stored=12, photometric=photometric,
                            window=(2048, 3686), patient_id=f"BENCH-PAT-{i // 2:05d}",
                            patient_name=f"BENCH^{i}", sex="F" if i % 2 else "M", age=f"{30 + i % 50:03d}Y",
-                           seed=i)
+                           seed=i, pixels=_pixels(rows, cols, i, texture))
             os.replace(tmp, src)
         os.link(src, root / "train" / src.name)
         rows_csv += _csv_rows(i, rows, cols)

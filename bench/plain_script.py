@@ -3,8 +3,13 @@
 Reads a VinDr Kaggle-layout folder (``train.csv`` + ``train/<id>.dicom``) and writes the same
 output geometry as shardsmith (longest side 1024 px, 8-bit PNG, boxes scaled to the stored pixels)
 into one Parquet file and WebDataset tar shards. Written the way a person would write it: rows
-collected in a list and written at the end, boxes from a pandas ``groupby``, pydicom's
-``apply_voi_lut`` for the window. No validation, quarantine, pseudonyms, checksums or manifest.
+collected in a list and written at the end, boxes from a pandas ``groupby``. No validation,
+quarantine, pseudonyms, checksums or manifest.
+
+Its per-image work is shardsmith's own decoder and encoder (``media.dicom.decode_dicom`` +
+``media.raster.encode_png``, issue 24 target 6), so ``build / plain`` isolates what the pipeline
+adds around the pixels; with pydicom's float64 ``apply_voi_lut`` the peer was slower per image
+than the build's decoder and the ratio flattered the build (3.96x).
 
     python -m bench.plain_script RAW_DIR OUT_DIR            # one process
     python -m bench.plain_script RAW_DIR OUT_DIR --pool     # decoding on a multiprocessing.Pool over every core
@@ -21,33 +26,22 @@ import os
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pydicom
 import webdataset as wds
-from pydicom.pixels import apply_voi_lut
 
 MAX_SIDE = 1024
 
 
 def decode_resize_encode(path: Path) -> tuple[bytes, int, int, int, int]:
-    """DICOM -> windowed 8-bit -> resized so the longest side is 1024 -> PNG bytes (+ sizes)."""
-    ds = pydicom.dcmread(path)
-    arr = apply_voi_lut(ds.pixel_array, ds)
-    if ds.PhotometricInterpretation == "MONOCHROME1":
-        arr = arr.max() - arr
-    arr = arr.astype(np.float32)
-    lo, hi = float(arr.min()), float(arr.max())
-    img = ((arr - lo) / max(hi - lo, 1e-6) * 255.0).astype(np.uint8)
-    h, w = img.shape
-    scale = MAX_SIDE / max(h, w)
-    nh, nw = round(h * scale), round(w * scale)
-    img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".png", img)
-    return buf.tobytes(), h, w, nh, nw
+    """DICOM -> window -> resized so the longest side is 1024 -> 8-bit PNG bytes (+ sizes), with the
+    project's decoder and encoder: the same per-image work as a build and as ``bench.floor``."""
+    from shardsmith.media.dicom import decode_dicom
+    from shardsmith.media.raster import encode_png
+
+    enc = encode_png(decode_dicom(path), MAX_SIDE, 8)
+    return enc.png, enc.native_height, enc.native_width, enc.height, enc.width
 
 
 def main(raw: Path, out: Path, processes: int = 1) -> int:

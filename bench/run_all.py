@@ -21,9 +21,10 @@ import time
 
 from bench.data import cache_root
 
-ALL = ("ingest", "reading", "volumes", "speech", "scale", "dupes", "views", "startup")
+ALL = ("ingest", "reading", "volumes", "speech", "scale", "dupes", "views", "startup", "jpeg", "volume_memory")
 # benchmarks that are their own scripts: run in a fresh process, their printed summary kept
-SCRIPTS = {"dupes": ["-m", "bench.dupes"], "views": ["-m", "bench.views", "2000"], "startup": ["-m", "bench.startup"]}
+SCRIPTS = {"dupes": ["-m", "bench.dupes"], "views": ["-m", "bench.views", "2000"], "startup": ["-m", "bench.startup"],
+           "jpeg": ["-m", "bench.jpeg"], "volume_memory": ["-m", "bench.volume_memory"]}
 
 
 def _markdown(results: dict) -> str:
@@ -31,17 +32,17 @@ def _markdown(results: dict) -> str:
              f"workers: {os.environ.get('SHARDSMITH_WORKERS', 'default (all cores)')}"]
     ing = results.get("ingest")
     if ing:
-        s = ing["summary"]
         n0, n1 = ing["sizes"][0], ing["sizes"][-1]
-        lines += ["", f"| ingest ({n0} / {n1} images) | marginal wall ms/img | start-up s | marginal CPU ms/img "
-                      f"| peak RSS MB ({n0} / {n1}) | peak PSS MB ({n0} / {n1}) |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        for name in ("build", "plain", "plain_pool", "floor"):
-            r = s[name]
-            lines.append(f"| {name} | {r['marginal_wall_ms']} | {r['startup_wall_s']} | {r['marginal_cpu_ms']} "
-                         f"| {r['peak_rss_mb'][0]:.0f} / {r['peak_rss_mb'][1]:.0f} "
-                         f"| {r['peak_pss_mb'][0]:.0f} / {r['peak_pss_mb'][1]:.0f} |")
-        lines.append(f"\nratios: {json.dumps(s['ratios'])}")
+        for texture, s in ing["summary"].items():
+            lines += ["", f"| ingest, {texture} ({n0} / {n1} images) | marginal wall ms/img | start-up s "
+                          f"| marginal CPU ms/img | peak RSS MB ({n0} / {n1}) | peak PSS MB ({n0} / {n1}) |",
+                      "| --- | ---: | ---: | ---: | ---: | ---: |"]
+            for name in ("build", "plain", "plain_pool", "floor", "floor_2core"):
+                r = s[name]
+                lines.append(f"| {name} | {r['marginal_wall_ms']} | {r['startup_wall_s']} | {r['marginal_cpu_ms']} "
+                             f"| {r['peak_rss_mb'][0]:.0f} / {r['peak_rss_mb'][1]:.0f} "
+                             f"| {r['peak_pss_mb'][0]:.0f} / {r['peak_pss_mb'][1]:.0f} |")
+            lines.append(f"\nratios ({texture}): {json.dumps(s['ratios'])}")
     rd = results.get("reading")
     if rd and "samples" in rd:
         lines += ["", f"| reading ({rd['samples']} samples) | samples/s |", "| --- | ---: |"]

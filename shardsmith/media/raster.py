@@ -55,6 +55,8 @@ class EncodedImage:
     # The stored pixels themselves (the array the PNG encodes): the perceptual fingerprint is taken
     # from them inside the records step, so nothing is decoded twice.
     pixels: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # What ``png`` holds: a PNG, or a JPEG stored as it came (``media.jpeg``); records carry it.
+    media_type: str = "image/png"
 
 
 def _load(source: str | Path | bytes | bytearray | memoryview) -> tuple[bytes, str]:
@@ -218,7 +220,8 @@ class PassThroughImage:
         """A uint8 greyscale copy no larger than about ``2 * max_side`` (reduced decode, no full-size
         array for JPEG; for PNG libpng still inflates every row but never holds the full image
         float), then area-resized to ``max_side``: enough for a perceptual fingerprint."""
-        return thumbnail_bytes(self.encoded.png, max_side)
+        enc = self.encoded
+        return thumbnail_bytes(enc.png, max_side, longest=max(enc.height, enc.width))
 
 
 def _png_longest_side(data: bytes) -> int | None:
@@ -228,12 +231,14 @@ def _png_longest_side(data: bytes) -> int | None:
     return max(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
 
 
-def thumbnail_bytes(data: bytes, max_side: int = 64) -> np.ndarray:
-    """Small uint8 greyscale copy of PNG/JPEG bytes via OpenCV's reduced decode."""
+def thumbnail_bytes(data: bytes, max_side: int = 64, longest: int | None = None) -> np.ndarray:
+    """Small uint8 greyscale copy of PNG/JPEG bytes via OpenCV's reduced decode. ``longest`` (the
+    image's longer side, read from a PNG's header when not given) skips reductions that would come
+    out too small: a JPEG, whose size the caller knows, is decoded once."""
     side = max(1, max_side)
     buf = np.frombuffer(data, dtype=np.uint8)
     arr = None
-    longest = _png_longest_side(data)
+    longest = longest or _png_longest_side(data)
     for factor, flag in _REDUCED:
         # A reduction that certainly comes out under ``side`` (its size rounded up, with a pixel to
         # spare) is not decoded: a small PNG used to be decoded four times (1/8, 1/4, 1/2, whole).

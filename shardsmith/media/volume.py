@@ -24,6 +24,7 @@ Every failure raises :class:`VolumeError` with a short ``reason`` for quarantine
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,10 @@ __all__ = [
     "read_dicom_series",
     "read_nifti",
     "read_nifti_labels",
+    "grid_image",
     "resample",
+    "resample_grid",
+    "resample_slabs",
     "to_canonical",
 ]
 
@@ -72,7 +76,7 @@ def _load_nifti(path: Path, dtype: type | None = None) -> tuple[np.ndarray, np.n
     try:
         img = nib.load(str(path))
         proxy = img.dataobj
-        data = np.asanyarray(proxy.get_unscaled()) if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
+        data = _read_unscaled(proxy)
         slope, inter = float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0))
         if dtype is not None and data.dtype != dtype:
             data = data.astype(dtype)
@@ -86,8 +90,61 @@ def _load_nifti(path: Path, dtype: type | None = None) -> tuple[np.ndarray, np.n
     return data, affine
 
 
-def from_array(arr_ijk: np.ndarray, affine_ras: np.ndarray, name: str = "<array>") -> sitk.Image:
-    """A SimpleITK image from a nibabel-ordered array ``[i, j, k]`` and its RAS affine."""
+_READ_CHUNK = 16 << 20
+
+
+def _read_unscaled(proxy) -> np.ndarray:
+    """The stored voxels, read straight into one array (issue 24): nibabel's own read of a
+    ``.nii.gz`` holds the decompressed bytes and an array made from them at once, twice the volume."""
+    dtype = np.dtype(getattr(proxy, "dtype", None) or np.uint8)
+    file_like = getattr(proxy, "file_like", None)
+    if not hasattr(proxy, "offset") or not isinstance(file_like, str) or not dtype.isnative or proxy.order != "F":
+        return np.asanyarray(proxy.get_unscaled()) if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
+    arr = np.empty(proxy.shape, dtype=dtype, order="F")
+    view = memoryview(arr.T).cast("B")  # arr.T is C-contiguous over the same buffer
+    with nib.openers.ImageOpener(file_like) as fh:
+        fh.seek(int(proxy.offset))
+        done = 0
+        while done < len(view):
+            n = fh.readinto(view[done:done + _READ_CHUNK])  # gzip reads a request whole, then copies it
+            if not n:
+                raise VolumeError("unreadable_nifti", f"{file_like}: voxel data ends after {done} of "
+                                                      f"{len(view)} bytes (file cut short)")
+            done += n
+    return arr
+
+
+def _canonical_axes(direction: np.ndarray) -> tuple[list[int], list[float]] | None:
+    """(index axis giving world axis w, its sign) for a direction matrix whose axes are each closest to
+    one world axis (LPS+ by an axis permutation and flips only); None for any other (oblique) case."""
+    perm = [int(a) for a in np.argmax(np.abs(direction), axis=1)]  # world axis w <- index axis perm[w]
+    if sorted(perm) != [0, 1, 2]:
+        return None
+    return perm, [float(np.sign(direction[w, perm[w]])) for w in range(3)]
+
+
+def _canonical_view(arr_ijk: np.ndarray, spacing: np.ndarray, direction: np.ndarray, origin: np.ndarray,
+                    perm: list[int], signs: list[float]) -> tuple[np.ndarray, list[float], np.ndarray, np.ndarray]:
+    """``arr_ijk`` permuted and flipped to LPS+ as a numpy view (no copy), and its geometry."""
+    new = arr_ijk.transpose(perm)
+    start = [0, 0, 0]
+    for w in range(3):
+        if signs[w] < 0:
+            new = np.flip(new, axis=w)
+            start[perm[w]] = arr_ijk.shape[perm[w]] - 1
+    new_spacing = [float(spacing[perm[w]]) for w in range(3)]
+    new_dir = np.stack([direction[:, perm[w]] * signs[w] for w in range(3)], axis=1)
+    new_origin = origin + direction @ (np.asarray(spacing, dtype=np.float64) * np.asarray(start, dtype=np.float64))
+    return new, new_spacing, new_dir, new_origin
+
+
+def from_array(arr_ijk: np.ndarray, affine_ras: np.ndarray, name: str = "<array>",
+               canonical: bool = False) -> sitk.Image:
+    """A SimpleITK image from a nibabel-ordered array ``[i, j, k]`` and its RAS affine.
+
+    ``canonical`` reorients to LPS+ on the way in, as :func:`to_canonical` would after: the numpy
+    view is permuted and flipped and SimpleITK copies it once, so a volume costs two copies of
+    itself at most (the array and the image) instead of four (issue 24)."""
     if arr_ijk.ndim != 3:
         raise VolumeError("bad_dimensions", f"{name}: expected a 3D array, got shape {arr_ijk.shape}")
     m = _RAS_TO_LPS @ affine_ras[:3, :3]
@@ -97,10 +154,15 @@ def from_array(arr_ijk: np.ndarray, affine_ras: np.ndarray, name: str = "<array>
     direction = m / spacing
     if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-3):
         raise VolumeError("sheared_affine", f"{name}: affine axes are not orthogonal (sheared volume)")
-    img = sitk.GetImageFromArray(np.ascontiguousarray(arr_ijk.transpose(2, 1, 0)))
+    origin = _RAS_TO_LPS @ affine_ras[:3, 3]
+    axes = _canonical_axes(direction) if canonical else None
+    if axes is not None:
+        arr_ijk, spacing, direction, origin = _canonical_view(arr_ijk, spacing, direction, origin, *axes)
+    # GetImageFromArray copies a non-contiguous view straight into the image: no contiguous copy first.
+    img = sitk.GetImageFromArray(arr_ijk.transpose(2, 1, 0))
     img.SetSpacing([float(s) for s in spacing])
     img.SetDirection([float(v) for v in direction.ravel()])
-    img.SetOrigin([float(v) for v in _RAS_TO_LPS @ affine_ras[:3, 3]])
+    img.SetOrigin([float(v) for v in origin])
     return img
 
 
@@ -116,7 +178,7 @@ def check_finite(arr: np.ndarray, name: str) -> None:
 _KEPT_INTEGERS = (np.int8, np.uint8, np.int16, np.uint16)
 
 
-def read_nifti(path: Path) -> tuple[list[sitk.Image], np.ndarray]:
+def read_nifti(path: Path, canonical: bool = False) -> tuple[list[sitk.Image], np.ndarray]:
     """Intensity volume(s) as SimpleITK images (one per channel of a 4D file) + the RAS affine.
 
     float32, except unscaled 8/16-bit integer voxels (CT in HU), which stay in their own type;
@@ -136,11 +198,11 @@ def read_nifti(path: Path) -> tuple[list[sitk.Image], np.ndarray]:
     for c in chans:
         arr = np.asarray(c)
         check_finite(arr, path.name)
-        out.append(from_array(arr, affine, path.name))
+        out.append(from_array(arr, affine, path.name, canonical))
     return out, affine
 
 
-def read_nifti_labels(path: Path) -> tuple[sitk.Image, np.ndarray]:
+def read_nifti_labels(path: Path, canonical: bool = False) -> tuple[sitk.Image, np.ndarray]:
     """An integer label map (uint8/uint16) + its RAS affine; fractional or negative values are errors."""
     data, affine = _load_nifti(path)
     if data.ndim == 4 and data.shape[3] == 1:
@@ -160,7 +222,7 @@ def read_nifti_labels(path: Path) -> tuple[sitk.Image, np.ndarray]:
     dtype = np.uint8 if top <= 255 else np.uint16
     if top > 65535:
         raise VolumeError("label_out_of_range", f"{path.name}: label value {top} exceeds 65535")
-    return from_array(arr.astype(dtype), affine, path.name), affine
+    return from_array(arr.astype(dtype, copy=False), affine, path.name, canonical), affine
 
 
 def read_dicom_series(files: list[Path]) -> sitk.Image:
@@ -207,26 +269,19 @@ def to_canonical(img: sitk.Image) -> sitk.Image:
     if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
         return sitk.DICOMOrient(img, CANONICAL_ORIENTATION)
     d = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
-    perm = [int(a) for a in np.argmax(np.abs(d), axis=1)]  # world axis w <- index axis perm[w]
-    if sorted(perm) != [0, 1, 2]:
+    axes = _canonical_axes(d)
+    if axes is None:
         return sitk.DICOMOrient(img, CANONICAL_ORIENTATION)
-    signs = [float(np.sign(d[w, perm[w]])) for w in range(3)]
+    perm, signs = axes
     if perm == [0, 1, 2] and all(sg > 0 for sg in signs):
         return img
-    size = np.asarray(img.GetSize())
     arr_ijk = sitk.GetArrayViewFromImage(img).transpose(2, 1, 0)
-    new = arr_ijk.transpose(perm)
-    start = [0, 0, 0]
-    for w in range(3):
-        if signs[w] < 0:
-            new = np.flip(new, axis=w)
-            start[perm[w]] = int(size[perm[w]]) - 1
-    out = sitk.GetImageFromArray(np.ascontiguousarray(new.transpose(2, 1, 0)))
-    spacing = img.GetSpacing()
-    out.SetSpacing([float(spacing[perm[w]]) for w in range(3)])
-    new_dir = np.stack([d[:, perm[w]] * signs[w] for w in range(3)], axis=1)
+    new, spacing, new_dir, origin = _canonical_view(arr_ijk, np.asarray(img.GetSpacing()), d,
+                                                    np.asarray(img.GetOrigin()), perm, signs)
+    out = sitk.GetImageFromArray(new.transpose(2, 1, 0))
+    out.SetSpacing(spacing)
     out.SetDirection([float(v) for v in new_dir.ravel()])
-    out.SetOrigin(img.TransformIndexToPhysicalPoint(start))
+    out.SetOrigin([float(v) for v in origin])
     return out
 
 
@@ -240,25 +295,67 @@ def affine_zyx(img: sitk.Image) -> np.ndarray:
     return out
 
 
-def resample(img: sitk.Image, spacing_mm: float | tuple[float, float, float], *, label: bool,
-             default: float = 0.0) -> sitk.Image:
-    """Resample onto an isotropic (or given x, y, z) grid covering the same physical extent."""
+def resample_grid(img: sitk.Image, spacing_mm: float | tuple[float, float, float]
+                  ) -> tuple[list[int], list[float], list[float]]:
+    """(size x, y, z; origin; spacing) of the grid :func:`resample` makes: the same physical extent,
+    edge-aligned (the first voxel's outer corner stays where it was)."""
     new_spacing = np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,))
     old_spacing = np.asarray(img.GetSpacing(), dtype=np.float64)
     old_size = np.asarray(img.GetSize(), dtype=np.float64)
     new_size = np.maximum(1, np.round(old_size * old_spacing / new_spacing)).astype(int)
     d = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
-    # Edge-aligned: the first voxel's outer corner stays where it was.
     corner = np.asarray(img.GetOrigin()) - d @ (old_spacing / 2)
     origin = corner + d @ (new_spacing / 2)
+    return [int(s) for s in new_size], [float(v) for v in origin], [float(v) for v in new_spacing]
+
+
+def _resample_to(img: sitk.Image, size: list[int], origin: list[float], spacing: list[float], label: bool,
+                 default: float) -> sitk.Image:
     interp = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
     return sitk.Resample(
-        img, [int(s) for s in new_size], sitk.Transform(), interp,
-        [float(v) for v in origin], [float(v) for v in new_spacing], img.GetDirection(),
+        img, size, sitk.Transform(), interp, origin, spacing, img.GetDirection(),
         # intensities come out float32 whatever the stored type (int16 CT included): same values as
         # resampling a float32 copy, without making one
         float(default), img.GetPixelID() if label else sitk.sitkFloat32,
     )
+
+
+def resample(img: sitk.Image, spacing_mm: float | tuple[float, float, float], *, label: bool,
+             default: float = 0.0) -> sitk.Image:
+    """Resample onto an isotropic (or given x, y, z) grid covering the same physical extent."""
+    size, origin, spacing = resample_grid(img, spacing_mm)
+    return _resample_to(img, size, origin, spacing, label, default)
+
+
+# Output slices resampled at once by resample_slabs: a 512 x 512 float32 slab of 16 is 16 MB.
+RESAMPLE_SLAB_SLICES = 16
+
+
+def resample_slabs(img: sitk.Image, spacing_mm: float | tuple[float, float, float], *, label: bool,
+                   default: float = 0.0, slab: int = RESAMPLE_SLAB_SLICES) -> Iterator[np.ndarray]:
+    """:func:`resample`'s voxels as ``[z, y, x]`` arrays of at most ``slab`` output slices, first to last.
+
+    Each output voxel is interpolated at its own physical point, so the slabs are exactly the
+    slices of the whole resampled volume; only one slab exists at a time, so memory no longer
+    grows with the volume's length (a 1.5 m CT at 2.5 mm became a 1,000-slice float32 volume)."""
+    size, origin, spacing = resample_grid(img, spacing_mm)
+    d = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
+    for z0 in range(0, size[2], slab):
+        n = min(slab, size[2] - z0)
+        slab_origin = np.asarray(origin) + d[:, 2] * spacing[2] * z0
+        part = _resample_to(img, [size[0], size[1], n], [float(v) for v in slab_origin], spacing, label, default)
+        yield sitk.GetArrayFromImage(part)
+
+
+def grid_image(img: sitk.Image, spacing_mm: float | tuple[float, float, float]) -> sitk.Image:
+    """A one-voxel image carrying :func:`resample`'s grid geometry (origin, spacing, direction) for
+    :func:`affine_zyx`, without the volume's voxels."""
+    _, origin, spacing = resample_grid(img, spacing_mm)
+    ref = sitk.Image([1, 1, 1], sitk.sitkUInt8)
+    ref.SetOrigin(origin)
+    ref.SetSpacing(spacing)
+    ref.SetDirection(img.GetDirection())
+    return ref
 
 
 # --------------------------------------------------------------------------- intensity

@@ -42,7 +42,7 @@ class ValidationFailedError(RuntimeError):
 
 
 RECORD_COLUMNS = ["record_id", "source", "native_id", "patient_id", "split", "split_source", "split_official",
-                  "modality", "body_part", "view",
+                  "modality", "body_part", "view", "media_type",
                   "height", "width", "slice_index", "num_slices", "abnormal", "complete", "raw_sha256",
                   "findings", "targets"]
 WEREWOLF_TABLES = ("games", "utterances", "votes", "decisions", "role_inference", "speech_items")

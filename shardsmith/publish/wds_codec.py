@@ -46,10 +46,10 @@ def encode_sample(row: dict, spec: TableSpec, key: str) -> list[tuple[str, bytes
     meta = {col: value for col, value in row.items() if col not in spec.media}
     members = [(f"{key}.json", json.dumps(meta, sort_keys=True, ensure_ascii=False,
                                           default=_json_default).encode())]
-    for col, ext in spec.media.items():
+    for col in spec.media:
         data = media_bytes(row.get(col))
         if data:
-            members.append((f"{key}.{ext}", data))
+            members.append((f"{key}.{spec.media_extension(col, row)}", data))
     return members
 
 

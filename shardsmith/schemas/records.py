@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-RECORDS_SCHEMA_VERSION = "1.4.0"  # 1.4.0: study_day, study_order, report_sections, image_group
+RECORDS_SCHEMA_VERSION = "1.5.0"  # 1.4.0: study_day, study_order, report_sections, image_group; 1.5.0: media_type
 
 IMAGE_TYPE = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 
@@ -60,6 +60,8 @@ RECORDS_SCHEMA = pa.schema(
         pa.field("sex", pa.string()),
         pa.field("age_band", pa.string()),
         pa.field("image", IMAGE_TYPE),
+        # What ``image.bytes`` holds: image/png, or image/jpeg for a JPEG stored as it came.
+        pa.field("media_type", pa.string()),
         pa.field("height", pa.int32()),
         pa.field("width", pa.int32()),
         pa.field("pixel_spacing_mm", pa.list_(pa.float32())),  # [row, col] after resizing
@@ -92,3 +94,6 @@ SPLITS = ("train", "val", "test")
 SPLIT_SOURCES = ("official", "seeded")  # split_source values
 FINDING_STATUSES = ("present", "absent", "uncertain")
 TARGET_KINDS = ("abnormality", "anatomy")
+# A stored image's media type -> the extension of its file name and WebDataset member.
+MEDIA_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg"}
+MEDIA_TYPES = tuple(MEDIA_EXTENSIONS)

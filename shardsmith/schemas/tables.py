@@ -25,6 +25,18 @@ class TableSpec:
     split_column: str | None = "split"
     version_ref: str = ""
     checks: tuple[str, ...] = ()  # names in shardsmith.validation.checks.CHECKS
+    # media column -> the column naming each row's media type, whose extension (``media_extensions``)
+    # replaces the table's default: a records row holding a JPEG is ``<key>.jpg``, a PNG ``<key>.png``.
+    media_types: dict[str, str] = field(default_factory=dict)
+    media_extensions_ref: str = ""  # "module:ATTRIBUTE" of the media type -> extension mapping
+
+    def media_extension(self, column: str, row: dict) -> str:
+        """The WebDataset extension of ``column`` in ``row``: its media type's, else the table's."""
+        kind = row.get(self.media_types[column]) if column in self.media_types else None
+        if kind is None:
+            return self.media[column]
+        module, attr = self.media_extensions_ref.split(":")
+        return getattr(importlib.import_module(module), attr)[kind]
 
     @property
     def schema(self) -> pa.Schema:
@@ -50,6 +62,7 @@ TABLES: dict[str, TableSpec] = {
         "records", "shardsmith.schemas.records:RECORDS_SCHEMA", "record_id", {"image": "png"},
         version_ref="shardsmith.schemas.records:RECORDS_SCHEMA_VERSION",
         checks=("patients_in_one_split", "normal_has_no_abnormality", "masks_decode_to_image_size"),
+        media_types={"image": "media_type"}, media_extensions_ref="shardsmith.schemas.records:MEDIA_EXTENSIONS",
     ),
     "volumes": TableSpec(
         "volumes", "shardsmith.schemas.volumes:VOLUMES_SCHEMA", "record_id",

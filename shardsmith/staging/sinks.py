@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -70,7 +71,9 @@ class _StreamWriter:
 
     def flush(self) -> None:
         if self.buffer:
-            self.writer.write_table(pa.Table.from_pylist(self.buffer, schema=self.schema))
+            table = (_one_row_table(self.buffer[0], self.schema) if len(self.buffer) == 1
+                     else pa.Table.from_pylist(self.buffer, schema=self.schema))
+            self.writer.write_table(table)
             self.count += len(self.buffer)
             self.buffer = []
             self.buffer_bytes = 0
@@ -85,14 +88,28 @@ class _StreamWriter:
         self.tmp.unlink(missing_ok=True)
 
 
+def _one_row_table(row: dict, schema: pa.Schema) -> pa.Table:
+    """One row as a table whose top-level binary values are Arrow views of the row's own buffers: a
+    stored volume's .npy (hundreds of MB, flushed on its own) is not copied into Arrow first."""
+    columns = []
+    for f in schema:
+        value = row.get(f.name)
+        if isinstance(value, (bytes, bytearray)) and pa.types.is_binary(f.type):
+            offsets = pa.py_buffer(np.array([0, len(value)], dtype=np.int32))
+            columns.append(pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(value)]))
+        else:
+            columns.append(pa.array([value], type=f.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 def _media_bytes(row: dict) -> int:
     """Bytes of the binary values of a row (top level or one struct deep, like ``image.bytes``)."""
     n = 0
     for value in row.values():
-        if isinstance(value, bytes):
+        if isinstance(value, (bytes, bytearray)):  # a stored volume's .npy is a bytearray filled slab by slab
             n += len(value)
         elif isinstance(value, dict):
-            n += sum(len(v) for v in value.values() if isinstance(v, bytes))
+            n += sum(len(v) for v in value.values() if isinstance(v, (bytes, bytearray)))
     return n
 
 

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 RECORD_SCALARS = [
     "record_id", "source", "native_id", "patient_id", "split", "split_source", "split_official", "modality",
-    "body_part", "view", "height", "width", "slice_index", "num_slices", "abnormal", "complete", "raw_sha256",
+    "body_part", "view", "media_type", "height", "width", "slice_index", "num_slices", "abnormal", "complete", "raw_sha256",
 ]
 # Times may sit this far past the media end (rounding in transcripts, a last frame).
 MEDIA_TOLERANCE_S = 0.5

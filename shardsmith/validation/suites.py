@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shardsmith.schemas.records import FINDING_STATUSES, SPLIT_SOURCES, SPLITS, TARGET_KINDS
+from shardsmith.schemas.records import FINDING_STATUSES, MEDIA_TYPES, SPLIT_SOURCES, SPLITS, TARGET_KINDS
 from shardsmith.schemas.vocabulary import load_vocabulary
 
 Expectation = tuple[str, dict]
@@ -121,6 +121,7 @@ def record_suites(allow_empty: bool = False) -> Suite:
             _in("split", SPLITS),
             *_split_source(),
             _in("modality", MODALITIES),
+            _in("media_type", MEDIA_TYPES),
             _between("height", 1, 16384),
             _between("width", 1, 16384),
             ("ExpectColumnValuesToNotBeNull", {"column": "height"}),

@@ -41,7 +41,7 @@ def _records(bad: bool) -> pa.Table:
     for i in range(3):
         rows.append({
             "record_id": f"{i:024x}", "source": "vindr_cxr", "native_id": f"n{i}", "patient_id": f"p{i}",
-            "split": "train", "split_source": "seeded", "split_official": False, "modality": "DX", "body_part": "chest", "view": "PA", "height": 40, "width": 50,
+            "split": "train", "split_source": "seeded", "split_official": False, "modality": "DX", "body_part": "chest", "view": "PA", "media_type": "image/png", "height": 40, "width": 50,
             "slice_index": None, "num_slices": None, "abnormal": True, "complete": False, "raw_sha256": SHA,
             "findings": [{"label": "cardiomegaly", "source_label": "Cardiomegaly", "status": "present",
                           "readers": []}],
@@ -52,6 +52,7 @@ def _records(bad: bool) -> pa.Table:
     if bad:
         rows[1]["record_id"] = rows[0]["record_id"]  # duplicate id
         rows[1]["split"] = "validation"  # not an allowed split
+        rows[2]["media_type"] = "image/gif"  # a stored image is PNG or JPEG (schemas.records.MEDIA_TYPES)
         rows[2]["findings"][0]["label"] = "dragon_scales"  # closed vocabulary
         rows[2]["targets"][0]["box_xyxy"] = [10.0, 10.0, 60.0, 20.0]  # past the 50-px width
         rows[1]["targets"][0]["area_px"] = 0.0  # areas positive
@@ -139,6 +140,7 @@ TABLE_FRAMES = {
 EXPECTED_FAILURES = {
     "records": {("records", "expect_column_values_to_be_unique", "record_id"),
                 ("records", "expect_column_values_to_be_in_set", "split"),
+                ("records", "expect_column_values_to_be_in_set", "media_type"),
                 ("findings", "expect_column_values_to_be_in_set", "label"),
                 ("targets", "expect_column_values_to_be_in_set", "box_inside_image"),
                 ("targets", "expect_column_values_to_be_between", "area_px"),

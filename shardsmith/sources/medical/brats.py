@@ -85,13 +85,13 @@ class Brats(VolumeSource):
         extra = entry.item.extra
         channels = []
         for rel in extra["images"]:
-            chans, _ = V.read_nifti(root / rel)
+            chans, _ = V.read_nifti(root / rel, canonical=True)
             if len(chans) != 1:
                 raise V.VolumeError("bad_dimensions", f"{Path(rel).name}: expected one 3D sequence per file")
             channels.append(chans[0])
         label, defs = None, []
         if extra.get("label"):
-            label, _ = V.read_nifti_labels(root / extra["label"])
+            label, _ = V.read_nifti_labels(root / extra["label"], canonical=True)
             year = extra["year"]
             (ncr, _), (ed, _), (et, _) = LABELS[year]
             defs = self.label_defs(list(LABELS[year]))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from shardsmith.config import Settings
 from shardsmith.pseudonym import stable_id
+from shardsmith.schemas.records import MEDIA_EXTENSIONS
 from shardsmith.sources.medical.base import (
     CatalogEntry,
     LabelledItem,
@@ -162,13 +163,16 @@ class CxrSource(MedicalSource):
 
     def build_records(self, entry: CatalogEntry, root: Path, settings: Settings) -> Iterator[dict]:
         from shardsmith.media.dicom import MediaError
+        from shardsmith.media.jpeg import pass_through_jpeg
         from shardsmith.media.raster import PassThroughImage, encode_png, pass_through_png
 
         path = root / entry.raw_path
+        side, depth = settings.image.max_side, settings.image.bit_depth
         try:
-            # A PNG already in the stored form (NIH, ChestX-Det) is copied after a header check,
-            # not decoded and re-encoded; ``img.thumbnail()`` still gives a small decoded copy.
-            img = pass_through_png(path, settings.image.max_side, settings.image.bit_depth) or decode_any(path)
+            # A PNG already in the stored form (NIH, ChestX-Det) is copied after a header check, and
+            # a greyscale JPEG (CheXpert, MS-CXR) is kept as it came: neither is decoded and
+            # re-encoded; ``img.thumbnail()`` still gives a small (reduced) decoded copy.
+            img = pass_through_png(path, side, depth) or pass_through_jpeg(path, side, depth) or decode_any(path)
         except MediaError as e:
             raise RecordError(e.reason, str(e)) from e
         if not settings.allow_burned_in:
@@ -181,7 +185,7 @@ class CxrSource(MedicalSource):
         if isinstance(img, PassThroughImage):
             enc = img.encoded
         else:
-            enc = encode_png(img, settings.image.max_side, settings.image.bit_depth)
+            enc = encode_png(img, side, depth)
         fingerprint = stored_identity(img, enc)
         item = entry.item
         # Header ids fill in what the label file lacks; record_base pseudonymises them.
@@ -189,7 +193,8 @@ class CxrSource(MedicalSource):
         item.study_raw = item.study_raw or img.identifiers.get("StudyInstanceUID") or None
         rec = self.record_base(entry, split_seed=settings.split_seed)
         rec.update(self._header_fields(item, img.meta))
-        rec["image"] = {"bytes": enc.png, "path": f"{rec['record_id']}.png"}
+        rec["image"] = {"bytes": enc.png, "path": f"{rec['record_id']}.{MEDIA_EXTENSIONS[enc.media_type]}"}
+        rec["media_type"] = enc.media_type
         rec["fingerprint"] = fingerprint
         rec["height"], rec["width"] = enc.height, enc.width
         spacing = img.meta.get("pixel_spacing_mm")

@@ -89,11 +89,11 @@ class Kits(VolumeSource):
         from shardsmith.media import volume as V
 
         extra = entry.item.extra
-        channels, _ = V.read_nifti(root / extra["main"])
+        channels, _ = V.read_nifti(root / extra["main"], canonical=True)
         label = None
         defs = []
         if extra.get("label"):
-            label, _ = V.read_nifti_labels(root / extra["label"])
+            label, _ = V.read_nifti_labels(root / extra["label"], canonical=True)
             if extra.get("version") == "23":
                 defs = self.label_defs([(1, "kidney"), (2, "tumor"), (3, "cyst")])
                 defs.append(self.region_def("kidney_and_mass", (1, 2, 3), "anatomy"))

@@ -148,7 +148,7 @@ class Msd(VolumeSource):
 
         extra = entry.item.extra
         task = extra["task"]
-        channels, _ = V.read_nifti(root / extra["main"])
+        channels, _ = V.read_nifti(root / extra["main"], canonical=True)
         names = extra.get("channels")
         if names and len(names) != len(channels):
             raise V.VolumeError("channel_count_mismatch",
@@ -156,7 +156,7 @@ class Msd(VolumeSource):
         label = None
         defs = []
         if extra.get("label"):
-            label, _ = V.read_nifti_labels(root / extra["label"])
+            label, _ = V.read_nifti_labels(root / extra["label"], canonical=True)
             pairs = [(int(v), f"{task}/{name}") for v, name in extra["labels"].items() if int(v) != 0]
             defs = self.label_defs(pairs)
             by_canon = {d.label: d.values[0] for d in defs}

@@ -102,14 +102,14 @@ class TotalSegmentator(VolumeSource):
         from shardsmith.media import volume as V
 
         extra = entry.item.extra
-        channels, _ = V.read_nifti(root / extra["main"])
+        channels, _ = V.read_nifti(root / extra["main"], canonical=True)
         ref = channels[0]
         values = self._values()
         label_arr = np.zeros(sitk.GetArrayViewFromImage(ref).shape, dtype=np.uint8 if len(values) < 256 else np.uint16)
         defs: list[TargetDef] = []
         loaded = []
         for structure, rel in sorted(extra["masks"].items()):
-            mask, _ = V.read_nifti_labels(root / rel)
+            mask, _ = V.read_nifti_labels(root / rel, canonical=True)
             V.check_same_grid(ref, mask, "label")
             arr = sitk.GetArrayViewFromImage(mask)
             if arr.max(initial=0) > 1:

@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import logging
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -114,10 +116,41 @@ class PreparedCase:
     presence: dict[int, np.ndarray]  # def index -> bool per slice
 
 
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
-    return buf.getvalue()
+SLAB_SLICES = 16  # native slices copied into a stored volume at once
+
+
+def _slabs(arr: np.ndarray, n: int = SLAB_SLICES) -> Iterator[np.ndarray]:
+    return (arr[z:z + n] for z in range(0, arr.shape[0], n))
+
+
+def _hu_int16(slab: np.ndarray) -> np.ndarray:
+    """Interpolated HU rounded and clipped to int16; stored integers (the native grid) pass as they are."""
+    if slab.dtype.kind in "iu":
+        return slab
+    return np.clip(np.rint(slab), -32768, 32767)
+
+
+def npy_from_slabs(shape: tuple[int, ...], dtype: Any, slabs: Iterable[np.ndarray],
+                   convert: Callable[[np.ndarray], np.ndarray] | None = None) -> bytearray:
+    """The ``.npy`` bytes ``np.save`` writes for an array of ``shape``, filled from ``slabs`` (arrays
+    whose first axis runs along the flattened leading axes, in C order) as they come: one buffer of
+    the stored size, no stacked copy and no whole-volume temporary."""
+    dtype = np.dtype(dtype)
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                "fortran_order": False, "shape": tuple(int(s) for s in shape)})
+    offset = head.tell()
+    count = math.prod(shape)
+    buf = bytearray(offset + count * dtype.itemsize)
+    buf[:offset] = head.getvalue()
+    flat = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(-1, *shape[-2:])
+    pos = 0
+    for slab in slabs:
+        flat[pos:pos + slab.shape[0]] = convert(slab) if convert else slab
+        pos += slab.shape[0]
+    if pos != flat.shape[0]:
+        raise ValueError(f"slabs held {pos} slices, the volume {flat.shape[0]}")
+    return buf
 
 
 def _keep_empty(fraction: float, *parts: object) -> bool:
@@ -368,6 +401,7 @@ class VolumeSource(MedicalSource):
                     "sequence": seq,
                     "channel_names": [seq] if seq else None,
                     "image": {"bytes": enc.png, "path": f"{rec['record_id']}.png"},
+                    "media_type": enc.media_type,
                     "height": enc.height,
                     "width": enc.width,
                     "pixel_spacing_mm": [float(sy) / enc.scale_y, float(sx) / enc.scale_x],
@@ -433,30 +467,34 @@ class VolumeSource(MedicalSource):
         spacing = self.options.volume_spacing_mm
         channels, label = prep.canon_channels, prep.canon_label
         background = -1024.0 if modality == "CT" else 0.0
+        dtype = np.int16 if modality == "CT" else np.float32
+        # The stored volumes are written slab by slab into their .npy buffers (issue 24): neither the
+        # whole resampled float32 volume nor a stacked copy of it exists, so memory does not grow
+        # with the length after resampling.
         if spacing is not None:
-            channels = [V.resample(c, spacing, label=False, default=background) for c in channels]
-            if label is not None:
-                label = V.resample(label, spacing, label=True)
-        arrays = [sitk.GetArrayViewFromImage(c) for c in channels]  # views: no copy of each volume
-        # The stacked result is filled slice by slice: whole-volume temporaries (rint, clip, a float
-        # copy) were each as large as the volume itself.
-        image = np.empty((len(arrays), *arrays[0].shape), dtype=np.int16 if modality == "CT" else np.float32)
-        for c, a in enumerate(arrays):
-            for z in range(a.shape[0]):
-                if modality == "CT":
-                    image[c, z] = np.clip(np.rint(a[z]), -32768, 32767)
-                else:
-                    image[c, z] = a[z]
-        del arrays
+            grid = V.grid_image(channels[0], spacing)
+            nx, ny, nz = V.resample_grid(channels[0], spacing)[0]
+            image_slabs = [V.resample_slabs(c, spacing, label=False, default=background) for c in channels]
+            label_slabs = V.resample_slabs(label, spacing, label=True) if label is not None else None
+        else:
+            grid = channels[0]
+            nz, ny, nx = prep.arrays[0].shape
+            image_slabs = [_slabs(a) for a in prep.arrays]
+            label_slabs = _slabs(prep.label) if label is not None else None
+        image_npy = npy_from_slabs((len(channels), nz, ny, nx), dtype, itertools.chain(*image_slabs),
+                                   _hu_int16 if modality == "CT" else None)
+        label_npy = None
+        if label_slabs is not None:
+            label_dtype = sitk.GetArrayViewFromImage(label).dtype
+            label_npy = npy_from_slabs((nz, ny, nx), label_dtype, label_slabs)
         how = "CT HU as int16" if modality == "CT" else f"{modality} scanner units as float32 (no scaling)"
         how += "; linear resampling" if spacing is not None else "; native grid"
         if spacing is not None:
             how += f" to {spacing:g} mm isotropic, labels nearest neighbour"
-        label_arr = sitk.GetArrayViewFromImage(label) if label is not None else None
         base = self.record_base(entry, split_seed=split_seed)
-        sx, sy, sz = channels[0].GetSpacing()
+        sx, sy, sz = grid.GetSpacing()
         nsx, nsy, nsz = prep.canon_channels[0].GetSpacing()
-        return {
+        row = {
             "record_id": stable_id(self.name, item.native_id, "volume"),
             "source": self.name,
             "native_id": base["native_id"],
@@ -468,18 +506,18 @@ class VolumeSource(MedicalSource):
             "modality": modality,
             "body_part": item.body_part or self.default_body_part,
             "channel_names": prep.case.channel_names or [modality],
-            "shape": list(image.shape),
+            "shape": [len(channels), nz, ny, nx],
             "spacing_mm": [sz, sy, sx],
             "orientation": V.CANONICAL_ORIENTATION,
-            "affine_lps": V.affine_zyx(channels[0]).ravel().tolist(),
+            "affine_lps": V.affine_zyx(grid).ravel().tolist(),
             "native_shape": list(prep.arrays[0].shape),
             "native_spacing_mm": [nsz, nsy, nsx],
-            "image_npy": _npy_bytes(image),
-            "label_npy": _npy_bytes(label_arr) if label_arr is not None else None,
+            "image_npy": image_npy,
+            "label_npy": label_npy,
             "label_names": [
                 {"value": d.values[0], "label": d.label, "source_label": d.source_label, "kind": d.target_kind}
                 for d in prep.case.defs if d.stored_value
-            ] if label_arr is not None else None,
+            ] if label_npy is not None else None,
             "intensity": how,
             "annotations_json": json.dumps(prep.case.annotations, sort_keys=True)
             if prep.case.annotations else None,
@@ -487,6 +525,11 @@ class VolumeSource(MedicalSource):
             "raw_sha256": base["raw_sha256"],
             "adapter_version": base["adapter_version"],
         }
+        # The volume is the last thing made from a case (records first, then this row): its images
+        # are let go before the row is written, so the writer's copies of the stored volume never
+        # stand beside the whole native volume and its label map.
+        self._prepared = None
+        return row
 
 
 def _arr(img: sitk.Image) -> np.ndarray:
