@@ -21,10 +21,12 @@ import time
 
 from bench.data import cache_root
 
-ALL = ("ingest", "reading", "volumes", "speech", "scale", "dupes", "views", "startup", "jpeg", "volume_memory")
+ALL = ("ingest", "reading", "volumes", "speech", "scale", "dupes", "views", "startup", "jpeg", "volume_memory",
+       "fixed_cost", "pretraining")
 # benchmarks that are their own scripts: run in a fresh process, their printed summary kept
 SCRIPTS = {"dupes": ["-m", "bench.dupes"], "views": ["-m", "bench.views", "2000"], "startup": ["-m", "bench.startup"],
-           "jpeg": ["-m", "bench.jpeg"], "volume_memory": ["-m", "bench.volume_memory"]}
+           "jpeg": ["-m", "bench.jpeg"], "volume_memory": ["-m", "bench.volume_memory"],
+           "fixed_cost": ["-m", "bench.fixed_cost"], "pretraining": ["-m", "bench.pretraining", "377110"]}
 
 
 def _markdown(results: dict) -> str:
