@@ -13,15 +13,16 @@ The row says how many copies there were, from which sources, and whether any cop
 boxes or text, since a self-supervised user pools images while a vision-language user needs text.
 Only 2D radiographs (modality CR or DX, no slice index) take part: volume slices are not films.
 
-Everything is computed on narrow Arrow columns (no pixels, no per-record dicts kept): about 100
-bytes a record.
+Everything is computed on narrow Arrow columns (no pixels, no per-record dicts): about 100 bytes
+a record; ``views.pretraining_stage`` holds a bounded number of them at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -40,6 +41,20 @@ RULE = [("image_group", "ascending"), ("lossy", "ascending"), ("area", "descendi
         ("seeded", "ascending"), ("record_id", "ascending")]
 
 
+def _has_boxes(targets: pa.Array) -> np.ndarray:
+    """Per record: some target has a non-empty box or a mask (on the Arrow columns, no Python objects)."""
+    out = np.zeros(len(targets), bool)
+    flat = pc.list_flatten(targets)
+    if not len(flat):
+        return out
+    box = pc.struct_field(flat, "box_xyxy")
+    has = pc.or_(pc.fill_null(pc.greater(pc.list_value_length(box), 0), False),
+                 pc.is_valid(pc.struct_field(flat, "mask_rle")))
+    parents = pc.list_parent_indices(targets).to_numpy()
+    out[parents[has.to_numpy(zero_copy_only=False)]] = True
+    return out
+
+
 def _narrow(batch: pa.RecordBatch) -> pa.Table | None:
     """The facts the rule and the row need, for the radiographs of one batch of records."""
     t = pa.Table.from_batches([batch])
@@ -51,36 +66,40 @@ def _narrow(batch: pa.RecordBatch) -> pa.Table | None:
     lossy = pc.or_(*(pc.ends_with(path, s) for s in LOSSY_SUFFIXES))
     area = pc.multiply(pc.fill_null(t["height"].cast(pa.int64()), 0), pc.fill_null(t["width"].cast(pa.int64()), 0))
     group = pc.coalesce(t["image_group"], pc.binary_join_element_wise("r", t["record_id"], ""))
-    targets = t["targets"].to_pylist()
-    boxes = [any(x.get("box_xyxy") or x.get("mask_rle") for x in (ts or ())) for ts in targets]
+    boxes = _has_boxes(t["targets"].combine_chunks())
     return pa.table({
         "record_id": t["record_id"], "image_group": group, "source": t["source"],
         "patient_id": t["patient_id"], "study_id": t["study_id"], "view": t["view"], "split": t["split"],
         "height": t["height"], "width": t["width"], "lossless": pc.invert(lossy), "lossy": lossy, "area": area,
         "seeded": pc.invert(pc.fill_null(t["split_official"], False)),
         "has_labels": pc.greater(pc.fill_null(pc.list_value_length(t["findings"]), 0), 0),
-        "has_boxes": pa.array(boxes, pa.bool_()),
+        "has_boxes": pa.array(boxes),
         "has_text": pc.and_(pc.is_valid(t["text"]), pc.greater(pc.fill_null(pc.utf8_length(t["text"]), 0), 0)),
         "study_day": t["study_day"], "study_order": t["study_order"],
     })
 
 
 def radiographs(record_files: Iterable[Path], batch_size: int = 16_384) -> pa.Table:
-    """Every 2D radiograph of the records as narrow columns (``_narrow``), in the order read."""
-    parts = []
+    """Every 2D radiograph of the records as narrow columns (``_narrow``), in the order read, as one
+    table (the whole release's: ``pretraining_stage`` reads ``iter_radiographs`` instead)."""
+    parts = list(iter_radiographs(record_files, batch_size))
+    if not parts:
+        return pa.table({"record_id": pa.array([], pa.string())})
+    return pa.concat_tables(parts).combine_chunks()
+
+
+def iter_radiographs(record_files: Iterable[Path], batch_size: int = 16_384) -> Iterator[pa.Table]:
+    """The 2D radiographs of the records as narrow columns (``_narrow``), a batch of records at a time."""
     for f in record_files:
         pf = pq.ParquetFile(f)
         cols = [c for c in PRETRAIN_COLUMNS if c in pf.schema_arrow.names]
-        for batch in pf.iter_batches(batch_size=batch_size, columns=cols):
+        for batch in pf.iter_batches(batch_size=batch_size, columns=cols, use_threads=False):
             for c in PRETRAIN_COLUMNS:  # a column the staged records lack reads as null (the records'
                 if c not in batch.schema.names:  # own validation refuses such a release, by name)
                     batch = batch.append_column(c, pa.nulls(batch.num_rows, RECORDS_SCHEMA.field(c).type))
             part = _narrow(batch)
             if part is not None:
-                parts.append(part)
-    if not parts:
-        return pa.table({"record_id": pa.array([], pa.string())})
-    return pa.concat_tables(parts).combine_chunks()
+                yield part
 
 
 def pretrain_table(narrow: pa.Table) -> pa.Table:
