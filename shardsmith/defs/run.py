@@ -21,7 +21,7 @@ from pathlib import Path
 
 from shardsmith import config
 from shardsmith.pipeline import keys, plan
-from shardsmith.pipeline.preflight import Selection, build_settings, select
+from shardsmith.pipeline.preflight import build_settings, select
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def run_build(home: Path, echo: bool = True, sources: tuple[str, ...] = (), work
     summary: dict = {"success": True, "runs": 0, "failed_checks": [], "check_failures": [], "recomputed": [],
                      "reused": [], "failed_steps": [], "failed_sources": [], "errors": [], "steps": [],
                      "warnings": list(selection.warnings)}
-    wanted_names = _wanted_keys(selection)
+    wanted_names = keys.build_keys(selection.medical, selection.games)
     if plan.trusts_plan(settings, selection.all, allow_partial):
         # The last build of these sources succeeded: run only what the plan finds stale, and
         # report the rest as reused without starting Dagster for it.
@@ -224,18 +224,6 @@ def run_label(names: list[str], partitions: int = 0) -> str:
         stages[stage] = stages.get(stage, 0) + 1
     what = ", ".join(f"{c} {s.replace('werewolf_', '')}" for s, c in stages.items())
     return f"{len(names)} assets ({what}){tail}"
-
-
-def _wanted_keys(selection: Selection) -> list[str]:
-    """Every asset a build of ``selection`` covers, in build order."""
-    names: list[str] = []
-    for name in selection.medical:
-        names += keys.source_keys(name)
-    if selection.medical:
-        names.append(keys.release(keys.MEDICAL))
-    if selection.games:
-        names += [keys.GAMES, keys.UTTERANCES, keys.release(keys.WEREWOLF)]
-    return names
 
 
 def _stages(assets: list, wanted: list) -> list[tuple[set, object]]:

@@ -40,6 +40,16 @@ def source_keys(source: str) -> list[str]:
     return [catalog(source), records(source)]
 
 
+def build_keys(medical: list[str], games: list[str]) -> list[str]:
+    """Every asset a build of these medical and game sources covers, in build order."""
+    names = [k for name in medical for k in source_keys(name)]
+    if medical:
+        names.append(release(MEDICAL))
+    if games:
+        names += [GAMES, UTTERANCES, release(WEREWOLF)]
+    return names
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     """What an asset key stands for: its stage, the source it stages (if any), its collection."""

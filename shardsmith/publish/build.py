@@ -301,11 +301,6 @@ def _validate_view_chunk(table: str, rows: list[dict], cursor: _RecordCursor, va
     trim()
 
 
-def validate_records(files: list[Path], out_dir: Path) -> dict:
-    """GX suites + integrity checks over staged records; writes JSON and Data Docs to out_dir."""
-    return validate_tables({"records": files}, out_dir)["records"]
-
-
 MAX_FAILURE_LINES = 15
 
 
