@@ -33,6 +33,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from shardsmith.errors import ShardsmithError
+from shardsmith.media.volume_slabs import SlabVolume
 
 __all__ = [
     "CANONICAL_ORIENTATION",
@@ -48,6 +49,8 @@ __all__ = [
     "read_dicom_series",
     "read_nifti",
     "read_nifti_labels",
+    "read_nifti_labels_slabs",
+    "read_nifti_slabs",
     "grid_image",
     "resample",
     "resample_grid",
@@ -138,6 +141,18 @@ def _canonical_view(arr_ijk: np.ndarray, spacing: np.ndarray, direction: np.ndar
     return new, new_spacing, new_dir, new_origin
 
 
+def _lps_geometry(affine_ras: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(spacing, direction, origin) in LPS of a nibabel RAS affine; sheared or degenerate axes are errors."""
+    m = _RAS_TO_LPS @ affine_ras[:3, :3]
+    spacing = np.linalg.norm(m, axis=0)
+    if (spacing <= 0).any() or not np.isfinite(spacing).all():
+        raise VolumeError("bad_affine", f"{name}: affine has a zero-length axis (spacing {spacing.tolist()})")
+    direction = m / spacing
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-3):
+        raise VolumeError("sheared_affine", f"{name}: affine axes are not orthogonal (sheared volume)")
+    return spacing, direction, _RAS_TO_LPS @ affine_ras[:3, 3]
+
+
 def from_array(arr_ijk: np.ndarray, affine_ras: np.ndarray, name: str = "<array>",
                canonical: bool = False) -> sitk.Image:
     """A SimpleITK image from a nibabel-ordered array ``[i, j, k]`` and its RAS affine.
@@ -147,14 +162,7 @@ def from_array(arr_ijk: np.ndarray, affine_ras: np.ndarray, name: str = "<array>
     itself at most (the array and the image) instead of four (issue 24)."""
     if arr_ijk.ndim != 3:
         raise VolumeError("bad_dimensions", f"{name}: expected a 3D array, got shape {arr_ijk.shape}")
-    m = _RAS_TO_LPS @ affine_ras[:3, :3]
-    spacing = np.linalg.norm(m, axis=0)
-    if (spacing <= 0).any() or not np.isfinite(spacing).all():
-        raise VolumeError("bad_affine", f"{name}: affine has a zero-length axis (spacing {spacing.tolist()})")
-    direction = m / spacing
-    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-3):
-        raise VolumeError("sheared_affine", f"{name}: affine axes are not orthogonal (sheared volume)")
-    origin = _RAS_TO_LPS @ affine_ras[:3, 3]
+    spacing, direction, origin = _lps_geometry(affine_ras, name)
     axes = _canonical_axes(direction) if canonical else None
     if axes is not None:
         arr_ijk, spacing, direction, origin = _canonical_view(arr_ijk, spacing, direction, origin, *axes)
@@ -225,6 +233,132 @@ def read_nifti_labels(path: Path, canonical: bool = False) -> tuple[sitk.Image, 
     return from_array(arr.astype(dtype, copy=False), affine, path.name, canonical), affine
 
 
+def _image_block(block: np.ndarray, slope: float, inter: float, name: str) -> np.ndarray:
+    """A block of stored voxels as :func:`read_nifti` makes the whole volume: scaled in float32 when
+    the header scales, 8/16-bit integers kept, anything else float32, NaN/inf refused."""
+    if slope != 1.0 or inter != 0.0:
+        block = block.astype(np.float32, copy=False) * np.float32(slope) + np.float32(inter)
+    if block.dtype.type not in _KEPT_INTEGERS:
+        block = block.astype(np.float32, copy=False)
+    check_finite(block, name)
+    return block
+
+
+def _label_block(block: np.ndarray, slope: float, inter: float, name: str, stored: np.dtype) -> np.ndarray:
+    """A block of a label map checked as :func:`read_nifti_labels` checks the whole map (finite,
+    whole, not negative, at most 65535), in ``stored``."""
+    if slope != 1.0 or inter != 0.0:
+        block = block.astype(np.float32, copy=False) * np.float32(slope) + np.float32(inter)
+    if np.issubdtype(block.dtype, np.floating):
+        check_finite(block, name)
+        rounded = np.rint(block)
+        if np.abs(block - rounded).max(initial=0.0) > 1e-3:
+            raise VolumeError("label_not_integer", f"{name}: label map has fractional values")
+        block = rounded
+    if block.size and block.min() < 0:
+        raise VolumeError("label_negative", f"{name}: label map has negative values")
+    top = int(block.max(initial=0))
+    if top > 65535:
+        raise VolumeError("label_out_of_range", f"{name}: label value {top} exceeds 65535")
+    return block.astype(stored, copy=False)
+
+
+def _stream_nifti(path: Path, label: bool, scratch_dir: Path | None) -> list[SlabVolume] | None:
+    """The channels of a NIfTI file as LPS+ :class:`SlabVolume` s, decompressed a block of file planes at
+    a time; None when the file cannot be streamed (not F-ordered on disk, or no axis permutation
+    reaches LPS+), for the caller to read it whole."""
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises many types on truncated/corrupt files
+        raise VolumeError("unreadable_nifti", f"{path.name}: cannot read NIfTI ({exc.__class__.__name__}: {exc})") from exc
+    proxy = img.dataobj
+    file_like = getattr(proxy, "file_like", None)
+    if not hasattr(proxy, "offset") or not isinstance(file_like, str) or getattr(proxy, "order", "F") != "F":
+        return None
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.isfinite(affine).all():
+        raise VolumeError("bad_affine", f"{path.name}: affine has non-finite values")
+    shape = tuple(int(n) for n in proxy.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) not in ((3,) if label else (3, 4)):
+        what = "a 3D label map" if label else "a 3D or 4D image"
+        raise VolumeError("bad_dimensions", f"{path.name}: expected {what}, got shape {proxy.shape}")
+    spacing, direction, origin = _lps_geometry(affine, path.name)
+    axes = _canonical_axes(direction)
+    if axes is None or 0 in shape:
+        return None
+    perm, signs = axes
+    on_disk = np.dtype(proxy.dtype)
+    slope, inter = float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0))
+    ni, nj, nk = shape[:3]
+    canon, c_spacing, c_dir, c_origin = _canonical_view(np.broadcast_to(np.zeros((), np.uint8), (ni, nj, nk)),
+                                                        spacing, direction, origin, perm, signs)
+    shape_zyx = canon.shape[::-1]
+    w_k = perm.index(2)  # the world axis the file's slowest (plane) axis runs along
+    unscaled = slope == 1.0 and inter == 0.0
+    if label:
+        stored = np.dtype(np.uint8) if unscaled and on_disk == np.uint8 else np.dtype(np.uint16)
+    elif unscaled and on_disk.newbyteorder("=").type in _KEPT_INTEGERS:
+        stored = on_disk.newbyteorder("=")
+    else:
+        stored = np.dtype(np.float32)
+    planes = max(1, _READ_CHUNK // (ni * nj * on_disk.itemsize))
+    channels = []
+    try:
+        with nib.openers.ImageOpener(file_like) as fh:
+            fh.seek(int(proxy.offset))
+            for _ in range(shape[3] if len(shape) == 4 else 1):
+                vol = SlabVolume(shape_zyx, stored, c_spacing, c_origin, c_dir.ravel(), scratch_dir)
+                top = 0
+                for k0 in range(0, nk, planes):
+                    k1 = min(nk, k0 + planes)
+                    raw = np.empty((k1 - k0, nj, ni), dtype=on_disk)
+                    _read_into(fh, raw, file_like)
+                    block = raw.transpose(2, 1, 0)  # [i, j, k], as nibabel indexes it
+                    if not on_disk.isnative:
+                        block = block.astype(on_disk.newbyteorder("="))
+                    if label:
+                        block = _label_block(block, slope, inter, path.name, stored)
+                        top = max(top, int(block.max(initial=0)))
+                    else:
+                        block = _image_block(block, slope, inter, path.name)
+                    view = _canonical_view(block, spacing, direction, origin, perm, signs)[0]
+                    start = [0, 0, 0]
+                    start[w_k] = k0 if signs[w_k] > 0 else nk - k1
+                    vol.write(start[2], start[1], start[0], view.transpose(2, 1, 0))
+                channels.append(vol.finish(np.uint8 if label and top <= 255 else None))
+    except VolumeError:
+        raise
+    except Exception as exc:
+        raise VolumeError("unreadable_nifti", f"{path.name}: cannot read NIfTI ({exc.__class__.__name__}: {exc})") from exc
+    return channels
+
+
+def _read_into(fh, arr: np.ndarray, name: str) -> None:
+    view = memoryview(arr).cast("B")
+    done = 0
+    while done < len(view):
+        n = fh.readinto(view[done:done + _READ_CHUNK])
+        if not n:
+            raise VolumeError("unreadable_nifti", f"{name}: voxel data ends early (file cut short)")
+        done += n
+
+
+def read_nifti_slabs(path: Path, scratch_dir: Path | None = None) -> list[sitk.Image | SlabVolume]:
+    """:func:`read_nifti` with ``canonical=True``, the voxels left in scratch files (:class:`SlabVolume`)
+    instead of memory: the same voxels, types and geometry, at a cost that does not grow with the
+    volume's length. A file that cannot be streamed is read whole, as SimpleITK images."""
+    vols = _stream_nifti(path, False, scratch_dir)
+    return list(vols) if vols is not None else list(read_nifti(path, canonical=True)[0])
+
+
+def read_nifti_labels_slabs(path: Path, scratch_dir: Path | None = None) -> sitk.Image | SlabVolume:
+    """:func:`read_nifti_labels` with ``canonical=True``, kept in a scratch file (see :func:`read_nifti_slabs`)."""
+    vols = _stream_nifti(path, True, scratch_dir)
+    return vols[0] if vols is not None else read_nifti_labels(path, canonical=True)[0]
+
+
 def read_dicom_series(files: list[Path]) -> sitk.Image:
     """A CT series (already sorted by position) as a float32 image in HU (modality LUT applied by GDCM)."""
     if not files:
@@ -243,16 +377,16 @@ def read_dicom_series(files: list[Path]) -> sitk.Image:
 # --------------------------------------------------------------------------- geometry
 
 
-def check_same_grid(ref: sitk.Image, other: sitk.Image, what: str) -> None:
+def check_same_grid(ref: sitk.Image | SlabVolume, other: sitk.Image | SlabVolume, what: str) -> None:
     """Labels and extra sequences must share the image's voxel grid (shape first, then the world mapping)."""
     if ref.GetSize() != other.GetSize():
         raise VolumeError(
             f"{what}_shape_mismatch",
             f"{what} has voxel shape {list(other.GetSize())} but the image has {list(ref.GetSize())}",
         )
-    for getter, label in ((sitk.Image.GetSpacing, "spacing"), (sitk.Image.GetOrigin, "origin"),
-                          (sitk.Image.GetDirection, "direction")):
-        a, b = np.asarray(getter(ref)), np.asarray(getter(other))
+    for label in ("spacing", "origin", "direction"):  # by name: a SlabVolume has the same getters
+        getter = f"Get{label.capitalize()}"
+        a, b = np.asarray(getattr(ref, getter)()), np.asarray(getattr(other, getter)())
         if not np.allclose(a, b, atol=GRID_TOLERANCE_MM):
             raise VolumeError(
                 f"{what}_geometry_mismatch",
@@ -260,12 +394,14 @@ def check_same_grid(ref: sitk.Image, other: sitk.Image, what: str) -> None:
             )
 
 
-def to_canonical(img: sitk.Image) -> sitk.Image:
+def to_canonical(img: sitk.Image | SlabVolume) -> sitk.Image | SlabVolume:
     """Reorient to LPS+ by permuting/flipping axes only (voxel values are untouched).
 
     Same result as ``sitk.DICOMOrient(img, "LPS")`` (the closest axis wins for oblique volumes),
     done as a numpy transpose/flip: ITK's axis permutation is slow on KiTS's permuted arrays.
     """
+    if isinstance(img, SlabVolume):
+        return img  # made LPS+ as it was read
     if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
         return sitk.DICOMOrient(img, CANONICAL_ORIENTATION)
     d = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
@@ -331,20 +467,35 @@ def resample(img: sitk.Image, spacing_mm: float | tuple[float, float, float], *,
 RESAMPLE_SLAB_SLICES = 16
 
 
-def resample_slabs(img: sitk.Image, spacing_mm: float | tuple[float, float, float], *, label: bool,
+def resample_slabs(img: sitk.Image | SlabVolume, spacing_mm: float | tuple[float, float, float], *, label: bool,
                    default: float = 0.0, slab: int = RESAMPLE_SLAB_SLICES) -> Iterator[np.ndarray]:
     """:func:`resample`'s voxels as ``[z, y, x]`` arrays of at most ``slab`` output slices, first to last.
 
-    Each output voxel is interpolated at its own physical point, so the slabs are exactly the
-    slices of the whole resampled volume; only one slab exists at a time, so memory no longer
-    grows with the volume's length (a 1.5 m CT at 2.5 mm became a 1,000-slice float32 volume)."""
+    Each output slab is resampled from only the input slices its interpolation reaches (one more
+    on each side), made into a small image at their own place in the world, so neither the input
+    nor the output is ever needed whole (a 1.5 m CT at 2.5 mm became a 1,000-slice float32 volume)
+    and ``img`` may be a :class:`SlabVolume`. Input and output share the direction, so output slice
+    z falls at input slice ``(offset + z * out_spacing) / in_spacing`` along the same axis."""
     size, origin, spacing = resample_grid(img, spacing_mm)
     d = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
+    in_spacing = [float(v) for v in img.GetSpacing()]
+    in_origin = np.asarray(img.GetOrigin(), dtype=np.float64)
+    depth = int(img.GetSize()[2])
+    voxels = img if isinstance(img, SlabVolume) else sitk.GetArrayViewFromImage(img)
+    offset = float((d.T @ (np.asarray(origin) - in_origin))[2])
     for z0 in range(0, size[2], slab):
         n = min(slab, size[2] - z0)
+        first = (offset + spacing[2] * z0) / in_spacing[2]
+        last = (offset + spacing[2] * (z0 + n - 1)) / in_spacing[2]
+        lo = min(depth - 1, max(0, math.floor(first) - 1))
+        hi = max(lo + 1, min(depth, math.ceil(last) + 2))
+        part = sitk.GetImageFromArray(np.ascontiguousarray(voxels[lo:hi]))
+        part.SetSpacing(in_spacing)
+        part.SetDirection([float(v) for v in d.ravel()])
+        part.SetOrigin([float(v) for v in in_origin + d[:, 2] * in_spacing[2] * lo])
         slab_origin = np.asarray(origin) + d[:, 2] * spacing[2] * z0
-        part = _resample_to(img, [size[0], size[1], n], [float(v) for v in slab_origin], spacing, label, default)
-        yield sitk.GetArrayFromImage(part)
+        out = _resample_to(part, [size[0], size[1], n], [float(v) for v in slab_origin], spacing, label, default)
+        yield sitk.GetArrayFromImage(out)
 
 
 def grid_image(img: sitk.Image, spacing_mm: float | tuple[float, float, float]) -> sitk.Image:

@@ -89,11 +89,12 @@ class Kits(VolumeSource):
         from shardsmith.media import volume as V
 
         extra = entry.item.extra
-        channels, _ = V.read_nifti(root / extra["main"], canonical=True)
+        # Streamed into scratch files, never whole in memory: a KiTS CT runs to 1,000 slices (issue 24).
+        channels = V.read_nifti_slabs(root / extra["main"])
         label = None
         defs = []
         if extra.get("label"):
-            label, _ = V.read_nifti_labels(root / extra["label"], canonical=True)
+            label = V.read_nifti_labels_slabs(root / extra["label"])
             if extra.get("version") == "23":
                 defs = self.label_defs([(1, "kidney"), (2, "tumor"), (3, "cyst")])
                 defs.append(self.region_def("kidney_and_mass", (1, 2, 3), "anatomy"))

@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # SimpleITK/cv2 load only when pixels are decoded, not for la
     import SimpleITK as sitk
 
     from shardsmith.media.volume import Window
+    from shardsmith.media.volume_slabs import SlabVolume
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,9 @@ class TargetDef:
 class LoadedCase:
     """One case on its native voxel grid, as a subclass hands it over."""
 
-    channels: list[sitk.Image]
+    channels: list[sitk.Image | SlabVolume]  # a SlabVolume is read LPS+ (media.volume.read_nifti_slabs)
     channel_names: list[str] | None  # None for single-channel CT
-    label: sitk.Image | None
+    label: sitk.Image | SlabVolume | None
     defs: list[TargetDef]
     layers: dict[str, sitk.Image] = field(default_factory=dict)
     annotations: dict[str, Any] | None = None
@@ -107,10 +108,10 @@ class PreparedCase:
     native_id: str
     sha: str
     case: LoadedCase
-    canon_channels: list[sitk.Image]
-    canon_label: sitk.Image | None
-    arrays: list[np.ndarray]
-    label: np.ndarray | None
+    canon_channels: list[sitk.Image | SlabVolume]
+    canon_label: sitk.Image | SlabVolume | None
+    arrays: list[np.ndarray | SlabVolume]  # [z, y, x]; a SlabVolume reads its slices from scratch
+    label: np.ndarray | SlabVolume | None
     layers: dict[str, np.ndarray]
     windows: list[Window]
     presence: dict[int, np.ndarray]  # def index -> bool per slice
@@ -274,11 +275,11 @@ class VolumeSource(MedicalSource):
             raise RecordError(e.reason, f"{entry.item.native_id}: {e}") from e
         except RuntimeError as e:  # SimpleITK errors
             raise RecordError("volume_error", f"{entry.item.native_id}: {e}") from e
-        import SimpleITK as sitk
 
-        # Views of the images' buffers (no copies): the images live in PreparedCase beside them.
-        arrays = [sitk.GetArrayViewFromImage(c) for c in canon]
-        label = sitk.GetArrayViewFromImage(canon_label) if canon_label is not None else None
+        # Views of the images' buffers (no copies): the images live in PreparedCase beside them. A
+        # streamed volume (SlabVolume) is its own array: slices and slabs are read from its scratch file.
+        arrays = [_voxels(c) for c in canon]
+        label = _voxels(canon_label) if canon_label is not None else None
         windows = self._windows(entry.item, arrays, case)
         presence = self._presence(case.defs, label, layers, arrays[0].shape[0])
         if label is not None:
@@ -291,11 +292,13 @@ class VolumeSource(MedicalSource):
     def _check_values(native_id: str, case: LoadedCase, label: np.ndarray) -> None:
         """A label value the source does not define is an error, never a silently dropped class."""
         known = {0} | {v for d in case.defs if d.stored_value for v in d.values}
-        # Slice by slice: a bincount of the whole map would first copy it to int64 (8 bytes a voxel).
-        top = int(label.max(initial=0))
-        seen = np.zeros(top + 1, dtype=bool)
-        for z in range(label.shape[0]):
-            seen |= np.bincount(label[z].ravel(), minlength=top + 1) > 0
+        # Slab by slab: a bincount of the whole map would first copy it to int64 (8 bytes a voxel).
+        seen = np.zeros(0, dtype=bool)
+        for slab in _slabs(label):
+            for sl in slab:
+                hits = np.bincount(sl.ravel()) > 0
+                seen = np.pad(seen, (0, max(0, len(hits) - len(seen))))
+                seen[:len(hits)] |= hits
         unknown = sorted(int(v) for v in np.flatnonzero(seen) if int(v) not in known)
         if unknown:
             raise RecordError("unknown_label_value",
@@ -319,10 +322,14 @@ class VolumeSource(MedicalSource):
         out: dict[int, np.ndarray] = {}
         per_value: np.ndarray | None = None
         if label is not None:
-            top = int(label.max(initial=0))
-            per_value = np.zeros((depth, top + 1), dtype=bool)
-            for z in range(depth):
-                per_value[z] = np.bincount(label[z].ravel(), minlength=top + 1) > 0
+            # a slab at a time (a streamed label map is never whole in memory), widened as values appear
+            per_value = np.zeros((depth, 1), dtype=bool)
+            for z0, slab in zip(range(0, depth, SLAB_SLICES), _slabs(label), strict=True):
+                for z, sl in enumerate(slab, start=z0):
+                    hits = np.bincount(sl.ravel()) > 0
+                    if len(hits) > per_value.shape[1]:
+                        per_value = np.pad(per_value, ((0, 0), (0, len(hits) - per_value.shape[1])))
+                    per_value[z, :len(hits)] = hits
         for i, d in enumerate(defs):
             if d.layer is not None:
                 arr = layers.get(d.layer)
@@ -457,7 +464,6 @@ class VolumeSource(MedicalSource):
         return iter([self.volume_record(entry, root, settings.split_seed)])
 
     def volume_record(self, entry: CatalogEntry, root: Path, split_seed: str) -> dict:
-        import SimpleITK as sitk
 
         from shardsmith.media import volume as V
 
@@ -485,7 +491,7 @@ class VolumeSource(MedicalSource):
                                    _hu_int16 if modality == "CT" else None)
         label_npy = None
         if label_slabs is not None:
-            label_dtype = sitk.GetArrayViewFromImage(label).dtype
+            label_dtype = prep.label.dtype
             label_npy = npy_from_slabs((nz, ny, nx), label_dtype, label_slabs)
         how = "CT HU as int16" if modality == "CT" else f"{modality} scanner units as float32 (no scaling)"
         how += "; linear resampling" if spacing is not None else "; native grid"
@@ -530,6 +536,15 @@ class VolumeSource(MedicalSource):
         # stand beside the whole native volume and its label map.
         self._prepared = None
         return row
+
+
+def _voxels(img: sitk.Image | SlabVolume) -> np.ndarray | SlabVolume:
+    """An image's voxels ``[z, y, x]`` as a view of its buffer; a SlabVolume stands for its own array."""
+    import SimpleITK as sitk
+
+    from shardsmith.media.volume_slabs import SlabVolume
+
+    return img if isinstance(img, SlabVolume) else sitk.GetArrayViewFromImage(img)
 
 
 def _arr(img: sitk.Image) -> np.ndarray:
