@@ -15,6 +15,9 @@ Conventions (every volumetric source goes through here, so they hold for all of 
   affine, direction the normalised columns. Arrays are never transposed "by eye".
 * Resampling (:func:`resample`) keeps the physical extent (edge-aligned grids), uses linear
   interpolation for intensities and nearest neighbour for label maps, and keeps the direction.
+* :func:`read_nifti_slabs` / :func:`read_nifti_labels_slabs` give the same voxels, types and LPS+
+  geometry without holding the volume: a :class:`~shardsmith.media.volume_slabs.SlabVolume` in a
+  scratch file, read a slab at a time; :func:`resample_slabs` resamples either kind slab by slab.
 * :func:`affine_zyx` gives the 4x4 matrix from array index ``(z, y, x, 1)`` to LPS world mm,
   which is what the volumes table stores so a 3D loader can place every voxel in the world.
 

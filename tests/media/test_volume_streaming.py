@@ -18,6 +18,7 @@ from shardsmith.config import Settings
 from shardsmith.demo.volumes_demo import DEFAULT_AFFINE, KITS_AFFINE, blob_labels, write_kits, write_nifti
 from shardsmith.media import volume as V
 from shardsmith.media.volume_slabs import TILE_SLICES, SlabVolume
+from shardsmith.sources.medical.base import CatalogEntry
 from shardsmith.sources.medical.kits import Kits
 from shardsmith.staging.runner import run_source
 
@@ -175,8 +176,6 @@ def test_a_streamed_kits_case_stages_the_bytes_the_whole_case_staged(tmp_path: P
 
 def _traced_peak_of_a_kits_case(tmp_path: Path, slices: int) -> tuple[int, int]:
     """(traced peak of reading, checking and resampling one KiTS case, bytes of its native CT and labels)."""
-    from shardsmith.sources.medical.base import CatalogEntry
-
     root = tmp_path / f"kits-{slices}"
     write_kits(root, shape=(slices, 64, 64))
     source = Kits()
@@ -205,3 +204,28 @@ def test_a_streamed_case_is_never_in_memory_whole(tmp_path: Path, monkeypatch):
     long, long_case = _traced_peak_of_a_kits_case(tmp_path, 384)
     assert long < long_case / 4, (long, long_case)
     assert long - short < (long_case - short_case) / 8, (short, long, short_case, long_case)
+
+
+def test_scratch_volumes_live_beside_the_staging_and_leave_nothing(tmp_path: Path, monkeypatch):
+    """The scratch files are unlinked files in the source's staging folder (the build's disk, not a
+    /tmp that may be memory), and nothing of them is left once the case is staged."""
+    monkeypatch.setenv("SHARDSMITH_PSEUDONYM_KEY", "test-key-streaming")
+    write_kits(tmp_path / "raw" / "kits", shape=(20, 24, 24))
+    settings = Settings(home=tmp_path, workers=1)
+    opened = []
+    make = SlabVolume.__init__
+
+    def spy(self, *args, **kwargs):
+        make(self, *args, **kwargs)
+        opened.append(Path(f"/proc/self/fd/{self._file.fileno()}").readlink())
+
+    monkeypatch.setattr(SlabVolume, "__init__", spy)
+    source = Kits()
+
+    (item,) = source.read_labels(tmp_path / "raw" / "kits").items
+    entry = CatalogEntry(item=item, raw_path=item.extra["main"], raw_sha256="x", size=0)
+    list(source.build_records(entry, tmp_path / "raw" / "kits", settings))
+    list(source.build_extra("volumes", entry, tmp_path / "raw" / "kits", settings))
+    staging = settings.layout.source_dir("kits")
+    assert len(opened) == 2 and all(p.parent == staging for p in opened), opened
+    assert source._prepared is None and list(staging.iterdir()) == []

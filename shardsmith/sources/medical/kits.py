@@ -90,11 +90,11 @@ class Kits(VolumeSource):
 
         extra = entry.item.extra
         # Streamed into scratch files, never whole in memory: a KiTS CT runs to 1,000 slices (issue 24).
-        channels = V.read_nifti_slabs(root / extra["main"])
+        channels = V.read_nifti_slabs(root / extra["main"], self.scratch_dir)
         label = None
         defs = []
         if extra.get("label"):
-            label = V.read_nifti_labels_slabs(root / extra["label"])
+            label = V.read_nifti_labels_slabs(root / extra["label"], self.scratch_dir)
             if extra.get("version") == "23":
                 defs = self.label_defs([(1, "kidney"), (2, "tumor"), (3, "cyst")])
                 defs.append(self.region_def("kidney_and_mass", (1, 2, 3), "anatomy"))

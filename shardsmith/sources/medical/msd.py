@@ -148,7 +148,12 @@ class Msd(VolumeSource):
 
         extra = entry.item.extra
         task = extra["task"]
-        channels, _ = V.read_nifti(root / extra["main"], canonical=True)
+        # CT is streamed into scratch files (never whole in memory, issue 24); MR is read whole, since
+        # its intensity window is a percentile of the whole volume.
+        if (entry.item.modality or self.default_modality) == "CT":
+            channels = V.read_nifti_slabs(root / extra["main"], self.scratch_dir)
+        else:
+            channels = V.read_nifti(root / extra["main"], canonical=True)[0]
         names = extra.get("channels")
         if names and len(names) != len(channels):
             raise V.VolumeError("channel_count_mismatch",
@@ -156,7 +161,7 @@ class Msd(VolumeSource):
         label = None
         defs = []
         if extra.get("label"):
-            label, _ = V.read_nifti_labels(root / extra["label"], canonical=True)
+            label = V.read_nifti_labels_slabs(root / extra["label"], self.scratch_dir)
             pairs = [(int(v), f"{task}/{name}") for v, name in extra["labels"].items() if int(v) != 0]
             defs = self.label_defs(pairs)
             by_canon = {d.label: d.values[0] for d in defs}

@@ -174,6 +174,13 @@ class VolumeSource(MedicalSource):
         super().__init__(vocabulary)
         self.options = options or (settings.volume if settings else VolumeOptions())
         self._prepared: PreparedCase | None = None
+        self.scratch_dir: Path | None = None  # where load_case streams volumes (media.volume.read_nifti_slabs)
+
+    def _scratch_in(self, settings: Settings) -> None:
+        """Streamed volumes spill into unlinked files beside the source's staging, on the disk the
+        build writes to, not in a /tmp that may be memory."""
+        self.scratch_dir = settings.layout.source_dir(self.name)
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
 
     # -- hooks for subclasses ------------------------------------------------------------------
     def scan(self, root: Path) -> tuple[list[LabelledItem], list[dict], list[str]]:
@@ -361,6 +368,7 @@ class VolumeSource(MedicalSource):
         from shardsmith.media.dicom import DecodedImage
         from shardsmith.media.raster import encode_png
 
+        self._scratch_in(settings)
         prep = self.prepare(entry, root)
         item = entry.item
         depth = prep.arrays[0].shape[0]
@@ -461,6 +469,7 @@ class VolumeSource(MedicalSource):
     def build_extra(self, table: str, entry: CatalogEntry, root: Path, settings: Settings) -> Iterator[dict]:
         if table != "volumes":
             return super().build_extra(table, entry, root, settings)
+        self._scratch_in(settings)
         return iter([self.volume_record(entry, root, settings.split_seed)])
 
     def volume_record(self, entry: CatalogEntry, root: Path, split_seed: str) -> dict:
