@@ -55,8 +55,10 @@ class _StreamWriter:
         # value) it only adds copies before falling back to plain encoding.
         plain = {f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
                  or (pa.types.is_struct(f.type) and any(pa.types.is_binary(c.type) for c in f.type))}
-        # nor min/max statistics, which would copy such a value twice more.
-        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd",
+        # nor min/max statistics, which would copy such a value twice more. Data pages v2: a v1 page
+        # copies levels and values into one buffer before compressing it, so a volume's value cost
+        # twice its size in the writer instead of once (issue 24, volumes).
+        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd", data_page_version="2.0",
                                        use_dictionary=[n for n in schema.names if n not in plain],
                                        write_statistics=[n for n in schema.names if n not in plain])
         self.buffer: list[dict] = []
