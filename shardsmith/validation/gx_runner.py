@@ -133,8 +133,7 @@ def run_tables(
     """
     for table, (frames, suites) in tables.items():
         _warn_missing(table, frames, suites)
-    proc = _PROCESS
-    reports = proc.call("run_tables", tables, docs_out) if proc is not None else _run_tables_here(tables, docs_out)
+    reports = _dispatch("run_tables", _run_tables_here, tables, docs_out)
     for report in reports.values():
         _log_report(report)
     return reports
@@ -178,9 +177,7 @@ class ChunkRunner:
 
     def run(self, table: str, frames: dict[str, pd.DataFrame], suites: Suite) -> ValidationReport:
         _warn_missing(table, frames, suites)
-        proc = _PROCESS
-        report = (proc.call("run", table, frames, suites) if proc is not None
-                  else _shared_runner().run(table, frames, suites))
+        report = _dispatch("run", _run_here, table, frames, suites)
         _log_report(report)
         return report
 
@@ -292,6 +289,10 @@ def _shared_runner() -> _LocalRunner:
         return _SHARED
 
 
+def _run_here(table: str, frames: dict[str, pd.DataFrame], suites: Suite) -> ValidationReport:
+    return _shared_runner().run(table, frames, suites)
+
+
 def _count_context(kind: str) -> None:
     _CONTEXTS[kind] += 1
 
@@ -299,8 +300,7 @@ def _count_context(kind: str) -> None:
 def gx_stats() -> dict[str, Any]:
     """Where validation runs and how many GX contexts it made there (``pid``, ``ephemeral``,
     ``file``): a build's checks must share one ephemeral context, plus one file context per site."""
-    proc = _PROCESS
-    return proc.call("stats") if proc is not None else _stats_here()
+    return _dispatch("stats", _stats_here)
 
 
 def _stats_here() -> dict[str, Any]:
@@ -311,6 +311,11 @@ def _stats_here() -> dict[str, Any]:
 
 class GxProcessError(RuntimeError):
     """The GX process exited or could not send its answer back."""
+
+
+class _NeverStartedError(GxProcessError):
+    """The GX process exited before it was ready (typically a script without an ``if __name__ ==
+    "__main__":`` guard, which a spawned child re-runs): nothing was validated there yet."""
 
 
 class _GxProcess:
@@ -325,9 +330,19 @@ class _GxProcess:
         self.proc.start()
         child.close()
         self.lock = threading.Lock()
+        self.ready = False
+
+    def _await_ready(self) -> None:
+        try:
+            self.conn.recv()  # ("ready", pid), sent once GX is imported
+        except (EOFError, OSError) as exc:
+            raise _NeverStartedError(f"exit code {self.proc.exitcode}") from exc
+        self.ready = True
 
     def call(self, op: str, *args: Any) -> Any:
         with self.lock:
+            if not self.ready:
+                self._await_ready()
             try:
                 self.conn.send((op, args))
                 status, value = self.conn.recv()
@@ -358,6 +373,27 @@ def start_process(verbose: bool = False) -> None:
         if _PROCESS is not None and _PROCESS.proc.is_alive():
             return
         _PROCESS = _GxProcess(verbose)
+
+
+def _dispatch(op: str, here: Any, *args: Any) -> Any:
+    """``op`` in the GX process when one was started, else ``here(*args)`` in this process (also
+    when the process could not start: said once, as a warning)."""
+    proc = _PROCESS
+    if proc is not None:
+        try:
+            return proc.call(op, *args)
+        except _NeverStartedError as exc:
+            log.warning("the GX process did not start (%s); validating in this process", exc)
+            _drop(proc)
+    return here(*args)
+
+
+def _drop(proc: _GxProcess) -> None:
+    global _PROCESS
+    with _SHARED_LOCK:
+        if _PROCESS is proc:
+            _PROCESS = None
+    proc.close()
 
 
 def stop_process() -> None:
@@ -394,7 +430,8 @@ def _serve(conn: Any, verbose: bool) -> None:
     gx_quiet()
     import great_expectations  # noqa: F401  the reason this process exists: paid while the parent works
 
-    ops = {"run": lambda *a: _shared_runner().run(*a), "run_tables": _run_tables_here, "stats": _stats_here}
+    conn.send(("ready", os.getpid()))
+    ops = {"run": _run_here, "run_tables": _run_tables_here, "stats": _stats_here}
     while True:
         try:
             op, args = conn.recv()

@@ -29,6 +29,13 @@ def gx_process():
     gx_runner.stop_process()
 
 
+def _python(*args: str) -> subprocess.CompletedProcess:
+    """A fresh interpreter that imports the shardsmith under test, whatever the script's folder."""
+    root = str(Path(gx_runner.__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
 def _failures(report) -> list[tuple]:
     return [(f["expectation"], str(f["column"]), f["unexpected_count"]) for s in report.suites for f in s.failed]
 
@@ -99,7 +106,8 @@ def test_the_gx_process_prints_nothing_on_stdout():
             "r = gx_runner.ChunkRunner().run('t', {'f': pd.DataFrame({'a': [1]})}, s)\n"
             "import sys; sys.stderr.write('ok %s %s' % (r.success, 'great_expectations' in sys.modules))\n"
             "gx_runner.stop_process()\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    out = _python("-c", code)
+    assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout == ""
     assert "ok True False" in out.stderr  # validated, and GX was never imported here
 
@@ -140,3 +148,22 @@ def test_a_one_image_rebuild_runs_its_checks_in_one_gx_context_of_a_child_proces
     release = open_release(nih_home / "releases", "medical")
     assert Path(release.path / "validation" / "docs" / "index.html").is_file()
     assert gx_runner._PROCESS is None  # stopped with the build
+
+
+def test_a_script_without_a_main_guard_validates_in_its_own_process(tmp_path):
+    """A spawned child re-runs such a script and dies before it is ready: the script validates
+    here instead, with a warning, rather than failing its build."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import os, sys\n"
+        "import pandas as pd\n"
+        "from shardsmith.validation import gx_runner\n"
+        "from shardsmith.validation.suites import FrameSuite\n"
+        "gx_runner.start_process()\n"
+        "s = {'f': FrameSuite([('ExpectColumnValuesToNotBeNull', {'column': 'a'})])}\n"
+        "r = gx_runner.ChunkRunner().run('t', {'f': pd.DataFrame({'a': [1, None]})}, s)\n"
+        "print(r.success, gx_runner.gx_stats()['pid'] == os.getpid())\n")
+    out = _python(str(script))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines()[-1] == "False True"  # the broken row still fails, checked here
+    assert "did not start" in out.stderr
