@@ -429,6 +429,12 @@ def _serve(conn: Any, verbose: bool) -> None:
         warnings.simplefilter("ignore")
     gx_quiet()
     import great_expectations  # noqa: F401  the reason this process exists: paid while the parent works
+    from tqdm import tqdm
+
+    # GX makes a tqdm per validation even with its bars off, and tqdm's default lock is a
+    # multiprocessing semaphore: this child, ended with SIGTERM, would leave it for the parent's
+    # resource tracker to warn about on the terminal. Nothing here shares tqdm across processes.
+    tqdm.set_lock(threading.RLock())
 
     conn.send(("ready", os.getpid()))
     ops = {"run": _run_here, "run_tables": _run_tables_here, "stats": _stats_here}
