@@ -21,7 +21,7 @@ from pathlib import Path
 
 from shardsmith import config
 from shardsmith.pipeline import keys, plan
-from shardsmith.pipeline.preflight import build_settings, select
+from shardsmith.pipeline.preflight import Selection, build_settings, select
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,22 @@ def run_build(home: Path, echo: bool = True, sources: tuple[str, ...] = (), work
             summary["seconds"] = round(time.monotonic() - t0, 1)
             summary["partial"] = False
             return summary
+    from shardsmith.validation import gx_runner  # pandas and numpy: not for a build with nothing to do
+
+    if keys.validates(wanted_names):
+        # GX takes seconds to import: a child process pays that on the other core while this one
+        # imports Dagster and stages the catalog and records; every check of the build runs there.
+        gx_runner.start_process(verbose)
+    try:
+        return _materialise(settings, selection, wanted_names, summary, say, home, workers, allow_partial,
+                            verbose, t0)
+    finally:
+        gx_runner.stop_process()
+
+
+def _materialise(settings: config.Settings, selection: Selection, wanted_names: list[str], summary: dict, say: Callable[[str], None],
+                 home: Path, workers: int | None, allow_partial: bool, verbose: bool, t0: float) -> dict:
+    """The Dagster runs of :func:`run_build`, stage by stage; fills and returns ``summary``."""
     quiet_dagster(verbose)  # before the definitions are imported: their decorators warn
     import dagster as dg
 

@@ -50,6 +50,16 @@ def build_keys(medical: list[str], games: list[str]) -> list[str]:
     return names
 
 
+# The stages whose steps run Great Expectations: a records step's blocking suite check and a
+# release's validation. A catalog or a game step never imports GX.
+VALIDATING_STAGES = frozenset({RECORDS, RELEASE})
+
+
+def validates(names: list[str]) -> bool:
+    """Whether building ``names`` runs any GX suite (then the driver starts GX early, off this core)."""
+    return any(describe(n).stage in VALIDATING_STAGES for n in names)
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     """What an asset key stands for: its stage, the source it stages (if any), its collection."""
