@@ -199,16 +199,17 @@ def _validate_pretraining(table_files: dict[str, list[Path]], validate: Callable
         for f in files:
             names += [c for c in pq.read_schema(f).names if c not in names]
         whole = run_checks(spec.checks, CheckInput({"record_groups": groups}, files=files), "table")
-        chunk: list[dict] = []
         rows = iter_rows(files, names, batch_size=4096)
-        while True:
-            chunk = list(itertools.islice(rows, VIEW_CHUNK_ROWS))
+        done = 0
+        # A table of exactly k * VIEW_CHUNK_ROWS rows ends on a full chunk: an empty chunk after it
+        # has no columns and fails every expectation; an empty table is still validated once.
+        while (chunk := list(itertools.islice(rows, VIEW_CHUNK_ROWS))) or not done:
             texts = (record_texts(records, {i for r in chunk for i in r.get("record_ids") or ()})
                      if table == "knowledge" else None)
             frame = pretraining_frame(table, chunk, index, texts)
             validate(table, {table: frame}, suites,
                      whole + run_checks(spec.checks, CheckInput({table: frame}), "chunk"))
-            whole = []
+            whole, done = [], done + 1
             if len(chunk) < VIEW_CHUNK_ROWS:
                 break
         trim()
