@@ -350,7 +350,7 @@ def assemble_release(settings: Settings, collection: str, tables: list[TableInpu
     """
     if not tables:
         raise ValueError(f"nothing staged for collection {collection!r}")
-    hooks: dict[str, Callable[[dict], None]] = {}
+    hooks: dict[str, Callable[[pa.Table], None]] = {}
     stats: dict = {}
     work = settings.layout.staging_root / "_release"
     work.mkdir(parents=True, exist_ok=True)
