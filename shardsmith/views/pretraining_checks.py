@@ -6,7 +6,7 @@ boolean columns that need the records, the suites ask them to be True, and
 The facts are recomputed here from the records, independently of the builders:
 
 * a ``pretrain`` row is a radiograph record, of its image group, and that group's representative
-  by the documented rule (``views.pretrain``, recomputed in plain Python); every group has one row;
+  by the documented rule (``views.pretrain``, recomputed here on Arrow columns); every group has one row;
 * a pair's two records exist, are two films (not copies of one), and share the pair's source, patient and split;
 * a knowledge row's records exist and are of its split and source, and its text is verbatim in
   them (the record's report or target phrase), so no row is text the project wrote.
