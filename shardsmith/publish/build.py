@@ -392,6 +392,7 @@ def assemble_release(settings: Settings, collection: str, tables: list[TableInpu
                 tables.append(TableInput(TABLES["duplicates"], [dup_file]))
             extra_card = identity_stage.card_section(identity) + "\n" + staged.card_markdown
         summaries = validate_tables({t.spec.name: t.files for t in tables}, scratch)
+        trim()  # the validation's frames (the first chunk of each table, kept for Data Docs) are freed
         if not all(s["success"] for s in summaries.values()):
             kept = _keep_failed_validation(settings, collection, scratch)
             raise ValidationFailedError(failure_message(collection, summaries, kept))
