@@ -15,7 +15,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -178,10 +177,11 @@ PRETRAINING_TABLES = ("pretrain", "pairs", "knowledge")
 
 
 def _validate_pretraining(table_files: dict[str, list[Path]], validate: Callable) -> None:
-    """The pretraining views (issue 23), ``VIEW_CHUNK_ROWS`` rows at a time, against one index of
-    the records being published (``views.pretraining_checks``)."""
+    """The pretraining views (issue 23), ``VIEW_CHUNK_ROWS`` rows at a time as Arrow tables, against
+    one Arrow index of the records being published (``views.pretraining_checks``)."""
+    import pyarrow.compute as pc
+
     from shardsmith.validation.checks import CheckInput, run_checks
-    from shardsmith.validation.frames import iter_rows
     from shardsmith.views.pretraining_checks import (
         pretraining_frame,
         pretraining_suites,
@@ -191,27 +191,41 @@ def _validate_pretraining(table_files: dict[str, list[Path]], validate: Callable
 
     records = table_files.get("records", [])
     index = record_index(records)
-    groups = pd.DataFrame({"image_group": sorted({r.image_group for r in index.values()})})
+    groups = pa.table({"image_group": pc.unique(index["image_group"])})
     for table in (t for t in PRETRAINING_TABLES if t in table_files):
         files, spec = table_files[table], TABLES[table]
         suites = {table: pretraining_suites()[table]}
-        names: list[str] = []
-        for f in files:
-            names += [c for c in pq.read_schema(f).names if c not in names]
         whole = run_checks(spec.checks, CheckInput({"record_groups": groups}, files=files), "table")
-        chunk: list[dict] = []
-        rows = iter_rows(files, names, batch_size=4096)
-        while True:
-            chunk = list(itertools.islice(rows, VIEW_CHUNK_ROWS))
-            texts = (record_texts(records, {i for r in chunk for i in r.get("record_ids") or ()})
-                     if table == "knowledge" else None)
+        # A table of exactly k * VIEW_CHUNK_ROWS rows ends on a full chunk: an empty chunk after it
+        # has no columns and fails every expectation; an empty table is still validated once.
+        for chunk in _table_chunks(files, VIEW_CHUNK_ROWS):
+            texts = None
+            if table == "knowledge":
+                ids = pc.drop_null(pc.list_flatten(chunk["record_ids"])) if "record_ids" in chunk.column_names else []
+                texts = record_texts(records, set(pa.array(ids, pa.string()).to_pylist()))
             frame = pretraining_frame(table, chunk, index, texts)
             validate(table, {table: frame}, suites,
                      whole + run_checks(spec.checks, CheckInput({table: frame}), "chunk"))
             whole = []
-            if len(chunk) < VIEW_CHUNK_ROWS:
-                break
         trim()
+
+
+def _table_chunks(files: list[Path], rows: int):
+    """The rows of ``files`` as Arrow tables of ``rows`` rows (the last one shorter; one empty table
+    when there is no row at all, so an empty view is still validated and reported)."""
+    pending: list[pa.Table] = []
+    held = done = 0
+    for f in files:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=4096):
+            pending.append(pa.Table.from_batches([batch]))
+            held += batch.num_rows
+            while held >= rows:
+                whole = pa.concat_tables(pending, promote_options="default")
+                yield whole.slice(0, rows)
+                done += 1
+                pending, held = [whole.slice(rows)], whole.num_rows - rows
+    if held or not done:
+        yield pa.concat_tables(pending, promote_options="default") if pending else pa.table({})
 
 
 def _pretraining_suites(table: str) -> dict:
@@ -349,7 +363,7 @@ def assemble_release(settings: Settings, collection: str, tables: list[TableInpu
     """
     if not tables:
         raise ValueError(f"nothing staged for collection {collection!r}")
-    hooks: dict[str, Callable[[dict], None]] = {}
+    hooks: dict[str, Callable[[pa.Table], None]] = {}
     stats: dict = {}
     work = settings.layout.staging_root / "_release"
     work.mkdir(parents=True, exist_ok=True)
@@ -378,6 +392,7 @@ def assemble_release(settings: Settings, collection: str, tables: list[TableInpu
                 tables.append(TableInput(TABLES["duplicates"], [dup_file]))
             extra_card = identity_stage.card_section(identity) + "\n" + staged.card_markdown
         summaries = validate_tables({t.spec.name: t.files for t in tables}, scratch)
+        trim()  # the validation's frames (the first chunk of each table, kept for Data Docs) are freed
         if not all(s["success"] for s in summaries.values()):
             kept = _keep_failed_validation(settings, collection, scratch)
             raise ValidationFailedError(failure_message(collection, summaries, kept))

@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
@@ -124,26 +126,67 @@ def _rank(record_id: str, label: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{label}\x1f{record_id}".encode()).digest()[:8], "big")
 
 
-def sample_by_label(files: list[Path], per_label: int = 8, batch_rows: int = 256) -> dict[str, list[dict]]:
+def sample_by_label(files: list[Path], per_label: int = 8, batch_rows: int = 8192) -> dict[str, list[dict]]:
     """Up to ``per_label`` records for each present label, chosen by a stable hash of the record id
-    over every staged file (one streaming pass; only the kept rows' images stay in memory)."""
-    kept: dict[str, list[tuple[int, dict]]] = {}
+    over every staged file.
+
+    The first pass reads only ``record_id``, ``findings`` and the image column, finds each record's
+    present labels with Arrow (no Python row per record) and ranks only those (record, label)
+    pairs; the second reads back the chosen rows' row groups alone, as dicts for the pictures."""
+    kept: dict[str, list[tuple[int, tuple[int, int]]]] = {}
     cols = ["record_id", "native_id", "image", "targets", "findings", "abnormal"]
-    for f in files:
+    for k, f in enumerate(files):
         pf = pq.ParquetFile(f)
+        names = pf.schema_arrow.names
+        if not {"record_id", "findings", "image"} <= set(names):
+            continue
+        offset = 0
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=["record_id", "findings", "image"]):
+            for position, label, record_id in _present_pairs(batch):
+                heap = kept.setdefault(label, [])
+                item = (-_rank(record_id, label), (k, offset + position))
+                if len(heap) < per_label:
+                    heapq.heappush(heap, item)
+                elif item[0] > heap[0][0]:
+                    heapq.heapreplace(heap, item)
+            offset += batch.num_rows
+    wanted = {where for heap in kept.values() for _, where in heap}
+    rows = _rows_at(files, wanted, cols)
+    return {label: [rows[where] for _, where in sorted(heap, key=lambda t: -t[0])]
+            for label, heap in sorted(kept.items())}
+
+
+def _present_pairs(batch: pa.RecordBatch) -> list[tuple[int, str, str]]:
+    """(row, label, record id) once per label present in a row that holds image bytes."""
+    image = batch.column("image")
+    payload = pc.struct_field(image, "bytes") if pa.types.is_struct(image.type) else image
+    has_image = pc.fill_null(pc.greater(pc.binary_length(payload), 0), False)
+    findings = batch.column("findings")
+    flat = pc.list_flatten(findings)
+    parent = pc.list_parent_indices(findings)
+    keep = pc.and_(pc.fill_null(pc.equal(flat.field("status"), "present"), False), pc.take(has_image, parent))
+    rows = pc.filter(parent, keep).to_pylist()
+    labels = pc.filter(flat.field("label"), keep).to_pylist()
+    ids = pc.take(batch.column("record_id"), pa.array(rows, pa.int64())).to_pylist()
+    return list(dict.fromkeys(zip(rows, labels, ids, strict=True)))
+
+
+def _rows_at(files: list[Path], wanted: set[tuple[int, int]], cols: list[str]) -> dict[tuple[int, int], dict]:
+    """The rows at (file index, row number) as dicts of ``cols``, reading only their row groups."""
+    out: dict[tuple[int, int], dict] = {}
+    for k in sorted({k for k, _ in wanted}):
+        pf = pq.ParquetFile(files[k])
         names = [c for c in cols if c in pf.schema_arrow.names]
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=names):
-            for row in batch.to_pylist():
-                if not (row.get("image") and row["image"].get("bytes")):
-                    continue
-                for label in {f["label"] for f in row.get("findings") or [] if f["status"] == "present"}:
-                    heap = kept.setdefault(label, [])
-                    item = (-_rank(row["record_id"], label), row)
-                    if len(heap) < per_label:
-                        heapq.heappush(heap, item)
-                    elif item[0] > heap[0][0]:
-                        heapq.heapreplace(heap, item)
-    return {label: [r for _, r in sorted(heap, key=lambda t: -t[0])] for label, heap in sorted(kept.items())}
+        positions = sorted(i for j, i in wanted if j == k)
+        start = 0
+        for g in range(pf.metadata.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            local = [i - start for i in positions if start <= i < start + n]
+            if local:
+                picked = pf.read_row_group(g, columns=names).take(pa.array(local, pa.int64()))
+                out.update({(k, start + i): row for i, row in zip(local, picked.to_pylist(), strict=True)})
+            start += n
+    return out
 
 
 def _sheet(rows: list[dict], out: Path, columns: int = 4) -> Path:

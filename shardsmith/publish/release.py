@@ -14,6 +14,7 @@ publishing a digest that already exists returns that version instead of a new on
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
@@ -37,7 +39,7 @@ from shardsmith.hashing import sha256_file
 from shardsmith.pseudonym import stable_id
 from shardsmith.publish.hf_features import with_hf_features
 from shardsmith.publish.tar_writer import ShardWriter
-from shardsmith.publish.wds_codec import encode_sample, wds_key
+from shardsmith.publish.wds_codec import json_members, wds_key
 from shardsmith.schemas.tables import TableSpec
 
 log = logging.getLogger(__name__)
@@ -123,12 +125,13 @@ class _SplitWriter:
         self.shard_bytes = 0
         self.shard_count = 0
 
-    def add_rows(self, rows: list[dict], sizes: list[int], arrow: pa.Table) -> None:
-        """Rows of one split in order: ``rows`` as Python values for the tar members, ``arrow`` (the
-        same rows, already in the release schema) for Parquet, which is written from Arrow slices
-        without a Python round trip. Row groups close after the row that reaches either bound."""
+    def add_rows(self, arrow: pa.Table) -> None:
+        """Rows of one split in order, already in the release schema. Parquet gets Arrow slices, the
+        tar each row's members (:func:`sample_members`), with no Python dict per row. Row groups
+        close after the row that reaches either bound."""
         start = 0
-        for i, row in enumerate(rows):
+        sizes, samples = sample_members(arrow, self.spec)
+        for i, members in enumerate(samples):
             size_hint = sizes[i]
             self.pending_rows += 1
             self.pending_bytes += size_hint
@@ -138,13 +141,12 @@ class _SplitWriter:
                 self._flush_group()
             if self.tar is None or self.shard_bytes >= WDS_SHARD_BYTES or self.shard_count >= WDS_SHARD_COUNT:
                 self._open_shard()
-            key = wds_key(row.get(self.spec.key_column) or stable_id(json.dumps(row, sort_keys=True, default=str)))
-            for name, data in encode_sample(row, self.spec, key):
+            for name, data in members:
                 self.tar.add(name, data)
             self.shard_bytes += size_hint
             self.shard_count += 1
             self.rows += 1
-        if start < len(rows):
+        if start < arrow.num_rows:
             self.pending.append(arrow.slice(start))
 
     def close(self) -> None:
@@ -155,13 +157,42 @@ class _SplitWriter:
             self.tar.close()
 
 
-def _row_size(row: dict, spec: TableSpec) -> int:
-    size = 512
-    for col in spec.media:
-        v = row.get(col)
-        data = v.get("bytes") if isinstance(v, dict) else v
-        size += len(data or b"")
-    return size
+def _media_column(arrow: pa.Table, column: str) -> list[bytes | None]:
+    """The payload of each cell of a media column (``{bytes, path}`` struct or plain binary)."""
+    col = arrow[column].combine_chunks()
+    data = pc.struct_field(col, "bytes") if pa.types.is_struct(col.type) else col
+    return [d or None for d in data.to_pylist()]
+
+
+def sample_members(arrow: pa.Table, spec: TableSpec) -> tuple[list[int], list[list[tuple[str, bytes]]]]:
+    """Each row's size hint (512 + its media bytes) and its tar members, the ones
+    :func:`~shardsmith.publish.wds_codec.encode_sample` gives for the row: ``<key>.json`` then one
+    member per non-empty media cell. Built from the Arrow columns: the JSON by
+    :func:`~shardsmith.publish.wds_codec.json_members`, the keys and media bytes as plain lists."""
+    n = arrow.num_rows
+    texts = json_members(arrow, spec)
+    keys = arrow[spec.key_column].to_pylist() if spec.key_column in arrow.column_names else [None] * n
+    media = [(col, _media_column(arrow, col)) for col in spec.media if col in arrow.column_names]
+    kinds = {col: arrow[spec.media_types[col]].to_pylist() for col, _ in media
+             if spec.media_types.get(col) in arrow.column_names}
+    ext_of = functools.cache(lambda col, kind: spec.media_extension(col, {spec.media_types.get(col): kind}))
+    sizes, samples = [], []
+    for i in range(n):
+        value = keys[i]
+        if not value:  # no key: a stable id of the whole row, as ever
+            value = stable_id(json.dumps(arrow.slice(i, 1).to_pylist()[0], sort_keys=True, default=str))
+        key = wds_key(value)
+        members = [(f"{key}.json", texts[i])]
+        size = 512
+        for col, data in media:
+            payload = data[i]
+            if payload:
+                kind = kinds[col][i] if col in kinds else None
+                members.append((f"{key}.{ext_of(col, kind)}", payload))
+                size += len(payload)
+        sizes.append(size)
+        samples.append(members)
+    return sizes, samples
 
 
 @dataclass
@@ -198,7 +229,7 @@ def write_final_rows(spec: TableSpec, files: list[Path], out_dir: Path,
     return out
 
 
-def _write_table(root: Path, table: TableInput, stats_hook: Callable[[dict], None] | None) -> dict[str, int]:
+def _write_table(root: Path, table: TableInput, stats_hook: Callable[[pa.Table], None] | None) -> dict[str, int]:
     spec = table.spec
     schema = spec.schema
     writers: dict[str, _SplitWriter] = {}
@@ -208,20 +239,18 @@ def _write_table(root: Path, table: TableInput, stats_hook: Callable[[dict], Non
         rows_per_batch = max(1, min(READ_BATCH_ROWS, _rows_within(pf, 32 << 20)))
         for batch in pf.iter_batches(batch_size=rows_per_batch):
             arrow = pa.Table.from_batches([batch]).cast(schema)
-            rows = arrow.to_pylist()
+            if stats_hook:
+                stats_hook(arrow)
             by_split: dict[str, list[int]] = {}
-            for i, row in enumerate(rows):
-                split = str(row.get(spec.split_column) or "all") if spec.split_column else "all"
-                by_split.setdefault(split, []).append(i)
-                if stats_hook:
-                    stats_hook(row)
+            splits = (arrow[spec.split_column].to_pylist() if spec.split_column in arrow.column_names
+                      else [None] * arrow.num_rows) if spec.split_column else ["all"] * arrow.num_rows
+            for i, split in enumerate(splits):
+                by_split.setdefault(str(split or "all"), []).append(i)
             for split, idx in by_split.items():
                 w = writers.get(split)
                 if w is None:
                     w = writers[split] = _SplitWriter(root, spec, split, schema)
-                part = arrow if len(idx) == len(rows) else arrow.take(pa.array(idx, pa.int64()))
-                picked = [rows[i] for i in idx]
-                w.add_rows(picked, [_row_size(r, spec) for r in picked], part)
+                w.add_rows(arrow if len(idx) == arrow.num_rows else arrow.take(pa.array(idx, pa.int64())))
     for w in writers.values():
         w.close()
     return {split: w.rows for split, w in sorted(writers.items())}
@@ -301,7 +330,7 @@ def publish(
     input_fingerprints: dict[str, str],
     card: Callable[[dict], str],
     validation_dir: Path | None = None,
-    stats_hooks: dict[str, Callable[[dict], None]] | None = None,
+    stats_hooks: dict[str, Callable[[pa.Table], None]] | None = None,
     extra_manifest: dict | None = None,
     crash_hook: Callable[[str], None] | None = None,
     pictures: Callable[[Path], list[str]] | None = None,
@@ -390,19 +419,36 @@ def _read_manifest(path: Path) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
-def label_counter() -> tuple[Callable[[dict], None], dict]:
-    """A stats hook for records: present findings and targets per (source, label), per split."""
+def label_counter() -> tuple[Callable[[pa.Table], None], dict]:
+    """A stats hook for records: present findings and targets per (source, label), records per
+    split and per ``abnormal`` (``"true"``, ``"false"``, ``"none"``), per source. Counted on each
+    batch's Arrow columns (group-by), not row by row."""
     stats: dict[str, Any] = {"findings": defaultdict(Counter), "targets": defaultdict(Counter),
                              "splits": defaultdict(Counter), "abnormal": defaultdict(Counter)}
 
-    def hook(row: dict) -> None:
-        src = row.get("source")
-        stats["splits"][src][row.get("split")] += 1
-        stats["abnormal"][src][str(row.get("abnormal")).lower()] += 1
-        for f in row.get("findings") or ():
-            if f["status"] == "present":
-                stats["findings"][f["label"]][src] += 1
-        for t in row.get("targets") or ():
-            stats["targets"][t["label"]][src] += 1
+    def count(table: pa.Table, keys: list[str], into: dict) -> None:
+        for row in table.group_by(keys, use_threads=False).aggregate([([], "count_all")]).to_pylist():
+            into[row[keys[0]]][row[keys[1]]] += row["count_all"]
+
+    def flat(batch: pa.Table, column: str) -> pa.Table:
+        lists = batch[column].combine_chunks()
+        items = pc.list_flatten(lists)
+        source = pc.take(batch["source"].combine_chunks(), pc.list_parent_indices(lists))
+        return pa.table({"source": source, "label": items.field("label"),
+                         **({"status": items.field("status")} if column == "findings" else {})})
+
+    def hook(batch: pa.Table) -> None:
+        names = batch.column_names
+        if "split" in names:
+            count(batch.select(["source", "split"]), ["source", "split"], stats["splits"])
+        if "abnormal" in names:
+            abnormal = pc.fill_null(pc.cast(batch["abnormal"], pa.string()), "none")
+            count(pa.table({"source": batch["source"], "abnormal": abnormal}), ["source", "abnormal"],
+                  stats["abnormal"])
+        if "findings" in names:
+            found = flat(batch, "findings")
+            count(found.filter(pc.equal(found["status"], "present")), ["label", "source"], stats["findings"])
+        if "targets" in names:
+            count(flat(batch, "targets"), ["label", "source"], stats["targets"])
 
     return hook, stats

@@ -32,6 +32,9 @@ def member_info(name: str, size: int) -> tarfile.TarInfo:
 
 _TEMPLATE = bytearray(member_info("", 0).tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"))
 _TEMPLATE[148:156] = b"        "  # checksum computed per member over this field as spaces
+# The checksum is the sum of the header's bytes: the template's (its name field is zeros) less its
+# size field, plus the member's name and size fields, without summing 512 bytes per member.
+_TEMPLATE_SUM = sum(_TEMPLATE) - sum(_TEMPLATE[124:136])
 _ZEROS = bytes(BLOCK)
 
 
@@ -42,10 +45,11 @@ def ustar_header(name: str, size: int) -> bytes:
         return member_info(name, size).tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
     if size >= 8 ** 11:
         raise ValueError(f"{name}: {size} bytes do not fit a USTAR size field")
+    size_field = b"%011o\0" % size
     header = _TEMPLATE.copy()
     header[0:len(raw)] = raw
-    header[124:136] = b"%011o\0" % size
-    header[148:155] = b"%06o\0" % sum(header)
+    header[124:136] = size_field
+    header[148:155] = b"%06o\0" % (_TEMPLATE_SUM + sum(raw) + sum(size_field))
     return bytes(header)
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shardsmith.schemas.tables import TableSpec
 
@@ -44,13 +47,85 @@ def media_bytes(value: Any) -> bytes | None:
 def encode_sample(row: dict, spec: TableSpec, key: str) -> list[tuple[str, bytes]]:
     """Tar members ``(name, bytes)`` of one row, in a fixed order (json first, then media)."""
     meta = {col: value for col, value in row.items() if col not in spec.media}
-    members = [(f"{key}.json", json.dumps(meta, sort_keys=True, ensure_ascii=False,
-                                          default=_json_default).encode())]
+    members = [(f"{key}.json", json.dumps(meta, **_JSON_OPTIONS).encode())]
     for col in spec.media:
         data = media_bytes(row.get(col))
         if data:
             members.append((f"{key}.{spec.media_extension(col, row)}", data))
     return members
+
+
+_JSON_OPTIONS = {"sort_keys": True, "ensure_ascii": False, "default": _json_default}
+# What ``json.dumps(ensure_ascii=False)`` escapes in a string: quote, backslash, control characters.
+_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
+
+
+def _json_float(value: float | None) -> str:
+    """``json.dumps`` of a float: its repr, NaN and infinities spelled as the json module does."""
+    if value is None:
+        return "null"
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+def json_texts(array: pa.Array) -> pa.Array:
+    """The ``json.dumps(value, sort_keys=True, ensure_ascii=False)`` text of every value of ``array``
+    (as :func:`encode_sample` writes it for the value ``to_pylist`` gives), built column by column.
+
+    A release writes one JSON member per row; making each row a Python dict first (``to_pylist``)
+    and dumping it was most of the writer's time. Strings, integers, booleans, lists and structs are
+    joined with Arrow string kernels; only floats (Python's repr) and strings that need escaping go
+    through Python, value by value; any other type falls back to ``json.dumps`` of its values."""
+    t = array.type
+    if pa.types.is_dictionary(t):
+        return json_texts(array.cast(t.value_type))
+    if pa.types.is_null(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) \
+            or pa.types.is_fixed_size_binary(t):
+        return pa.array(["null"] * len(array), pa.string())  # bytes are dumped as null (_json_default)
+    if pa.types.is_boolean(t) or pa.types.is_integer(t):
+        return pc.fill_null(pc.cast(array, pa.string()), "null")
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        array = array.cast(pa.string())
+        quoted = pc.binary_join_element_wise('"', array, '"', "")
+        escape = pc.fill_null(pc.match_substring_regex(array, _NEEDS_ESCAPE), False)
+        if pc.any(escape).as_py():
+            where = pc.indices_nonzero(escape)
+            texts = [json.dumps(v, ensure_ascii=False) for v in pc.take(array, where).to_pylist()]
+            quoted = pc.replace_with_mask(quoted, escape, pa.array(texts, pa.string()))
+        return pc.fill_null(quoted, "null")
+    if pa.types.is_float32(t) or pa.types.is_float64(t):
+        return pa.array([_json_float(v) for v in array.to_pylist()], pa.string())
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        array = array.cast(pa.list_(t.value_type)) if pa.types.is_large_list(t) else array
+        offsets = array.offsets  # a sliced array's offsets point into its whole child: rebase them
+        first, last = offsets[0].as_py(), offsets[-1].as_py()
+        values = json_texts(array.values.slice(first, last - first))
+        items = pa.ListArray.from_arrays(pc.subtract(offsets, first), values, mask=array.is_null())
+        joined = pc.binary_join_element_wise("[", pc.binary_join(items, ", "), "]", "")
+        return pc.fill_null(joined, "null")
+    if pa.types.is_struct(t) and len({f.name for f in t}) == t.num_fields:
+        children = dict(zip([f.name for f in t], array.flatten(), strict=True))
+        parts: list = []
+        for name in sorted(children):
+            parts += [("{" if not parts else ", ") + json.dumps(name, ensure_ascii=False) + ": ",
+                      json_texts(children[name])]
+        joined = pc.binary_join_element_wise(*parts, "}", "") if parts else pa.array(["{}"] * len(array))
+        return pc.if_else(array.is_null(), pa.scalar("null"), joined)
+    return pa.array([json.dumps(v, **_JSON_OPTIONS) for v in array.to_pylist()], pa.string())
+
+
+def json_members(table: pa.Table, spec: TableSpec) -> list[bytes]:
+    """The ``<key>.json`` member of every row of ``table``: the same bytes :func:`encode_sample`
+    writes for the row, made from the Arrow columns without a Python dict per row."""
+    meta = table.drop_columns([c for c in spec.media if c in table.column_names]).combine_chunks()
+    if not meta.num_columns:
+        return [b"{}"] * meta.num_rows
+    struct = pa.StructArray.from_arrays([c.chunk(0) if c.num_chunks else pa.array([], c.type) for c in meta.columns],
+                                        names=meta.column_names)
+    return json_texts(struct).cast(pa.binary()).to_pylist()
 
 
 def _image(data: bytes) -> np.ndarray:

@@ -6,7 +6,7 @@ boolean columns that need the records, the suites ask them to be True, and
 The facts are recomputed here from the records, independently of the builders:
 
 * a ``pretrain`` row is a radiograph record, of its image group, and that group's representative
-  by the documented rule (``views.pretrain``, recomputed in plain Python); every group has one row;
+  by the documented rule (``views.pretrain``, recomputed here on Arrow columns); every group has one row;
 * a pair's two records exist, are two films (not copies of one), and share the pair's source, patient and split;
 * a knowledge row's records exist and are of its split and source, and its text is verbatim in
   them (the record's report or target phrase), so no row is text the project wrote.
@@ -14,10 +14,10 @@ The facts are recomputed here from the records, independently of the builders:
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -66,35 +66,65 @@ def pretraining_suites() -> Suite:
     }
 
 
-@dataclass(frozen=True)
-class _Rec:
-    source: str
-    patient_id: str | None
-    split: str
-    image_group: str | None
-    representative: bool
+INDEX_FIELDS = ["record_id", "source", "patient_id", "split", "image_group", "representative"]
 
 
-def record_index(record_files: Iterable[Path]) -> dict[str, _Rec]:
-    """record_id -> what the checks compare, for every 2D radiograph, with each image group's
-    representative recomputed by the rule (lossless, larger, official, smallest id)."""
-    rows: list[dict[str, Any]] = []
+def record_index(record_files: Iterable[Path]) -> pa.Table:
+    """One row per 2D radiograph record (``INDEX_FIELDS``: what the checks compare), with each image
+    group's representative recomputed by the rule (lossless, larger, official, smallest id).
+
+    Narrow Arrow columns (about 150 bytes a record), made with Arrow kernels: a Python object per
+    record (a dict while reading, then an index entry) grew the release's memory by ~2 KB a record.
+    A record id listed twice keeps its last row."""
+    parts = []
     for f in record_files:
         pf = pq.ParquetFile(f)
         cols = [c for c in INDEX_COLUMNS if c in pf.schema_arrow.names]
         for batch in pf.iter_batches(batch_size=16_384, columns=cols):
-            rows += [r for r in batch.to_pylist()
-                     if r.get("modality") in RADIOGRAPH_MODALITIES and r.get("slice_index") is None]
-    best: dict[str, tuple] = {}
-    for r in rows:
-        group = r.get("image_group") or "r" + r["record_id"]
-        key = ((r.get("raw_path") or "").lower().endswith(LOSSY_SUFFIXES), -((r.get("height") or 0) * (r.get("width") or 0)),
-               not r.get("split_official"), r["record_id"])
-        if group not in best or key < best[group]:
-            best[group] = key
-    return {r["record_id"]: _Rec(r.get("source"), r.get("patient_id"), r.get("split"), r.get("image_group") or "r" + r["record_id"],
-                                 best[r.get("image_group") or "r" + r["record_id"]][-1] == r["record_id"])
-            for r in rows}
+            parts.append(_index_rows(pa.Table.from_batches([batch])))
+    empty = pa.table({"record_id": pa.array([], pa.string()), "source": pa.array([], pa.string()),
+                      "patient_id": pa.array([], pa.string()), "split": pa.array([], pa.string()),
+                      "image_group": pa.array([], pa.string()), "lossy": pa.array([], pa.bool_()),
+                      "area": pa.array([], pa.int64()), "unofficial": pa.array([], pa.bool_())})
+    rows = pa.concat_tables([empty, *parts], promote_options="permissive").combine_chunks()
+    order = [("image_group", "ascending"), ("lossy", "ascending"), ("area", "descending"),
+             ("unofficial", "ascending"), ("record_id", "ascending")]
+    best = (rows.sort_by(order).group_by("image_group", use_threads=False)
+            .aggregate([("record_id", "first")])["record_id_first"])
+    rows = rows.append_column("representative", pc.is_in(rows["record_id"], value_set=best.combine_chunks()))
+    rows = rows.select(INDEX_FIELDS)
+    if pc.count_distinct(rows["record_id"]).as_py() < rows.num_rows:  # the last row of an id wins
+        positioned = rows.append_column("_pos", pa.array(range(rows.num_rows), pa.int64()))
+        last = positioned.group_by("record_id", use_threads=False).aggregate([("_pos", "max")])["_pos_max"]
+        rows = rows.take(pc.sort_indices(last))
+    return rows
+
+
+def _index_rows(batch: pa.Table) -> pa.Table:
+    """The radiographs of one batch of records with the columns the representative rule sorts by."""
+    n = batch.num_rows
+
+    def col(name: str, kind: pa.DataType) -> pa.ChunkedArray | pa.Array:
+        return batch[name] if name in batch.column_names else pa.nulls(n, kind)
+
+    keep = pc.and_(pc.fill_null(pc.is_in(col("modality", pa.string()), value_set=pa.array(RADIOGRAPH_MODALITIES)),
+                                False),
+                   pc.is_null(col("slice_index", pa.int32())))
+    batch = batch.filter(keep)
+    n = batch.num_rows
+    rid = batch["record_id"]
+    group = col("image_group", pa.string())
+    path = pc.utf8_lower(pc.fill_null(col("raw_path", pa.string()), ""))
+    return pa.table({
+        "record_id": rid, "source": col("source", pa.string()), "patient_id": col("patient_id", pa.string()),
+        "split": col("split", pa.string()),
+        "image_group": pc.if_else(pc.fill_null(pc.greater(pc.utf8_length(group), 0), False), group,
+                                  pc.binary_join_element_wise("r", rid, "")),
+        "lossy": functools.reduce(pc.or_, [pc.ends_with(path, pattern=suffix) for suffix in LOSSY_SUFFIXES]),
+        "area": pc.multiply(pc.fill_null(pc.cast(col("height", pa.int32()), pa.int64()), 0),
+                            pc.fill_null(pc.cast(col("width", pa.int32()), pa.int64()), 0)),
+        "unofficial": pc.invert(pc.fill_null(col("split_official", pa.bool_()), False)),
+    })
 
 
 def record_texts(record_files: Iterable[Path], wanted: set[str]) -> dict[str, str]:
@@ -113,36 +143,70 @@ def record_texts(record_files: Iterable[Path], wanted: set[str]) -> dict[str, st
     return out
 
 
-def pretraining_frame(table: str, rows: list[dict[str, Any]], index: dict[str, _Rec],
-                      texts: dict[str, str] | None = None) -> pd.DataFrame:
-    """The rows of one chunk of ``table`` with the derived columns its suite asks to be True."""
+def _same(*columns) -> pa.ChunkedArray:
+    """Values equal along each row, ``None == None`` included (as Python compares them)."""
+    out = None
+    for a, b in itertools.pairwise(columns):
+        eq = pc.fill_null(pc.or_kleene(pc.equal(a, b), pc.and_(pc.is_null(a), pc.is_null(b))), False)
+        out = eq if out is None else pc.and_(out, eq)
+    return out
+
+
+def _joined(chunk: pa.Table, index: pa.Table, column: str, suffix: str) -> pa.Table:
+    """``index`` looked up by ``chunk[column]``, one row per chunk row in chunk order (nulls where
+    the record is not in the index), fields renamed ``<field><suffix>``, plus ``hit<suffix>``."""
+    keys = pa.table({"record_id": chunk[column], "_row": pa.array(range(chunk.num_rows), pa.int64())})
+    found = index.append_column("_hit", pa.repeat(pa.scalar(True), index.num_rows))
+    out = keys.join(found, "record_id", join_type="left outer", use_threads=False).sort_by("_row")
+    names = [f for f in INDEX_FIELDS if f != "record_id"]
+    return pa.table({**{f"{f}{suffix}": out[f] for f in names}, f"hit{suffix}": pc.fill_null(out["_hit"], False)})
+
+
+def pretraining_frame(table: str, chunk: pa.Table, index: pa.Table, texts: dict[str, str] | None = None) -> pd.DataFrame:
+    """The rows of one chunk of ``table`` (its scalar columns) with the derived columns its suite
+    asks to be True; ``pretrain`` and ``pairs`` look their records up in ``index`` by Arrow joins."""
+    if not chunk.num_rows:
+        return pd.DataFrame({c: pd.Series(dtype=bool) for c in DERIVED[table]})
+    scalars = [f.name for f in chunk.schema if not pa.types.is_nested(f.type)]
+    if table == "pretrain":
+        rec = _joined(chunk, index, "record_id", "")
+        hit = rec["hit"]
+        facts = {"record_exists": hit,
+                 "group_matches": pc.and_(hit, _same(rec["image_group"], chunk["image_group"])),
+                 "is_representative": pc.and_(hit, pc.fill_null(rec["representative"], False)),
+                 "split_matches": pc.and_(hit, _same(rec["split"], chunk["split"]))}
+    elif table == "pairs":
+        a, b = _joined(chunk, index, "record_id_a", "_a"), _joined(chunk, index, "record_id_b", "_b")
+        both = pc.and_(a["hit_a"], b["hit_b"])
+        facts = {"records_exist": both,
+                 "different_films": pc.and_(both, pc.invert(_same(a["image_group_a"], b["image_group_b"]))),
+                 "same_patient": pc.and_(both, pc.and_(_same(a["patient_id_a"], b["patient_id_b"], chunk["patient_id"]),
+                                                       _same(a["source_a"], b["source_b"], chunk["source"]))),
+                 "same_split": pc.and_(both, _same(a["split_a"], b["split_b"], chunk["split"]))}
+    else:
+        return _knowledge_frame(chunk, index, texts or {})
+    out = chunk.select(scalars)
+    for name, values in facts.items():
+        out = out.append_column(name, values)
+    return out.to_pandas()
+
+
+def _knowledge_frame(chunk: pa.Table, index: pa.Table, texts: dict[str, str]) -> pd.DataFrame:
+    """Knowledge rows (a few per finding) checked row by row against the records they list."""
+    listed = (pc.unique(pc.list_flatten(chunk["record_ids"])) if "record_ids" in chunk.column_names
+              else pa.array([], pa.string()))
+    recs = {r["record_id"]: r for r in index.filter(pc.is_in(index["record_id"], value_set=listed)).to_pylist()}
     out = []
-    for r in rows:
-        if table == "pretrain":
-            rec = index.get(r["record_id"])
-            facts = {"record_exists": rec is not None,
-                     "group_matches": bool(rec) and rec.image_group == r["image_group"],
-                     "is_representative": bool(rec) and rec.representative,
-                     "split_matches": bool(rec) and rec.split == r["split"]}
-        elif table == "pairs":
-            a, b = index.get(r["record_id_a"]), index.get(r["record_id_b"])
-            facts = {"records_exist": a is not None and b is not None,
-                     "different_films": bool(a and b) and a.image_group != b.image_group,
-                     "same_patient": bool(a and b) and a.patient_id == b.patient_id == r["patient_id"]
-                     and a.source == b.source == r["source"],
-                     "same_split": bool(a and b) and a.split == b.split == r["split"]}
-        else:
-            ids = r.get("record_ids") or []
-            recs = [index.get(i) for i in ids]
-            vocabulary = r["source"] == "vocabulary"
-            facts = {"records_exist": vocabulary or (bool(ids) and all(x is not None for x in recs)),
-                     "split_matches": (r["split"] == SHARED) if vocabulary else
-                     all(x is not None and x.split == r["split"] and x.source == r["source"] for x in recs),
-                     "text_in_records": vocabulary or (bool(ids) and all(
-                         r["text"] in (texts or {}).get(i, "") for i in ids))}
+    for r in chunk.to_pylist():
+        ids = r.get("record_ids") or []
+        found = [recs.get(i) for i in ids]
+        vocabulary = r["source"] == "vocabulary"
+        facts = {"records_exist": vocabulary or (bool(ids) and all(x is not None for x in found)),
+                 "split_matches": (r["split"] == SHARED) if vocabulary else
+                 all(x is not None and x["split"] == r["split"] and x["source"] == r["source"] for x in found),
+                 "text_in_records": vocabulary or (bool(ids) and all(r["text"] in texts.get(i, "") for i in ids))}
         out.append({**{k: v for k, v in r.items() if not isinstance(v, list | dict)}, **facts})
-    columns = list(DERIVED[table])
-    return pd.DataFrame(out) if out else pd.DataFrame({c: pd.Series(dtype=bool) for c in columns})
+    return pd.DataFrame(out)
 
 
 def pretraining_integrity(frames: dict[str, pd.DataFrame]) -> list[CheckOutcome]:
@@ -157,14 +221,19 @@ def pretraining_integrity(frames: dict[str, pd.DataFrame]) -> list[CheckOutcome]
     return out
 
 
-def pretrain_covers_every_group(pretrain_files: list[Path], record_groups: Iterable[str]) -> CheckOutcome:
-    """Every image group of the records' radiographs (``record_index``) has exactly one ``pretrain`` row."""
-    groups = pd.Series(list(record_groups), dtype=object).drop_duplicates()
-    got = (pd.concat([pq.read_table(f, columns=["image_group"]).to_pandas() for f in pretrain_files])["image_group"]
-           if pretrain_files else pd.Series(dtype=str))
-    counts = got.value_counts()
-    missing = sorted(set(groups) - set(counts.index))
-    doubled = sorted(counts[counts > 1].index)
+def pretrain_covers_every_group(pretrain_files: list[Path], record_groups: Iterable[str] | pa.ChunkedArray
+                                ) -> CheckOutcome:
+    """Every image group of the records' radiographs (``record_index``) has exactly one ``pretrain`` row
+    (counted with Arrow: the groups are as many as the records)."""
+    if not isinstance(record_groups, pa.Array | pa.ChunkedArray):
+        record_groups = pa.array(list(record_groups), pa.string())
+    groups = pc.unique(record_groups)
+    got = (pa.concat_arrays([c for f in pretrain_files for c in pq.read_table(f, columns=["image_group"])
+                             ["image_group"].cast(pa.string()).chunks] or [pa.array([], pa.string())]))
+    counts = pc.value_counts(pc.drop_null(got))
+    values, n = counts.field("values"), counts.field("counts")
+    missing = sorted(pc.filter(groups, pc.invert(pc.is_in(groups, value_set=values))).to_pylist())
+    doubled = sorted(pc.filter(values, pc.greater(n, 1)).to_pylist())
     bad = missing + doubled
     return CheckOutcome("pretrain_covers_every_image_group", not bad,
                         f"{len(missing)} group(s) without a row, {len(doubled)} with several, of {len(groups)}", bad[:5])

@@ -13,12 +13,22 @@ from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shardsmith.media import masks as M
 from shardsmith.schemas.records import SPLITS
 from shardsmith.schemas.vocabulary import load_vocabulary
 from shardsmith.validation.integrity import CheckOutcome
-from shardsmith.views._common import Rows, iter_rows, present_labels, region_targets, size_bin, size_bins
+from shardsmith.views._common import (
+    CONSENSUS_READER,
+    Rows,
+    iter_rows,
+    present_labels,
+    region_targets,
+    size_bin,
+    size_bins,
+)
 from shardsmith.views.dialogues import templates
 
 Suite = dict[str, list[tuple[str, dict]]]
@@ -68,6 +78,14 @@ def view_suites() -> Suite:
 
 
 def _record_index(records: Rows) -> dict[str, dict[str, Any]]:
+    """record id -> its present labels and its region targets (target id -> label)."""
+    if isinstance(records, pa.Table | pa.RecordBatch):
+        records = [records]
+    if isinstance(records, list) and records and all(isinstance(r, pa.Table | pa.RecordBatch) for r in records):
+        index: dict[str, dict[str, Any]] = {}
+        for batch in records:
+            index.update(_arrow_record_index(batch))
+        return index
     index = {}
     for rec in iter_rows(records):
         index[rec["record_id"]] = {
@@ -75,6 +93,42 @@ def _record_index(records: Rows) -> dict[str, dict[str, Any]]:
             "regions": {t["target_id"]: t["label"] for t in region_targets(rec) if t.get("target_id")},
         }
     return index
+
+
+def _arrow_record_index(batch: pa.Table | pa.RecordBatch) -> dict[str, dict[str, Any]]:
+    """:func:`_record_index` of Arrow records, by the same rules (``present_labels``,
+    ``region_targets``) on the flattened findings and targets: a view chunk refers to every record,
+    and making each a Python dict first was most of the view validation's time."""
+    ids = batch.column("record_id").to_pylist()
+    entries: list[dict[str, Any]] = [{"present": set(), "regions": {}} for _ in ids]
+    names = batch.schema.names
+    if "findings" in names:
+        findings = batch.column("findings")
+        findings = findings.combine_chunks() if isinstance(findings, pa.ChunkedArray) else findings
+        flat = pc.list_flatten(findings)
+        keep = pc.and_(pc.fill_null(pc.equal(flat.field("status"), "present"), False),
+                       pc.fill_null(pc.greater(pc.utf8_length(flat.field("label")), 0), False))
+        rows = pc.filter(pc.list_parent_indices(findings), keep).to_pylist()
+        for row, label in zip(rows, pc.filter(flat.field("label"), keep).to_pylist(), strict=True):
+            entries[row]["present"].add(label)
+    if "targets" in names:
+        targets = batch.column("targets")
+        targets = targets.combine_chunks() if isinstance(targets, pa.ChunkedArray) else targets
+        flat = pc.list_flatten(targets)
+        fields = {f.name for f in flat.type}
+        mask = flat.field("mask_rle").is_valid() if "mask_rle" in fields else pa.repeat(False, len(flat))
+        box = (pc.fill_null(pc.greater(pc.list_value_length(flat.field("box_xyxy")), 0), False)
+               if "box_xyxy" in fields else pa.repeat(False, len(flat)))
+        reader = (pc.fill_null(pc.not_equal(flat.field("reader"), CONSENSUS_READER), True)
+                  if "reader" in fields else pa.repeat(True, len(flat)))
+        keep = pc.and_(pc.and_(pc.fill_null(pc.equal(flat.field("kind"), "abnormality"), False), reader),
+                       pc.and_(pc.or_(mask, box),
+                               pc.fill_null(pc.greater(pc.utf8_length(flat.field("target_id")), 0), False)))
+        rows = pc.filter(pc.list_parent_indices(targets), keep).to_pylist()
+        for row, tid, label in zip(rows, pc.filter(flat.field("target_id"), keep).to_pylist(),
+                                   pc.filter(flat.field("label"), keep).to_pylist(), strict=True):
+            entries[row]["regions"][tid] = label
+    return dict(zip(ids, entries, strict=True))
 
 
 def view_frames(

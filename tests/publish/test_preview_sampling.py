@@ -48,3 +48,41 @@ def test_label_pictures_write_chart_and_sheets(tmp_path):
     lines = label_pictures(files, tmp_path / "pictures", {"nodule": 6})
     assert (tmp_path / "pictures" / "contact-nodule.png").is_file()
     assert "![nodule](pictures/contact-nodule.png)" in lines
+
+
+def test_sample_is_the_per_row_rule_over_row_groups_statuses_and_missing_images(tmp_path):
+    """The sample read with Arrow is the one the rule gives row by row: for each label, the
+    ``per_label`` smallest ``_rank(record_id, label)`` among rows that hold image bytes and list the
+    label as present (once per row), read back whole from whichever row group holds them."""
+    from shardsmith.publish.preview import _rank
+
+    png = _png()
+    labels = ["nodule", "mass", "effusion"]
+    files, rows_all = [], []
+    for b in range(3):
+        rows = []
+        for i in range(60):
+            rid = f"{b:02d}{i:04d}".ljust(24, "0")
+            status = ["present", "absent", "uncertain"][(i + b) % 3]
+            findings = [{"label": labels[i % 3], "source_label": "x", "status": status, "readers": []},
+                        {"label": labels[(i + 1) % 3], "source_label": "y", "status": "present", "readers": []}]
+            if i % 7 == 0:  # the same label twice in one record: one candidate
+                findings.append(dict(findings[1], source_label="z"))
+            image = None if i % 5 == 0 else {"bytes": b"" if i % 11 == 0 else png, "path": None}
+            rows.append({"record_id": rid, "source": "s", "native_id": f"b{b}-{i}", "split": "train",
+                         "complete": False, "image": image, "height": 16, "width": 16, "findings": findings,
+                         "targets": []})
+        path = tmp_path / f"records-b{b:02d}.parquet"
+        pq.write_table(pa.Table.from_pylist(rows, schema=RECORDS_SCHEMA), path, row_group_size=16)
+        files.append(path)
+        rows_all += rows
+    expected = {}
+    for label in labels:
+        have = [r for r in rows_all if r["image"] and r["image"]["bytes"]
+                and any(f["label"] == label and f["status"] == "present" for f in r["findings"])]
+        expected[label] = [r["native_id"] for r in sorted(have, key=lambda r: _rank(r["record_id"], label))[:4]]
+    sample = sample_by_label(files, per_label=4, batch_rows=10)
+    assert {k: [r["native_id"] for r in v] for k, v in sample.items()} == expected
+    chosen = next(iter(sample.values()))[0]
+    source = next(r for r in rows_all if r["native_id"] == chosen["native_id"])
+    assert chosen["image"]["bytes"] == png and chosen["findings"] == source["findings"]

@@ -232,3 +232,56 @@ def test_knowledge_text_that_no_record_holds_is_refused(rel, tmp_path: Path) -> 
         return t.set_column(t.schema.get_field_index("text"), "text", text)
     summary = _revalidate(rel, tmp_path, "knowledge", invent)
     assert "knowledge.text_in_records" in _failed(summary)
+
+
+def test_a_view_of_exactly_whole_chunks_passes(rel, tmp_path: Path, monkeypatch) -> None:
+    """A pretraining table of k * VIEW_CHUNK_ROWS rows ends on a full chunk; no empty chunk follows
+    it (one with no columns fails every expectation: 40,000 NIH records were refused so)."""
+    files = {"records": sorted((rel.path / "data" / "records").rglob("*.parquet")),
+             "pretrain": sorted((rel.path / "data" / "pretrain").rglob("*.parquet"))}
+    rows = sum(pq.read_metadata(f).num_rows for f in files["pretrain"])
+    size = next(d for d in range(2, rows) if rows % d == 0)  # the demo release has 15 rows: 5 chunks of 3
+    monkeypatch.setattr(build, "VIEW_CHUNK_ROWS", size)
+    summary = build.validate_tables(files, tmp_path / "out")["pretrain"]
+    assert summary["success"] and summary["chunks"] == rows // size
+
+
+def _index_by_the_rule(rows: list[dict]) -> dict[str, dict]:
+    """The representative rule row by row in plain Python (lossless, larger, official, smallest id)."""
+    from shardsmith.views.pretrain import LOSSY_SUFFIXES, RADIOGRAPH_MODALITIES
+
+    rows = [r for r in rows if r.get("modality") in RADIOGRAPH_MODALITIES and r.get("slice_index") is None]
+    best: dict[str, tuple] = {}
+    for r in rows:
+        group = r.get("image_group") or "r" + r["record_id"]
+        key = ((r.get("raw_path") or "").lower().endswith(LOSSY_SUFFIXES),
+               -((r.get("height") or 0) * (r.get("width") or 0)), not r.get("split_official"), r["record_id"])
+        best[group] = min(best.get(group, key), key)
+    return {r["record_id"]: {"record_id": r["record_id"], "source": r["source"], "patient_id": r["patient_id"],
+                             "split": r["split"], "image_group": r.get("image_group") or "r" + r["record_id"],
+                             "representative": best[r.get("image_group") or "r" + r["record_id"]][-1] == r["record_id"]}
+            for r in rows}
+
+
+def test_the_record_index_is_the_representative_rule_row_by_row(rel, tmp_path: Path) -> None:
+    from shardsmith.schemas.records import RECORDS_SCHEMA
+    from shardsmith.views.pretraining_checks import record_index
+
+    def rec(rid, group, path, h, w, official, modality="DX", slice_index=None):
+        return {"record_id": rid, "source": "s", "native_id": rid, "patient_id": "p" + rid[:1], "split": "train",
+                "split_official": official, "modality": modality, "slice_index": slice_index, "height": h,
+                "width": w, "raw_path": path, "image_group": group, "complete": True}
+    made = [rec("a1", "g1", "x/a.JPG", 10, 10, True), rec("a2", "g1", "x/a.png", 5, 5, False),  # lossless wins
+            rec("b1", "g2", "b.png", 8, 8, False), rec("b2", "g2", "b.dcm", 9, 9, None),  # larger wins
+            rec("c2", "g3", "c.png", 4, 4, True), rec("c1", "g3", "c.png", 4, 4, False),  # official wins
+            rec("d2", "g4", None, None, 3, True), rec("d1", "g4", None, None, 3, True),  # smallest id
+            rec("e1", None, "e.png", 2, 2, True), rec("e2", "", "e.png", 2, 2, True),  # own group each
+            rec("f1", "g5", "f.png", 2, 2, True, modality="CT"), rec("f2", "g5", "f.png", 2, 2, True, slice_index=3)]
+    path = tmp_path / "made.parquet"
+    pq.write_table(pa.Table.from_pylist(made, schema=RECORDS_SCHEMA), path, row_group_size=5)
+    for files in ([path], sorted((rel.path / "data" / "records").rglob("*.parquet"))):
+        rows = [r for f in files for r in pq.read_table(f).to_pylist()]
+        got = {r["record_id"]: r for r in record_index(files).to_pylist()}
+        assert got == _index_by_the_rule(rows) and got
+    reps = {r["record_id"] for r in record_index([path]).to_pylist() if r["representative"]}
+    assert reps == {"a2", "b2", "c2", "d1", "e1", "e2"}

@@ -56,3 +56,28 @@ def test_suites_run_in_great_expectations(demo_records, built) -> None:
     # every declared expectation ran, plus the runner's own declared-columns (and row-count) checks
     assert set(evaluated) == set(view_suites())
     assert all(evaluated[name] >= len(exps) + 1 for name, exps in view_suites().items())
+
+
+def test_the_record_index_of_arrow_records_is_the_row_by_row_one(demo_records) -> None:
+    """View validation indexes Arrow records with Arrow kernels; the index is the one the rules in
+    ``views._common`` give row by row (present labels; abnormality regions drawn by a reader)."""
+    import pyarrow as pa
+
+    from shardsmith.schemas.records import RECORDS_SCHEMA
+    from shardsmith.views.validation import _record_index
+
+    records = copy.deepcopy(demo_records)
+    with_targets = [r for r in records if r.get("targets")]
+    target = with_targets[0]["targets"][0]
+    assert target["kind"] == "abnormality" and (target.get("mask_rle") or target.get("box_xyxy"))
+    with_targets[0]["targets"].append(dict(target, target_id="by-consensus", reader="consensus"))
+    with_targets[0]["targets"].append(dict(target, target_id="no-region", box_xyxy=[], mask_rle=None))
+    with_targets[0]["targets"].append(dict(target, target_id="anatomy", kind="anatomy"))
+    with_targets[0]["targets"].append(dict(target, target_id="", label="unnamed"))
+    with_targets[0]["findings"].append({"label": "", "source_label": "x", "status": "present", "readers": []})
+    expected = _record_index(records)
+    table = pa.Table.from_pylist(records, schema=RECORDS_SCHEMA)
+    assert _record_index(table) == expected
+    assert _record_index(table.to_batches(max_chunksize=5)) == expected
+    assert any(e["regions"] for e in expected.values()) and any(e["present"] for e in expected.values())
+    assert "by-consensus" not in expected[with_targets[0]["record_id"]]["regions"]
