@@ -90,15 +90,17 @@ def _walk(data: bytes, name: str) -> tuple[bytearray, tuple[int, int, int, int, 
     return out, frame
 
 
-def pass_through_jpeg(path: str | Path, max_side: int, bit_depth: int) -> PassThroughImage | None:
+def pass_through_jpeg(path: str | Path, max_side: int, bit_depth: int,
+                      data: bytes | None = None) -> PassThroughImage | None:
     """The JPEG at ``path`` as it is stored, when it conforms (see the module docstring); None when it
     must be decoded and re-encoded (not a ``.jpg``/``.jpeg``, colour, 12-bit, lossless or arithmetic,
-    larger than ``max_side``, a 16-bit release). A cut or malformed marker structure raises MediaError."""
+    larger than ``max_side``, a 16-bit release). A cut or malformed marker structure raises MediaError.
+    ``data``: the file's bytes, when the caller has read them."""
     from shardsmith.media.raster import EncodedImage, PassThroughImage, _load
 
     if Path(path).suffix.lower() not in (".jpg", ".jpeg") or bit_depth != 8:
         return None
-    data, name = _load(path)
+    data, name = _load(path, data)
     if not data.startswith(_SOI):
         return None  # read_raster gives the precise reason
     out, (marker, precision, height, width, components) = _walk(data, name)

@@ -59,9 +59,13 @@ class EncodedImage:
     media_type: str = "image/png"
 
 
-def _load(source: str | Path | bytes | bytearray | memoryview) -> tuple[bytes, str]:
+def _load(source: str | Path | bytes | bytearray | memoryview, data: bytes | None = None) -> tuple[bytes, str]:
+    """(bytes, name for messages) of ``source``; ``data``: the file's bytes already read by the
+    caller (who hashed them), so the file is not read twice."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "<bytes>"
+    elif data is not None:
+        name = str(source)
     else:
         name = str(source)
         try:
@@ -92,13 +96,14 @@ def _imdecode(data: bytes, name: str) -> np.ndarray:
     return arr
 
 
-def read_raster(source: str | Path | bytes | bytearray | memoryview) -> DecodedImage:
-    """Read a PNG/JPEG as a 2D grayscale DecodedImage (lo/hi = the full range of its bit depth).
+def read_raster(source: str | Path | bytes | bytearray | memoryview, data: bytes | None = None) -> DecodedImage:
+    """Read a PNG/JPEG as a 2D grayscale DecodedImage (lo/hi = the full range of its bit depth);
+    ``data``: the bytes of the file ``source`` names, when the caller has read them.
 
     Colour or grey+alpha images keep the first channel in RGB order (R), as TorchXRayVision does
     for the few RGBA NIH PNGs; for grayscale stored as colour all channels are equal anyway.
     """
-    data, name = _load(source)
+    data, name = _load(source, data)
     arr = _imdecode(data, name)
     if arr.ndim == 3:
         # OpenCV returns BGR(A); channel 2 is R, i.e. channel 0 of the RGB(A) array.
@@ -358,15 +363,17 @@ def pixel_spread(pixels: np.ndarray) -> float:
     return float(hi - lo) * 255.0 / float(np.iinfo(pixels.dtype).max)
 
 
-def pass_through_png(path: str | Path, max_side: int, bit_depth: int) -> PassThroughImage | None:
+def pass_through_png(path: str | Path, max_side: int, bit_depth: int,
+                     data: bytes | None = None) -> PassThroughImage | None:
     """The PNG at ``path`` as it would be stored, when it already conforms (greyscale, ``bit_depth``
     bits, longest side within ``max_side``); None when it must be decoded and re-encoded (not a
     PNG, colour, another depth, too large, bytes after the image data's deflate stream). A cut or corrupt
     chunk structure raises MediaError, and so does image data that does not inflate to exactly the
-    scanlines the header promises (height * (1 + row bytes) per pass) with valid filter types."""
+    scanlines the header promises (height * (1 + row bytes) per pass) with valid filter types.
+    ``data``: the file's bytes, when the caller has read them."""
     if Path(path).suffix.lower() != ".png":
         return None
-    data, name = _load(path)
+    data, name = _load(path, data)
     if not data.startswith(_PNG_SIGNATURE):
         return None  # read_raster gives the precise reason
     out = bytearray(_PNG_SIGNATURE)

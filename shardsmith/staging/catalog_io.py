@@ -97,6 +97,30 @@ def _catalog_table(entries: list[CatalogEntry]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=CATALOG_SCHEMA)
 
 
+def fill_raw_sha256(settings: Settings, source_name: str, hashed: dict[str, str]) -> None:
+    """Rewrite the staged catalog with the digests of ``hashed`` (raw path -> sha256) where a row has
+    none: the same row groups and columns, so the file is the one the catalog step would have
+    written had it hashed those files itself."""
+    path = settings.layout.catalog(source_name)
+    tmp = temp_path(path)
+    pf = pq.ParquetFile(path)
+    try:
+        with pq.ParquetWriter(tmp, CATALOG_SCHEMA, compression="zstd") as writer:
+            for i in range(pf.num_row_groups):
+                table = pf.read_row_group(i, columns=list(CATALOG_SCHEMA.names))
+                sha = table.column("raw_sha256").to_pylist()
+                if any(not s and p in hashed for s, p in zip(sha, table.column("raw_path").to_pylist(), strict=True)):
+                    paths = table.column("raw_path").to_pylist()
+                    sha = [s or hashed.get(p, "") for s, p in zip(sha, paths, strict=True)]
+                    table = table.set_column(table.schema.get_field_index("raw_sha256"), "raw_sha256",
+                                             pa.array(sha, pa.string()))
+                writer.write_table(table)
+        commit(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def iter_catalog(settings: Settings, source_name: str, part: str = WHOLE) -> Iterator[CatalogRow]:
     """The staged catalog's rows in order, read ``CATALOG_BATCH`` at a time; only ``part``'s
     (a hash bucket of ``settings.buckets``) unless ``part`` is WHOLE."""

@@ -4,6 +4,13 @@ A state maps each file's path relative to the root to ``[size, mtime_ns, sha256]
 state re-hashes only files whose size or mtime changed, so a sensor tick or a rebuild over an
 unchanged tree costs one ``stat`` per file; a file touched without a content change keeps its
 digest, so it does not count as a change.
+
+The catalog step scans with ``hash_new=False``: a file it has never hashed keeps ``None`` as its
+digest (``[size, mtime_ns, None]``) and the worker that decodes it hashes the bytes it reads anyway
+(``staging.pool``), so a first build reads every image once, off the parent; the records step then
+fills the digests in (``staging.steps.record_raw_digests``). Until then such a file is identified by
+its size and mtime (``digest``, ``changes``). A file rewritten with the same size and mtime is not
+noticed, as before: size and mtime decide what is hashed again.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from pathlib import Path
 
 from shardsmith.hashing import sha256_file
 
-State = dict[str, list]  # relpath -> [size, mtime_ns, sha256]
+State = dict[str, list]  # relpath -> [size, mtime_ns, sha256 or None (not hashed yet)]
 
 
 def _try_hash(path: Path) -> str | None:
@@ -46,12 +53,14 @@ def walk_files(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
 HASH_WINDOW = 512  # files hashed per round: bounded futures and paths, however large the tree
 
 
-def scan(root: Path, previous: State | None = None) -> State:
+def scan(root: Path, previous: State | None = None, hash_new: bool = True) -> State:
     """Fingerprint every regular file under ``root`` (hidden files skipped), reusing ``previous``.
 
     Files are hashed as the walk finds them, ``HASH_WINDOW`` at a time on a thread per core: only
     the state itself grows with the tree (a list of every file's ``Path`` and ``stat`` result plus
-    one future each held 700 MB for CheXpert's 223,414 images)."""
+    one future each held 700 MB for CheXpert's 223,414 images). With ``hash_new=False`` a file with
+    no digest in ``previous`` is not hashed (``None``): its reader will hash it; a file that has one
+    and was touched is hashed again, so a touch without a content change is still no change."""
     previous = previous or {}
     state: State = {}
     if not root.is_dir():
@@ -72,6 +81,9 @@ def scan(root: Path, previous: State | None = None) -> State:
             if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
                 state[rel] = old if isinstance(old, list) else list(old)
                 continue
+            if not hash_new and not (old and old[2]):
+                state[rel] = [st.st_size, st.st_mtime_ns, None]
+                continue
             window.append((rel, st.st_size, st.st_mtime_ns))
             if len(window) >= HASH_WINDOW:
                 hash_window(pool)
@@ -79,17 +91,37 @@ def scan(root: Path, previous: State | None = None) -> State:
     return dict(sorted(state.items()))
 
 
+def hash_pending(root: Path, state: State, skip: set[str] | frozenset[str] = frozenset()) -> None:
+    """Hash, in place, the files of ``state`` that have no digest yet, except ``skip`` (those a
+    worker will hash when it reads them); a file that cannot be read is left without one."""
+    todo = [rel for rel, v in state.items() if v[2] is None and rel not in skip]
+    if not todo:
+        return
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        for start in range(0, len(todo), HASH_WINDOW):
+            window = todo[start:start + HASH_WINDOW]
+            for rel, digest_ in zip(window, pool.map(lambda r: _try_hash(root / r), window), strict=True):
+                if digest_ is not None:
+                    state[rel][2] = digest_
+
+
+def _token(entry: list) -> str:
+    """What identifies a file's content: its sha256, or until it is hashed its size and mtime."""
+    return entry[2] if entry[2] else f"unhashed {entry[0]} {entry[1]}"
+
+
 def changes(old: State, new: State) -> dict[str, list[str]]:
     """Which paths were added, removed or changed in content between two states."""
     return {
         "added": sorted(set(new) - set(old)),
         "removed": sorted(set(old) - set(new)),
-        "changed": sorted(p for p in set(old) & set(new) if old[p][2] != new[p][2]),
+        "changed": sorted(p for p in set(old) & set(new) if _token(old[p]) != _token(new[p])),
     }
 
 
 def digest(state: State, *extra: str) -> str:
-    """One digest of the tree's content (paths and file hashes, not mtimes) plus ``extra`` strings."""
+    """One digest of the tree's content (paths and file hashes, not mtimes) plus ``extra`` strings;
+    a file not hashed yet counts by its size and mtime."""
     h = hashlib.sha256()
     for e in extra:
         h.update(e.encode())
@@ -97,5 +129,5 @@ def digest(state: State, *extra: str) -> str:
     for rel in sorted(state):
         h.update(rel.encode())
         h.update(b"\0")
-        h.update(state[rel][2].encode())
+        h.update(_token(state[rel]).encode())
     return h.hexdigest()

@@ -27,8 +27,9 @@ from pebble import ProcessExpired, ProcessPool
 from shardsmith import config
 from shardsmith.config import Settings
 from shardsmith.errors import RecordError
+from shardsmith.hashing import sha256_file
 from shardsmith.pseudonym import use_key
-from shardsmith.sources.medical.base import MedicalSource
+from shardsmith.sources.medical.base import CatalogEntry, MedicalSource
 from shardsmith.staging.catalog_io import CatalogRow
 
 log = logging.getLogger(__name__)
@@ -58,15 +59,29 @@ class WorkerError(RuntimeError):
 
 
 def _build_one(source: MedicalSource, row: CatalogRow, root: Path, settings: Settings,
-               extra_names: tuple[str, ...]) -> Outcome:
-    """Decode one entry. RecordError comes back as a value: it does not survive pickling."""
+               extra_names: tuple[str, ...]) -> tuple[str, Outcome]:
+    """Decode one entry: (the raw file's sha256 when the catalog left it to this worker, else "";
+    the outcome). RecordError comes back as a value: it does not survive pickling.
+
+    The raw file is hashed here, in the process that reads it anyway (a source that hashes the bytes
+    it reads, ``MedicalSource.hashes_while_reading``, fills ``entry.raw_sha256`` itself), so its
+    records carry the digest and the parent never reads the file."""
+    entry = row.entry()
     try:
-        entry = row.entry()
+        if not entry.raw_sha256 and not source.hashes_while_reading:
+            try:
+                entry.raw_sha256 = sha256_file(root / entry.raw_path)
+            except OSError as e:
+                raise RecordError("unreadable", f"{entry.raw_path}: cannot read ({e.strerror or e})") from e
         rows = list(source.build_records(entry, root, settings))
         extra = {name: list(source.build_extra(name, entry, root, settings)) for name in extra_names}
     except RecordError as e:
-        return ("quarantine", e.reason, e.detail)
-    return ("ok", rows, extra)
+        return (_new_digest(row, entry), ("quarantine", e.reason, e.detail))
+    return (_new_digest(row, entry), ("ok", rows, extra))
+
+
+def _new_digest(row: CatalogRow, entry: CatalogEntry) -> str:
+    return entry.raw_sha256 if not row.raw_sha256 else ""
 
 
 # Per worker process: the job (source, raw root, settings, extra tables) it was started for. The
@@ -88,13 +103,13 @@ def _init_worker(job: bytes) -> None:
     _JOB = (source, root, settings, extra_names)
 
 
-def _work(row: CatalogRow) -> Outcome:
+def _work(row: CatalogRow) -> tuple[str, Outcome]:
     assert _JOB is not None, "worker started without a job"
     source, root, settings, extra_names = _JOB
     try:
         return _build_one(source, row, root, settings, extra_names)
     except Exception as e:  # re-raised by the parent; the exception object itself may not pickle
-        return ("error", f"{e.__class__.__name__}: {e}", traceback.format_exc())
+        return ("", ("error", f"{e.__class__.__name__}: {e}", traceback.format_exc()))
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
@@ -148,8 +163,10 @@ atexit.register(_drop_pool)
 
 
 def outcomes(source: MedicalSource, routed: Iterable[tuple[str, CatalogRow]], root: Path, settings: Settings,
-              extra_names: tuple[str, ...], workers: int) -> Iterator[tuple[str, CatalogRow, Outcome]]:
-    """(part, row, outcome) in input order.
+              extra_names: tuple[str, ...], workers: int,
+              hashed: dict[str, str] | None = None) -> Iterator[tuple[str, CatalogRow, Outcome]]:
+    """(part, row, outcome) in input order; the sha256 a worker computed for a row the catalog left
+    without one goes into ``hashed`` (raw path -> digest).
 
     With a pool, small items travel in chunks (``CHUNK_ITEMS`` or ``CHUNK_BYTES`` of raw files,
     whichever comes first: a 2 KB PNG costs less to decode than to send alone); at most
@@ -170,9 +187,17 @@ def outcomes(source: MedicalSource, routed: Iterable[tuple[str, CatalogRow]], ro
     if job is not None and pool is None:
         log.warning("%s: worker processes could not start; decoding serially (a script calling this "
                     "needs an `if __name__ == \"__main__\":` guard, or set SHARDSMITH_WORKERS=1)", source.name)
+    found = hashed if hashed is not None else {}
+
+    def done(part: str, row: CatalogRow, result: tuple[str, Outcome]) -> tuple[str, CatalogRow, Outcome]:
+        digest, outcome = result
+        if digest:
+            found[row.raw_path] = digest
+        return part, row, _checked(outcome, row)
+
     if pool is None:
         for part, row in routed:
-            yield part, row, _build_one(source, row, root, settings, extra_names)
+            yield done(part, row, _build_one(source, row, root, settings, extra_names))
         return
     timeout = settings.item_timeout_s if settings.item_timeout_s > 0 else None
     per_worker = IN_FLIGHT_PER_WORKER_VOLUMES if extra_names else IN_FLIGHT_PER_WORKER
@@ -198,18 +223,18 @@ def outcomes(source: MedicalSource, routed: Iterable[tuple[str, CatalogRow]], ro
                 if pool is None:
                     for c in itertools.chain(redo, todo):
                         for p, r in c:
-                            yield p, r, _build_one(source, r, root, settings, extra_names)
+                            yield done(p, r, _build_one(source, r, root, settings, extra_names))
                     return
                 todo = itertools.chain(redo, todo)
                 continue
             if results is None:
-                results = [("quarantine", "worker_crashed", "the worker pool broke repeatedly on this item")]
+                results = [("", ("quarantine", "worker_crashed", "the worker pool broke repeatedly on this item"))]
             if len(results) != len(chunk):  # the chunk as a whole timed out or crashed: one by one
                 singles = [pool.schedule(_work_chunk, args=([r],), timeout=timeout) for _, r in chunk]
-                broke = [("quarantine", "worker_crashed", "the worker pool broke while decoding this item")]
+                broke = [("", ("quarantine", "worker_crashed", "the worker pool broke while decoding this item"))]
                 results = [(_result(f, [c], source, timeout) or broke)[0] for f, c in zip(singles, chunk, strict=True)]
-            for (part, row), outcome in zip(chunk, results, strict=True):
-                yield part, row, _checked(outcome, row)
+            for (part, row), result in zip(chunk, results, strict=True):
+                yield done(part, row, result)
     finally:
         for _, f in pending:  # the consumer stopped early (an error): drop queued work
             f.cancel()
@@ -228,12 +253,12 @@ def _chunks(routed: Iterable[tuple[str, CatalogRow]], max_items: int) -> Iterato
         yield chunk
 
 
-def _work_chunk(rows: list[CatalogRow]) -> list[Outcome]:
+def _work_chunk(rows: list[CatalogRow]) -> list[tuple[str, Outcome]]:
     return [_work(row) for row in rows]
 
 
 def _result(fut, chunk: list[tuple[str, CatalogRow]], source: MedicalSource,
-            timeout: float | None) -> list[Outcome] | None:
+            timeout: float | None) -> list[tuple[str, Outcome]] | None:
     """A chunk's outcomes. When the chunk's worker hung or died: for a single item, its quarantine
     outcome; for several, an empty list (the caller redoes them one by one). None: the pool broke."""
     try:
@@ -244,16 +269,17 @@ def _result(fut, chunk: list[tuple[str, CatalogRow]], source: MedicalSource,
         row = chunk[0][1]
         log.error("%s: %s took longer than %g s; its worker was stopped and the item quarantined",
                   source.name, row.raw_path, timeout)
-        return [("quarantine", "timeout",
-                 f"no result after {timeout:g} s (item_timeout_s / SHARDSMITH_ITEM_TIMEOUT_S); the worker was stopped")]
+        return [("", ("quarantine", "timeout",
+                      f"no result after {timeout:g} s (item_timeout_s / SHARDSMITH_ITEM_TIMEOUT_S); "
+                      "the worker was stopped"))]
     except ProcessExpired as e:
         if len(chunk) > 1:
             return []
         row = chunk[0][1]
         log.error("%s: worker process died on %s (exit code %s); quarantined", source.name, row.raw_path,
                   e.exitcode)
-        return [("quarantine", "worker_crashed",
-                 f"the worker process decoding this file died (exit code {e.exitcode}: crash or out of memory)")]
+        return [("", ("quarantine", "worker_crashed",
+                      f"the worker process decoding this file died (exit code {e.exitcode}: crash or out of memory)"))]
     except (BrokenProcessPool, RuntimeError) as e:
         log.warning("%s: the worker pool broke (%s); restarting it", source.name, e)
         return None

@@ -42,9 +42,11 @@ Progress = Callable[[int, int, float], None]  # done, total, seconds elapsed
 
 
 def build_parts(settings: Settings, source: MedicalSource, routed: Iterable[tuple[str, CatalogRow]],
-                parts: Mapping[str, PartInput], progress: Progress | None = None) -> dict[str, StageCounts]:
+                parts: Mapping[str, PartInput], progress: Progress | None = None,
+                hashed: dict[str, str] | None = None) -> dict[str, StageCounts]:
     """Decode catalog rows, each tagged with its part, into every part's staging files in one pass
     over one pool (a first build of all buckets of a source pays the pool's start and tail once).
+    The digests workers computed for rows the catalog left without one go into ``hashed``.
 
     Rows of one part are written in the order they come, whatever the worker count, so each part's
     files are the same bytes as when that part is built alone or serially.
@@ -54,7 +56,7 @@ def build_parts(settings: Settings, source: MedicalSource, routed: Iterable[tupl
     workers = 0 if settings.workers == 1 else settings.usable_workers(max(total, 1))
     sinks: dict[str, PartSink] = {}
     start = time.monotonic()
-    results = outcomes(source, routed, root, settings, tuple(source.extra_tables()), workers)
+    results = outcomes(source, routed, root, settings, tuple(source.extra_tables()), workers, hashed)
     try:
         for part, spec in parts.items():
             sinks[part] = PartSink(settings, source, part, spec)

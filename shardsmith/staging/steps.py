@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 from shardsmith.atomic import atomic_write_json, write_parquet_atomic
 from shardsmith.config import Settings
 from shardsmith.schemas.quarantine import QUARANTINE_SCHEMA
-from shardsmith.sources.medical.base import MedicalSource
+from shardsmith.sources.medical.base import CatalogEntry, MedicalSource
 from shardsmith.staging import fingerprint
+from shardsmith.staging.catalog_io import fill_raw_sha256
 from shardsmith.staging.layout import WHOLE, StagingLayout
 from shardsmith.staging.runner import CatalogRow, PartInput, build_parts, iter_catalog, write_catalog
 from shardsmith.staging.versions import (
@@ -76,7 +77,8 @@ def stage_catalog(settings: Settings, source: MedicalSource) -> StepOutcome:
     if not root.is_dir():
         raise RawMissingError(f"{root} does not exist: put {name} there in its native layout")
     previous = read_versions(layout, name)
-    state = fingerprint.scan(root, previous.get("raw"))
+    # images are hashed by the workers that decode them (record_raw_digests), not here
+    state = fingerprint.scan(root, previous.get("raw"), hash_new=False)
     version = fingerprint.digest(state, source.adapter_version, "catalog")
     removed = remove_whole_source_staging(layout, source) if source.partitioned else []
     cat_file = layout.catalog(name)
@@ -85,8 +87,11 @@ def stage_catalog(settings: Settings, source: MedicalSource) -> StepOutcome:
         log.info("%s: raw tree unchanged (%d files); catalog reused", name, len(state))
         return StepOutcome(version, False, {"items": meta["entries"], "quarantined": meta["quarantined"],
                                             "raw_files": len(state)}, {"catalog": cat_file})
+    deferred: set[str] = set()  # raw paths of catalog entries whose digest a worker computes
     try:
-        cat = source.catalog_stream(root, known_sha256={rel: v[2] for rel, v in state.items()})
+        # "" for a file not hashed yet: the entry is written without its digest
+        cat = source.catalog_stream(root, known_sha256={rel: v[2] or "" for rel, v in state.items()})
+        cat.entries = _noting_deferred(cat.entries, deferred)
         out = write_catalog(settings, source, cat)  # streams the entries: the source's rows are never all held
     except Exception as exc:
         # The source failed as a whole (a broken label file, say): leave a marker so the release
@@ -101,12 +106,40 @@ def stage_catalog(settings: Settings, source: MedicalSource) -> StepOutcome:
         # bad label row) belong to the source as a whole, so they go to the source-level file.
         write_parquet_atomic(pa.Table.from_pylist(cat.quarantine, schema=QUARANTINE_SCHEMA),
                              layout.source_quarantine(name))
+    # what no worker will read (label files, images the catalog quarantined) is hashed here
+    fingerprint.hash_pending(root, state, deferred)
+    version = fingerprint.digest(state, source.adapter_version, "catalog")
     with locked_versions(layout, name) as v:
         v["raw"], v["catalog"] = state, version
     log.info("%s: %d items with images, %d quarantined", name, meta["entries"], meta["quarantined"])
     return StepOutcome(version, True, {"items": meta["entries"], "images_on_disk": cat.images_on_disk,
                                        "quarantined": meta["quarantined"], "raw_files": len(state)},
                        {"catalog": out}, {"removed_stale": removed, "label_files": cat.label_files})
+
+
+def _noting_deferred(entries: Iterator[CatalogEntry], deferred: set[str]) -> Iterator[CatalogEntry]:
+    for entry in entries:
+        if not entry.raw_sha256:
+            deferred.add(entry.raw_path)
+        yield entry
+
+
+def record_raw_digests(settings: Settings, source: MedicalSource, hashed: dict[str, str]) -> None:
+    """Write the digests the workers computed (raw path -> sha256) where the catalog step left
+    none: into the staged catalog and the raw fingerprint, and the catalog version again, so the
+    staging is what it would be had the catalog step hashed every file (a rebuild reuses it)."""
+    if not hashed:
+        return
+    layout = settings.layout
+    fill_raw_sha256(settings, source.name, hashed)
+    with locked_versions(layout, source.name) as v:
+        raw = v.get("raw", {})
+        consistent = v.get("catalog") == fingerprint.digest(raw, source.adapter_version, "catalog")
+        for rel, sha in hashed.items():
+            if rel in raw and raw[rel][2] is None:
+                raw[rel][2] = sha
+        if consistent:
+            v["catalog"] = fingerprint.digest(raw, source.adapter_version, "catalog")
 
 
 def part_inputs(settings: Settings, source: MedicalSource, part: str) -> tuple[list, list[dict]]:
@@ -167,7 +200,11 @@ def stage_records_parts(settings: Settings, source: MedicalSource, parts: list[s
         else:
             todo[part] = PartInput(n, _catalog_quarantine(settings, source, part))
     if todo:
-        counts = build_parts(settings, source, _routed(settings, source, list(todo)), todo, progress)
+        hashed: dict[str, str] = {}  # raw path -> sha256 the workers computed for the catalog
+        counts = build_parts(settings, source, _routed(settings, source, list(todo)), todo, progress, hashed)
+        if hashed:  # the parts' versions as they are with the digests in the catalog
+            record_raw_digests(settings, source, hashed)
+            versions.update(part_versions(settings, source, list(todo)))
         with locked_versions(layout, name) as v:
             for part in todo:
                 v.setdefault("records", {})[part] = versions[part][0]

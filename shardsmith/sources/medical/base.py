@@ -63,6 +63,9 @@ class MedicalSource(Source):
     # Images on disk without any label row: "quarantine" (default) or "unlabelled" (published
     # with abnormal=None and no findings, e.g. SIIM images without a CSV row).
     unlabelled_images: ClassVar[str] = "quarantine"
+    # True when ``build_records`` hashes the raw file from the bytes it reads and fills
+    # ``entry.raw_sha256`` when the catalog left it empty (else the worker hashes the file first).
+    hashes_while_reading: ClassVar[bool] = False
 
     def __init__(self, vocabulary: Vocabulary | None = None, settings: Settings | None = None):
         self.vocab = vocabulary or load_vocabulary(tuple(self.vocabulary_files))

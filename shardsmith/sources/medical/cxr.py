@@ -30,14 +30,27 @@ DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 BOX_TOLERANCE_PX = 2.0  # source boxes may touch the border by rounding; beyond this they are wrong
 
 
-def decode_any(path: Path) -> DecodedImage:
-    """DICOM by suffix (VinDr uses ``.dicom``), else a raster image; MediaError on failure."""
+def decode_any(path: Path, data: bytes | None = None) -> DecodedImage:
+    """DICOM by suffix (VinDr uses ``.dicom``), else a raster image; MediaError on failure.
+    ``data``: the file's bytes, when the caller has read them (messages still name ``path``)."""
     from shardsmith.media.dicom import decode_dicom
     from shardsmith.media.raster import read_raster
 
     if path.suffix.lower() in DICOM_SUFFIXES:
-        return decode_dicom(path)
-    return read_raster(path)
+        return decode_dicom(path if data is None else data, name=str(path))
+    return read_raster(path, data)
+
+
+def read_and_hash(path: Path) -> tuple[bytes, str]:
+    """A raw file's bytes and their sha256: the worker that decodes a file reads it once and hashes
+    those bytes, so no other process reads it (the catalog judged it by size and mtime)."""
+    from shardsmith.hashing import sha256_bytes
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # the decoders' own reason and wording for a file that cannot be read
+        raise RecordError("unreadable", f"{path}: cannot read file ({exc.__class__.__name__}: {exc})") from exc
+    return data, sha256_bytes(data)
 
 
 def _space(geometry: dict[str, Any], native_w: int, native_h: int) -> tuple[float, float]:
@@ -160,6 +173,7 @@ class CxrSource(MedicalSource):
     """A chest X-ray source: one record per image."""
 
     default_modality = "DX"
+    hashes_while_reading = True  # build_records hashes the bytes it decodes (read_and_hash)
 
     def build_records(self, entry: CatalogEntry, root: Path, settings: Settings) -> Iterator[dict]:
         from shardsmith.media.dicom import MediaError
@@ -168,11 +182,15 @@ class CxrSource(MedicalSource):
 
         path = root / entry.raw_path
         side, depth = settings.image.max_side, settings.image.bit_depth
+        data = None
+        if not entry.raw_sha256:  # the catalog left the digest to the reader: this process
+            data, entry.raw_sha256 = read_and_hash(path)
         try:
             # A PNG already in the stored form (NIH, ChestX-Det) is copied after a header check, and
             # a greyscale JPEG (CheXpert, MS-CXR) is kept as it came: neither is decoded and
             # re-encoded; ``img.thumbnail()`` still gives a small (reduced) decoded copy.
-            img = pass_through_png(path, side, depth) or pass_through_jpeg(path, side, depth) or decode_any(path)
+            img = (pass_through_png(path, side, depth, data) or pass_through_jpeg(path, side, depth, data)
+                   or decode_any(path, data))
         except MediaError as e:
             raise RecordError(e.reason, str(e)) from e
         if not settings.allow_burned_in:
