@@ -145,6 +145,22 @@ def _write(table: pa.Table, path: Path) -> None:
     write_parquet_atomic(table, path, write_statistics=True, use_dictionary=True, store_schema=True)
 
 
+def relative_raw_paths(result: GameResult, raw_root: Path) -> None:
+    """Point ``raw_path`` (games and quarantine rows) into the source's raw tree, as medical records
+    do: adapters name the absolute file they read, and a home's absolute path in a published row
+    would make two homes with the same inputs publish different bytes (and tell where a user keeps
+    the data)."""
+    prefixes = {f"{raw_root}/", f"{raw_root.resolve()}/"}
+    for row in (*result.games, *result.quarantine):
+        value = row.get("raw_path")
+        if not value:
+            continue
+        for prefix in prefixes:
+            if value.startswith(prefix):
+                row["raw_path"] = value[len(prefix):]
+                break
+
+
 def write_game_staging(settings: Settings, source: str, result: GameResult) -> dict[str, Path]:
     """Write (replace) the game's staging and quarantine Parquet files; returns the paths written.
 
@@ -152,6 +168,7 @@ def write_game_staging(settings: Settings, source: str, result: GameResult) -> d
     previous partition's rows instead of leaving them behind.
     """
     layout = settings.layout
+    relative_raw_paths(result, settings.raw_dir(source))
     tables = game_tables(result)
     out: dict[str, Path] = {}
     for name in GAME_TABLES:
@@ -207,7 +224,7 @@ def label_stats(source: str, raw_root: Path) -> dict[str, Any]:
 
 # --- the per-game step, as the Dagster layer runs it -------------------------------------------------
 
-STEP_VERSION = "3"  # bump when the per-game step's output changes for the same inputs
+STEP_VERSION = "4"  # 4: raw_path relative to the raw tree. Bump when the per-game step's output changes for the same inputs
 
 
 def discover_all(settings: Settings) -> tuple[dict[str, list[GameRef]], list[dict]]:

@@ -154,3 +154,29 @@ def test_half_installed_speech_extra_quarantines_the_video_game_not_the_step(
     werebench = discover_games("werebench", settings.raw_dir("werebench"))[0].game_id
     staged = stage_game(settings, werebench)
     assert staged["reconciles"] and staged["published"] == 6 and "needs_extra_speech" not in staged["reasons"]
+
+
+def test_staged_game_rows_are_the_same_bytes_in_two_homes(demo_raw: Path, tmp_path: Path) -> None:
+    """A games or quarantine row names its file inside the source's raw tree, never the home's
+    absolute path: the same inputs in two homes stage (and so publish) the same bytes."""
+    import shutil
+
+    from shardsmith.config import Settings
+    from shardsmith.staging.games import write_game_staging
+
+    staged: dict[str, dict[str, bytes]] = {}
+    for home in ("home-a", "elsewhere/home-b"):
+        settings = Settings(home=tmp_path / home)
+        for source in ("werebench", "werewolf_among_us"):
+            shutil.copytree(demo_raw / source, settings.raw_dir(source))
+            for ref in discover_games(source, settings.raw_dir(source)):
+                paths = write_game_staging(settings, source, build_game(source, ref))
+                for table in ("games", "quarantine"):
+                    rows = pq.read_table(paths[table]).to_pylist()
+                    for row in rows:
+                        raw_path = row["raw_path"] or ""
+                        assert not raw_path.startswith("/") and str(tmp_path) not in raw_path, (table, raw_path)
+                        if table == "games":  # it names a file of the raw tree (a member after '#')
+                            assert (settings.raw_dir(source) / raw_path.split("#")[0]).is_file(), raw_path
+                    staged.setdefault(home, {})[f"{ref.game_id}/{table}"] = paths[table].read_bytes()
+    assert staged["home-a"] and staged["home-a"] == staged["elsewhere/home-b"]
