@@ -126,45 +126,76 @@ def _rank(record_id: str, label: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{label}\x1f{record_id}".encode()).digest()[:8], "big")
 
 
-def sample_by_label(files: list[Path], per_label: int = 8, batch_rows: int = 8192) -> dict[str, list[dict]]:
-    """Up to ``per_label`` records for each present label, chosen by a stable hash of the record id
-    over every staged file.
+SAMPLE_SLACK = 8  # candidates ranked beyond ``per_label``: stand-ins for chosen rows without image bytes
 
-    The first pass reads only ``record_id``, ``findings`` and the image column, finds each record's
-    present labels with Arrow (no Python row per record) and ranks only those (record, label)
-    pairs; the second reads back the chosen rows' row groups alone, as dicts for the pictures."""
-    kept: dict[str, list[tuple[int, tuple[int, int]]]] = {}
+
+def sample_by_label(files: list[Path], per_label: int = 8, batch_rows: int = 8192) -> dict[str, list[dict]]:
+    """Up to ``per_label`` records for each present label that hold image bytes, chosen by a stable
+    hash of the record id over every staged file.
+
+    The first pass reads only ``record_id`` and ``findings``, finds each record's present labels with
+    Arrow (no Python row per record) and keeps the ``per_label + SAMPLE_SLACK`` best-ranked (record,
+    label) pairs; the second reads back those rows' row groups alone, as dicts, and drops rows
+    without image bytes. Reading every record's image column only to ask whether it is empty was the
+    release's largest allocation (issue 24). The sample is exactly the rule's: when a label's kept
+    candidates run out of rows with images before ``per_label`` while more candidates exist, the
+    label is ranked again with the image column read (``_rank_pairs(..., require_image=True)``)."""
     cols = ["record_id", "native_id", "image", "targets", "findings", "abnormal"]
+    kept = _rank_pairs(files, per_label + SAMPLE_SLACK, batch_rows, require_image=False)
+    rows = _rows_at(files, {where for heap in kept.values() for _, where in heap}, cols)
+    out: dict[str, list[dict]] = {}
+    short: set[str] = set()
+    for label, heap in sorted(kept.items()):
+        ordered = [rows[where] for _, where in sorted(heap, key=lambda t: -t[0])]
+        with_image = [r for r in ordered if r["image"] and r["image"]["bytes"]]
+        if len(with_image) < per_label and len(heap) == per_label + SAMPLE_SLACK:
+            short.add(label)  # the rows with images may lie further down the ranking
+        elif with_image:
+            out[label] = with_image[:per_label]
+    if short:
+        exact = _rank_pairs(files, per_label, batch_rows, require_image=True, labels=short)
+        again = _rows_at(files, {where for heap in exact.values() for _, where in heap}, cols)
+        for label, heap in exact.items():
+            out[label] = [again[where] for _, where in sorted(heap, key=lambda t: -t[0])]
+    return dict(sorted(out.items()))
+
+
+def _rank_pairs(files: list[Path], size: int, batch_rows: int, require_image: bool,
+                labels: set[str] | None = None) -> dict[str, list[tuple[int, tuple[int, int]]]]:
+    """Per label, a heap of the ``size`` best-ranked (-rank, (file index, row)) present pairs."""
+    kept: dict[str, list[tuple[int, tuple[int, int]]]] = {}
+    read = ["record_id", "findings", "image"] if require_image else ["record_id", "findings"]
     for k, f in enumerate(files):
         pf = pq.ParquetFile(f)
-        names = pf.schema_arrow.names
-        if not {"record_id", "findings", "image"} <= set(names):
+        if not {"record_id", "findings", "image"} <= set(pf.schema_arrow.names):
             continue
         offset = 0
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=["record_id", "findings", "image"]):
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=read):
             for position, label, record_id in _present_pairs(batch):
+                if labels is not None and label not in labels:
+                    continue
                 heap = kept.setdefault(label, [])
                 item = (-_rank(record_id, label), (k, offset + position))
-                if len(heap) < per_label:
+                if len(heap) < size:
                     heapq.heappush(heap, item)
                 elif item[0] > heap[0][0]:
                     heapq.heapreplace(heap, item)
             offset += batch.num_rows
-    wanted = {where for heap in kept.values() for _, where in heap}
-    rows = _rows_at(files, wanted, cols)
-    return {label: [rows[where] for _, where in sorted(heap, key=lambda t: -t[0])]
-            for label, heap in sorted(kept.items())}
+    return kept
 
 
 def _present_pairs(batch: pa.RecordBatch) -> list[tuple[int, str, str]]:
-    """(row, label, record id) once per label present in a row that holds image bytes."""
-    image = batch.column("image")
-    payload = pc.struct_field(image, "bytes") if pa.types.is_struct(image.type) else image
-    has_image = pc.fill_null(pc.greater(pc.binary_length(payload), 0), False)
+    """(row, label, record id) once per label present in a row (that holds image bytes, when the
+    batch carries the image column)."""
     findings = batch.column("findings")
     flat = pc.list_flatten(findings)
     parent = pc.list_parent_indices(findings)
-    keep = pc.and_(pc.fill_null(pc.equal(flat.field("status"), "present"), False), pc.take(has_image, parent))
+    keep = pc.fill_null(pc.equal(flat.field("status"), "present"), False)
+    if "image" in batch.schema.names:
+        image = batch.column("image")
+        payload = pc.struct_field(image, "bytes") if pa.types.is_struct(image.type) else image
+        has_image = pc.fill_null(pc.greater(pc.binary_length(payload), 0), False)
+        keep = pc.and_(keep, pc.take(has_image, parent))
     rows = pc.filter(parent, keep).to_pylist()
     labels = pc.filter(flat.field("label"), keep).to_pylist()
     ids = pc.take(batch.column("record_id"), pa.array(rows, pa.int64())).to_pylist()

@@ -86,3 +86,49 @@ def test_sample_is_the_per_row_rule_over_row_groups_statuses_and_missing_images(
     chosen = next(iter(sample.values()))[0]
     source = next(r for r in rows_all if r["native_id"] == chosen["native_id"])
     assert chosen["image"]["bytes"] == png and chosen["findings"] == source["findings"]
+
+
+def _ranked_rows(tmp_path, without_image: int, n: int = 60):
+    """One file of ``n`` 'nodule' records whose ``without_image`` best-ranked rows hold no image."""
+    from shardsmith.publish.preview import _rank
+
+    png = _png()
+    ids = [f"{i:04d}".ljust(24, "0") for i in range(n)]
+    best = set(sorted(ids, key=lambda r: _rank(r, "nodule"))[:without_image])
+    rows = [{"record_id": rid, "source": "s", "native_id": f"n-{rid[:4]}", "split": "train", "complete": False,
+             "image": None if rid in best else {"bytes": png, "path": None}, "height": 16, "width": 16,
+             "findings": [{"label": "nodule", "source_label": "Nodule", "status": "present", "readers": []}],
+             "targets": []} for rid in ids]
+    path = tmp_path / "records.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=RECORDS_SCHEMA), path, row_group_size=8)
+    expected = [r["native_id"] for r in sorted((r for r in rows if r["image"]), key=lambda r: _rank(r["record_id"],
+                                                                                               "nodule"))]
+    return [path], expected
+
+
+def test_rows_without_images_past_the_slack_still_give_the_rule_s_sample(tmp_path):
+    """More imageless rows at the top of the ranking than the slack covers: the label is ranked
+    again with the image column, and the sample is still the rule's."""
+    from shardsmith.publish.preview import SAMPLE_SLACK
+
+    files, expected = _ranked_rows(tmp_path, without_image=SAMPLE_SLACK + 6)
+    sample = sample_by_label(files, per_label=4, batch_rows=10)
+    assert [r["native_id"] for r in sample["nodule"]] == expected[:4]
+
+
+def test_the_ranking_pass_does_not_read_the_image_column(tmp_path, monkeypatch):
+    """The first pass reads ``record_id`` and ``findings`` only: reading every record's image bytes
+    to test them for emptiness was the release's largest allocation. Image bytes are read back only
+    for the row groups of the kept candidates."""
+    files, expected = _ranked_rows(tmp_path, without_image=3)
+    read: list[list[str]] = []
+    original = pq.ParquetFile.iter_batches
+
+    def spy(self, *args, **kwargs):
+        read.append(list(kwargs.get("columns") or []))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    sample = sample_by_label(files, per_label=4, batch_rows=10)
+    assert [r["native_id"] for r in sample["nodule"]] == expected[:4]
+    assert read and all("image" not in cols for cols in read), read
