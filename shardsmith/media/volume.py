@@ -220,20 +220,26 @@ def read_nifti_labels(path: Path, canonical: bool = False) -> tuple[sitk.Image, 
         data = data[..., 0]
     if data.ndim != 3:
         raise VolumeError("bad_dimensions", f"{path.name}: expected a 3D label map, got shape {data.shape}")
-    arr = np.asarray(data)
+    arr, top = _checked_labels(np.asarray(data), path.name)
+    dtype = np.uint8 if top <= 255 else np.uint16
+    return from_array(arr.astype(dtype, copy=False), affine, path.name, canonical), affine
+
+
+def _checked_labels(arr: np.ndarray, name: str) -> tuple[np.ndarray, int]:
+    """A label map (or a block of one) refused unless finite, whole, not negative and at most
+    65535; float values come back rounded. Returns it and its largest value."""
     if np.issubdtype(arr.dtype, np.floating):
-        check_finite(arr, path.name)
+        check_finite(arr, name)
         rounded = np.rint(arr)
         if np.abs(arr - rounded).max(initial=0.0) > 1e-3:
-            raise VolumeError("label_not_integer", f"{path.name}: label map has fractional values")
+            raise VolumeError("label_not_integer", f"{name}: label map has fractional values")
         arr = rounded
     if arr.size and arr.min() < 0:
-        raise VolumeError("label_negative", f"{path.name}: label map has negative values")
+        raise VolumeError("label_negative", f"{name}: label map has negative values")
     top = int(arr.max(initial=0))
-    dtype = np.uint8 if top <= 255 else np.uint16
     if top > 65535:
-        raise VolumeError("label_out_of_range", f"{path.name}: label value {top} exceeds 65535")
-    return from_array(arr.astype(dtype, copy=False), affine, path.name, canonical), affine
+        raise VolumeError("label_out_of_range", f"{name}: label value {top} exceeds 65535")
+    return arr, top
 
 
 def _image_block(block: np.ndarray, slope: float, inter: float, name: str) -> np.ndarray:
@@ -252,17 +258,7 @@ def _label_block(block: np.ndarray, slope: float, inter: float, name: str, store
     whole, not negative, at most 65535), in ``stored``."""
     if slope != 1.0 or inter != 0.0:
         block = block.astype(np.float32, copy=False) * np.float32(slope) + np.float32(inter)
-    if np.issubdtype(block.dtype, np.floating):
-        check_finite(block, name)
-        rounded = np.rint(block)
-        if np.abs(block - rounded).max(initial=0.0) > 1e-3:
-            raise VolumeError("label_not_integer", f"{name}: label map has fractional values")
-        block = rounded
-    if block.size and block.min() < 0:
-        raise VolumeError("label_negative", f"{name}: label map has negative values")
-    top = int(block.max(initial=0))
-    if top > 65535:
-        raise VolumeError("label_out_of_range", f"{name}: label value {top} exceeds 65535")
+    block, _top = _checked_labels(block, name)
     return block.astype(stored, copy=False)
 
 

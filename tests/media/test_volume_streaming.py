@@ -94,13 +94,18 @@ def test_a_streamed_label_map_is_the_label_map_read_whole(tmp_path: Path, small_
     assert np.array_equal(vol[0:37], expected)
 
 
-def test_a_broken_label_block_is_refused_like_the_whole_map(tmp_path: Path, small_blocks):
-    lab = blob_labels((37, 27, 24), (1, 2)).astype(np.int16)
-    lab[30, 3, 3] = -1
+@pytest.mark.parametrize("dtype,value,reason", [
+    (np.int16, -1, "label_negative"), (np.float32, 1.5, "label_not_integer"),
+    (np.int32, 70000, "label_out_of_range"), (np.float32, np.nan, "non_finite_voxels")])
+def test_a_broken_label_block_is_refused_like_the_whole_map(tmp_path: Path, small_blocks, dtype, value, reason):
+    lab = blob_labels((37, 27, 24), (1, 2)).astype(dtype)
+    lab[30, 3, 3] = value
     path = write_nifti(tmp_path / "seg.nii.gz", lab, KITS_AFFINE, sform_only=True)
-    with pytest.raises(V.VolumeError) as err:
+    with pytest.raises(V.VolumeError) as streamed:
         V.read_nifti_labels_slabs(path)
-    assert err.value.reason == "label_negative"
+    with pytest.raises(V.VolumeError) as whole:
+        V.read_nifti_labels(path, canonical=True)
+    assert streamed.value.reason == whole.value.reason == reason
 
 
 def test_a_cut_file_is_unreadable(tmp_path: Path):
