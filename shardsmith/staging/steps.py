@@ -131,8 +131,11 @@ def record_raw_digests(settings: Settings, source: MedicalSource, hashed: dict[s
     if not hashed:
         return
     layout = settings.layout
-    fill_raw_sha256(settings, source.name, hashed)
     with locked_versions(layout, source.name) as v:
+        # under the lock: the parts of one source staged in two processes at once (two partition
+        # runs from the UI) would otherwise each rewrite the catalog, the later dropping the
+        # earlier's digests
+        fill_raw_sha256(settings, source.name, hashed)
         raw = v.get("raw", {})
         consistent = v.get("catalog") == fingerprint.digest(raw, source.adapter_version, "catalog")
         for rel, sha in hashed.items():

@@ -151,3 +151,43 @@ def test_scan_defers_only_files_it_never_hashed(tmp_path):
     assert again["b"][2] is None
     fingerprint.hash_pending(tmp_path, again)
     assert again["b"][2] == sha256_file(tmp_path / "b")
+
+
+def test_two_processes_filling_digests_at_once_lose_none(tmp_path, monkeypatch):
+    """Two partition runs of one source (the UI can start them together) each fill the digests
+    their workers computed into the one staged catalog: the second must not write over the first's.
+    Each rewrite waits, before it replaces the catalog, for the other to get that far: unlocked, both
+    would have read the old catalog by then and the later rename drops the earlier's digests; under
+    the versions lock the other cannot start, the wait times out and the rewrites run one by one."""
+    import threading
+
+    from shardsmith.staging import catalog_io
+
+    monkeypatch.setenv("SHARDSMITH_PSEUDONYM_KEY", "test-key")
+    settings = _settings(tmp_path / "home")
+    cxr_core.write_vindr(settings.raw_dir("vindr_cxr"))
+    source = VinDrCxr(settings=settings)
+    steps.stage_catalog(settings, source)
+    rows = list(catalog_io.iter_catalog(settings, "vindr_cxr"))
+    assert len(rows) >= 2 and not any(r.raw_sha256 for r in rows)
+    root = settings.raw_dir("vindr_cxr")
+    halves = [{r.raw_path: sha256_file(root / r.raw_path) for r in rows[i::2]} for i in (0, 1)]
+
+    at_commit = threading.Barrier(2)
+    original = catalog_io.commit
+
+    def commit_after_the_other(tmp, path):
+        try:
+            at_commit.wait(timeout=1.0)
+        except threading.BrokenBarrierError:
+            pass
+        original(tmp, path)
+
+    monkeypatch.setattr(catalog_io, "commit", commit_after_the_other)
+    threads = [threading.Thread(target=steps.record_raw_digests, args=(settings, source, h)) for h in halves]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    filled = {r.raw_path: r.raw_sha256 for r in catalog_io.iter_catalog(settings, "vindr_cxr")}
+    assert filled == {**halves[0], **halves[1]}
